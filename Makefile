@@ -1,0 +1,47 @@
+# The two commands that do everything on a fresh machine:
+#   make demo   - build and run the demo (BPF reads per-thread hints set from Rust)
+#   make test   - run every test, BPF ones against the running kernel
+# Both install the system packages they need when run as root, and otherwise print the command.
+
+SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev
+CARGO ?= cargo
+
+.PHONY: all deps demo test lint fmt bench doc clean
+
+all: test
+
+# Installs what is missing; as non-root, prints the apt command instead.
+deps:
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing system packages:$$missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+demo: deps
+	$(CARGO) run --release -p tld-examples --bin demo
+
+test: deps
+	$(CARGO) test --workspace
+
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,274 @@
+//! Shared pieces of the integration tests: the test hints, the BPF skeleton, and mirrors of the
+//! BPF programs' context structs.
+//!
+//! The tests load real BPF programs into the running kernel and run them with
+//! `BPF_PROG_TEST_RUN`, which executes a `SEC("syscall")` program as the calling thread: what
+//! the program reads through `bpf_get_current_task_btf()` is that thread's task local data.
+#![allow(missing_docs)]
+
+use std::mem::MaybeUninit;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
+use tld_runtime::{task_local_data, TldType};
+
+// The hints of the two fixture crates must be linked in: name the crates.
+pub use tld_test_hints_a::HINT_A;
+pub use tld_test_hints_b::HINT_B;
+
+#[allow(clippy::all, missing_docs, dead_code)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_test.skel.rs"));
+}
+pub use skel::TldTestSkel;
+
+/// The 32-byte struct of the wire-format tests, mirrored in `bpf/tld_test.bpf.c`.
+#[derive(TldType, Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct TestStruct {
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub d: u64,
+}
+
+/// Key "value1".
+#[task_local_data]
+pub static VALUE1: i32 = 0;
+
+/// An explicit key.
+#[task_local_data(key = "test_basic_value4")]
+pub static VALUE4: TestStruct = TestStruct {
+    a: 0,
+    b: 0,
+    c: 0,
+    d: 0,
+};
+
+/// A large value: key "dummy".
+#[task_local_data]
+pub static DUMMY: [u8; 1000] = [0; 1000];
+
+/// Mirror of `struct tld_read_ctx`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadCtx {
+    pub init_ret: i64,
+    pub found: u64,
+    pub value1: i64,
+    pub v4_a: u64,
+    pub v4_b: u64,
+    pub v4_c: u64,
+    pub v4_d: u64,
+    pub dummy_sum: u64,
+    pub dummy_first: u8,
+    pub dummy_last: u8,
+    pub pad: [u8; 6],
+    pub hint_a: u64,
+    pub hint_b: u64,
+    pub tid: i32,
+    pub tgid: i32,
+}
+
+/// Bits of [`ReadCtx::found`].
+pub mod found {
+    pub const VALUE1: u64 = 1 << 0;
+    pub const VALUE4: u64 = 1 << 1;
+    pub const DUMMY: u64 = 1 << 2;
+    pub const HINT_A: u64 = 1 << 3;
+    pub const HINT_B: u64 = 1 << 4;
+    pub const ALL: u64 = 0b11111;
+}
+
+/// Mirror of `struct tld_write_ctx`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteCtx {
+    pub init_ret: i64,
+    pub ret: i64,
+    pub value1: i32,
+    pub pad: u32,
+    pub v4_a: u64,
+    pub v4_b: u64,
+    pub v4_c: u64,
+    pub v4_d: u64,
+}
+
+/// Mirror of `struct tld_negative_ctx`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NegativeCtx {
+    pub init_ret: i64,
+    pub undeclared_is_null: u64,
+    pub oversize_is_null: u64,
+    pub oversize_after_cache_is_null: u64,
+    pub exact_is_nonnull: u64,
+}
+
+/// Whether the environment demands that kernel tests run (`TLD_REQUIRE_BPF=1`, as in CI).
+pub fn bpf_required() -> bool {
+    std::env::var("TLD_REQUIRE_BPF").is_ok_and(|v| v == "1")
+}
+
+/// Loads the test BPF object, or says why it cannot and returns `None` so that the test skips.
+/// Under `TLD_REQUIRE_BPF=1` a failure to load fails the test instead.
+pub fn load(test: &str) -> Option<TldTestSkel<'static>> {
+    // The storage an open skeleton borrows must outlive it; tests keep it for the process.
+    let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+    let quiet = libbpf_rs::set_print(None);
+    let result = skel::TldTestSkelBuilder::default()
+        .open(storage)
+        .and_then(|open| open.load());
+    libbpf_rs::set_print(quiet);
+    match result {
+        Ok(skel) => Some(skel),
+        Err(e) if !bpf_required() => {
+            eprintln!(
+                "SKIPPED {test}: cannot load BPF programs ({e}). This test needs root or \
+                 CAP_BPF+CAP_PERFMON on Linux >= 6.13; set TLD_REQUIRE_BPF=1 to make this a \
+                 failure."
+            );
+            None
+        }
+        Err(e) => panic!("{test}: TLD_REQUIRE_BPF=1 but the BPF programs do not load: {e:#}"),
+    }
+}
+
+/// Runs a `SEC("syscall")` program as the calling thread with `ctx` as its context, and
+/// returns the context as the program left it (the kernel copies it back into the input
+/// buffer; syscall programs take no separate output buffer).
+pub fn run<C: Copy>(prog: &ProgramMut<'_>, mut ctx: C) -> C {
+    let size = std::mem::size_of::<C>();
+    // SAFETY: the context structs are #[repr(C)] plain integers, valid for any bytes, and the
+    // slice covers exactly `ctx`, which outlives it.
+    let bytes = unsafe { std::slice::from_raw_parts_mut((&mut ctx as *mut C).cast::<u8>(), size) };
+    let mut input = ProgramInput::default();
+    input.context_in = Some(bytes);
+    let output = prog.test_run(input).expect("BPF_PROG_TEST_RUN");
+    assert_eq!(output.return_value, 0, "the program reports failure");
+    ctx
+}
+
+/// What `tld_read` sees for the calling thread.
+pub fn bpf_read(skel: &TldTestSkel<'_>) -> ReadCtx {
+    run(&skel.progs.tld_read, ReadCtx::default())
+}
+
+/// Has `tld_write` store `value1` and `v4` into the calling thread's hints.
+pub fn bpf_write(skel: &TldTestSkel<'_>, value1: i32, v4: TestStruct) -> WriteCtx {
+    let ctx = WriteCtx {
+        value1,
+        v4_a: v4.a,
+        v4_b: v4.b,
+        v4_c: v4.c,
+        v4_d: v4.d,
+        ..WriteCtx::default()
+    };
+    run(&skel.progs.tld_write, ctx)
+}
+
+/// The negative lookups of `tld_negative` for the calling thread.
+pub fn bpf_negative(skel: &TldTestSkel<'_>) -> NegativeCtx {
+    run(&skel.progs.tld_negative, NegativeCtx::default())
+}
+
+/// Connects the runtime to the skeleton's `tld_data_map`.
+pub fn connect(skel: &TldTestSkel<'_>) {
+    use std::os::fd::AsFd;
+    tld_runtime::connect(skel.maps.tld_data_map.as_fd()).expect("connect to tld_data_map");
+}
+
+/// The calling thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The process's one loaded test object, connected to the runtime; `None` (after saying why)
+/// when BPF is unavailable and not required.
+///
+/// Tests in one binary share it: the runtime registers threads in one map at a time, so a second
+/// object would move every thread to its own map.
+pub fn shared(test: &str) -> Option<&'static TldTestSkel<'static>> {
+    static SKEL: std::sync::OnceLock<Option<TldTestSkel<'static>>> = std::sync::OnceLock::new();
+    SKEL.get_or_init(|| {
+        let skel = load(test)?;
+        connect(&skel);
+        Some(skel)
+    })
+    .as_ref()
+}
+
+/// The byte sum `tld_read` reports for a `dummy` value.
+pub fn byte_sum(bytes: &[u8]) -> u64 {
+    bytes.iter().map(|&b| u64::from(b)).sum()
+}
+
+/// A map pinned in bpffs for the length of a test; unpinned on drop, so that tests leave no pin
+/// behind.
+pub struct PinnedMap {
+    path: std::path::PathBuf,
+}
+
+impl PinnedMap {
+    /// Pins `map` under a unique name in bpffs (mounting bpffs on /sys/fs/bpf if needed).
+    /// Returns `None` after saying why if that is impossible and BPF is not required.
+    pub fn pin(map: std::os::fd::BorrowedFd<'_>, name: &str) -> Option<PinnedMap> {
+        use std::os::fd::AsRawFd;
+        let dir = std::path::Path::new("/sys/fs/bpf");
+        if let Err(e) = ensure_bpffs(dir) {
+            if bpf_required() {
+                panic!("TLD_REQUIRE_BPF=1 but bpffs is not available: {e}");
+            }
+            eprintln!("SKIPPED: bpffs is not mounted at {} and cannot be: {e}", dir.display());
+            return None;
+        }
+        let path = dir.join(format!("tld_test_{name}_{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is NUL-terminated; the fd is open for the call.
+        let rc = unsafe { libbpf_rs::libbpf_sys::bpf_obj_pin(map.as_raw_fd(), c.as_ptr()) };
+        assert_eq!(rc, 0, "pinning the map at {} failed: {rc}", path.display());
+        Some(PinnedMap { path })
+    }
+
+    /// Where the map is pinned.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for PinnedMap {
+    fn drop(&mut self) {
+        // Unpinning a BPF object is unlinking its file.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Mounts bpffs on `dir` unless it already is one.
+pub fn ensure_bpffs(dir: &std::path::Path) -> Result<(), String> {
+    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is NUL-terminated and `st` is a writable statfs.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    let fstype = c"bpf";
+    // SAFETY: all strings are NUL-terminated; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            c.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
+}

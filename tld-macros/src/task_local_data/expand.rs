@@ -1,0 +1,109 @@
+//! Writing the expansion of `#[task_local_data]`.
+//!
+//! For `#[task_local_data] pub static NAME: T = init;` the output is
+//!
+//! ```text
+//! pub static NAME: ::tld_runtime::TaskLocal<T> =
+//!     ::tld_runtime::TaskLocal::__new(::tld_runtime::__private::Site { key: "name", .. }, init);
+//! const _: () = {
+//!     // compile-time checks on T, spanned at T
+//!     #[distributed_slice(TLD_HINTS_V0_1)]
+//!     static __TLD_HINT: &'static dyn Hint = &NAME;
+//! };
+//! ```
+//!
+//! Every path is absolute through `::tld_runtime`, since users depend on that crate only.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::ext::IdentExt as _;
+use syn::spanned::Spanned as _;
+use syn::LitStr;
+
+use super::parse::{HintStatic, Key};
+use super::type_name::type_name;
+
+pub(super) fn expand(item: &HintStatic, key: &Key) -> TokenStream {
+    let HintStatic {
+        attrs,
+        vis,
+        static_token,
+        ident,
+        ty,
+        init,
+        semi_token,
+    } = item;
+
+    let key_lit = LitStr::new(&key.value, key.span);
+    let rust_name = LitStr::new(&ident.unraw().to_string(), ident.span());
+    let type_name_str = type_name(ty);
+    let type_name_lit = LitStr::new(&type_name_str, Span::call_site());
+
+    // A `#[cfg]` on the static must also remove its registration, which refers to it.
+    let cfgs = attrs.iter().filter(|attr| attr.path().is_ident("cfg"));
+
+    let checks = type_checks(item, &type_name_str);
+
+    // The handle's type and constructor are spanned at `T`, so that an unsatisfied
+    // `T: TldType` bound is reported at the type the user wrote.
+    let ty_span = ty.span();
+    let handle_ty = quote_spanned!(ty_span=> ::tld_runtime::TaskLocal<#ty>);
+    let constructor = quote_spanned!(ty_span=> ::tld_runtime::TaskLocal::<#ty>::__new);
+
+    quote! {
+        #(#attrs)*
+        #vis #static_token #ident: #handle_ty = #constructor(
+            ::tld_runtime::__private::Site {
+                key: #key_lit,
+                rust_name: #rust_name,
+                type_name: #type_name_lit,
+                module_path: ::core::module_path!(),
+                file: ::core::file!(),
+                line: ::core::line!(),
+                column: ::core::column!(),
+            },
+            #init,
+        )#semi_token
+
+        #(#cfgs)*
+        const _: () = {
+            #checks
+
+            #[::tld_runtime::__private::linkme::distributed_slice(::tld_runtime::__private::TLD_HINTS_V0_1)]
+            #[linkme(crate = ::tld_runtime::__private::linkme)]
+            static __TLD_HINT: &'static dyn ::tld_runtime::__private::Hint = &#ident;
+        };
+    }
+}
+
+/// Compile-time checks on the hint's type, each spanned at the type so that a failure points
+/// at what the user wrote.
+fn type_checks(item: &HintStatic, type_name: &str) -> TokenStream {
+    let ty = &item.ty;
+    let span = ty.span();
+
+    let zero_sized = format!(
+        "tld: a hint must be at least 1 byte, and `{type_name}` is zero-sized: the metadata \
+         page marks an unpublished entry with size 0, so BPF would never find this hint"
+    );
+    let over_aligned = format!(
+        "tld: a hint's alignment must be at most 8 (MAX_HINT_ALIGN), and `{type_name}` needs \
+         more: the data area places every hint at an 8-byte boundary"
+    );
+    let too_large = format!(
+        "tld: a hint must fit in the per-thread data area of 4088 bytes (MAX_HINT_SIZE: a 4 KiB \
+         page minus its 8-byte header), and `{type_name}` is larger"
+    );
+
+    quote_spanned! {span=>
+        ::core::assert!(::core::mem::size_of::<#ty>() >= 1, #zero_sized);
+        ::core::assert!(
+            ::core::mem::align_of::<#ty>() <= ::tld_runtime::__private::MAX_HINT_ALIGN,
+            #over_aligned
+        );
+        ::core::assert!(
+            ::core::mem::size_of::<#ty>() <= ::tld_runtime::__private::MAX_HINT_SIZE,
+            #too_large
+        );
+    }
+}

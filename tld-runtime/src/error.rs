@@ -1,0 +1,171 @@
+//! [`Error`]: everything that can go wrong, with the errno where the kernel gave one.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::registry::Site;
+
+/// Why the runtime could not do what was asked.
+///
+/// Errors never stop hints from working: a thread whose page could not be registered keeps its
+/// values as a plain thread-local. [`crate::status`] reports the same errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Nothing is pinned at the path: no BPF program has created and pinned a `tld_data_map` yet.
+    #[error("no tld_data_map is pinned at {}", path.display())]
+    MapNotFound {
+        /// The pin path that was tried.
+        path: PathBuf,
+    },
+
+    /// The kernel refused for lack of privilege: EPERM or EACCES.
+    #[error("permission denied while {op}: {}", Errno(*errno))]
+    PermissionDenied {
+        /// What the runtime was doing.
+        op: &'static str,
+        /// EPERM or EACCES.
+        errno: i32,
+    },
+
+    /// The map given is not a task local data map.
+    #[error("the map is not a tld_data_map: {reason}")]
+    NotATldMap {
+        /// What does not match.
+        reason: String,
+    },
+
+    /// The running kernel lacks a feature the runtime needs.
+    #[error("the kernel does not support {what} (needs Linux {needs}): {}", Errno(*errno))]
+    Unsupported {
+        /// The missing feature.
+        what: &'static str,
+        /// The first kernel version that has it.
+        needs: &'static str,
+        /// What the kernel answered.
+        errno: i32,
+    },
+
+    /// A system call failed.
+    #[error("{op} failed: {}", Errno(*errno))]
+    Os {
+        /// What the runtime was doing.
+        op: &'static str,
+        /// The errno.
+        errno: i32,
+    },
+
+    /// Two hints in one binary have the same key. Neither can be published, since a BPF program
+    /// could not tell them apart; all hints stay thread-local.
+    #[error("duplicate task local data key \"{key}\": declared by {first} and by {second}")]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// One declaration.
+        first: &'static Site,
+        /// The other declaration.
+        second: &'static Site,
+    },
+
+    /// The hints do not fit in the data area of one page.
+    #[error(
+        "the hints need {needed} bytes per thread, but a {page_size}-byte page has a data area \
+         of {available} bytes"
+    )]
+    TooLarge {
+        /// Bytes the hints need (each rounded up to 8).
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+        /// The page size.
+        page_size: usize,
+    },
+
+    /// More hints than the metadata page has entries for.
+    #[error("{count} hints are declared, but the metadata page holds at most {max}")]
+    TooManyKeys {
+        /// Keys declared.
+        count: usize,
+        /// Entries available.
+        max: usize,
+    },
+
+    /// A hint's declaration breaks a rule of the wire format.
+    #[error("hint {site} is invalid: {reason}")]
+    InvalidHint {
+        /// The declaration.
+        site: &'static Site,
+        /// The rule broken.
+        reason: String,
+    },
+
+    /// No map is connected, and auto-connect is switched off.
+    #[error("not connected to a tld_data_map (auto-connect is off: TLD_MAP_PATH is empty)")]
+    AutoConnectDisabled,
+
+    /// The calling thread is exiting; its hints are no longer registered.
+    #[error("the calling thread is exiting")]
+    ThreadExiting,
+}
+
+impl Error {
+    /// The errno the kernel gave, if this error came from a system call.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::PermissionDenied { errno, .. }
+            | Error::Unsupported { errno, .. }
+            | Error::Os { errno, .. } => Some(*errno),
+            Error::MapNotFound { .. } => Some(libc::ENOENT),
+            _ => None,
+        }
+    }
+
+    /// Classifies a failed system call.
+    pub(crate) fn from_errno(op: &'static str, errno: i32) -> Error {
+        match errno {
+            libc::EPERM | libc::EACCES => Error::PermissionDenied { op, errno },
+            _ => Error::Os { op, errno },
+        }
+    }
+}
+
+/// Displays an errno as `ENAME (message)`.
+struct Errno(i32);
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.0 {
+            libc::EPERM => "EPERM",
+            libc::ENOENT => "ENOENT",
+            libc::ESRCH => "ESRCH",
+            libc::EBADF => "EBADF",
+            libc::ENOMEM => "ENOMEM",
+            libc::EACCES => "EACCES",
+            libc::EFAULT => "EFAULT",
+            libc::EBUSY => "EBUSY",
+            libc::EEXIST => "EEXIST",
+            libc::EINVAL => "EINVAL",
+            libc::ENOSPC => "ENOSPC",
+            libc::ENOSYS => "ENOSYS",
+            libc::E2BIG => "E2BIG",
+            libc::EOPNOTSUPP => "EOPNOTSUPP",
+            _ => "errno",
+        };
+        write!(f, "{name} ({})", std::io::Error::from_raw_os_error(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_errno() {
+        let e = Error::from_errno("opening the pinned map", libc::EACCES);
+        assert_eq!(e.errno(), Some(libc::EACCES));
+        let text = e.to_string();
+        assert!(text.starts_with("permission denied while opening the pinned map: EACCES"));
+        let e = Error::from_errno("pidfd_open", libc::ESRCH);
+        assert!(matches!(e, Error::Os { errno: libc::ESRCH, .. }));
+    }
+}

@@ -1,0 +1,159 @@
+//! [`TaskLocal`]: the handle a `#[task_local_data]` static becomes.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::c_type::CType;
+use crate::registry::{Hint, Site};
+use crate::types::TldType;
+use crate::{pages, runtime};
+
+/// A per-thread value that BPF programs can read and write by its key.
+///
+/// Declare one with [`#[task_local_data]`](crate::task_local_data); the attribute turns
+/// `static NAME: T = init;` into `static NAME: TaskLocal<T>`. Every thread has its own copy,
+/// starting at `init`. Accesses are plain memory operations on the thread's page: no syscall,
+/// no lock.
+///
+/// ```
+/// use tld_runtime::task_local_data;
+///
+/// #[task_local_data]
+/// static PRIORITY: i32 = 0;
+///
+/// PRIORITY.set(5);
+/// assert_eq!(PRIORITY.get(), 5);
+/// assert_eq!(PRIORITY.update(|p| { *p += 1; *p }), 6);
+/// assert_eq!(PRIORITY.key(), "priority");
+/// // Another thread starts from the initial value.
+/// std::thread::spawn(|| assert_eq!(PRIORITY.get(), 0)).join().unwrap();
+/// ```
+pub struct TaskLocal<T: TldType> {
+    /// Byte offset of this hint in a thread's block; 0 until the layout has run, or for a hint
+    /// the layout never saw.
+    offset: AtomicU32,
+    site: Site,
+    init: T,
+}
+
+impl<T: TldType> TaskLocal<T> {
+    /// Used by the `#[task_local_data]` expansion. Not public API.
+    #[doc(hidden)]
+    pub const fn __new(site: Site, init: T) -> Self {
+        TaskLocal {
+            offset: AtomicU32::new(0),
+            site,
+            init,
+        }
+    }
+
+    /// The key BPF programs use to find this hint.
+    pub fn key(&self) -> &'static str {
+        self.site.key
+    }
+
+    /// The declaration: key, Rust name, type, file and line.
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// The value every thread starts with.
+    pub fn initial_value(&self) -> T {
+        self.init
+    }
+
+    /// Where the calling thread's copy lives, if it has a page and the layout knows this hint.
+    #[inline(always)]
+    fn slot(&'static self) -> Option<*mut T::Raw> {
+        let base = pages::current_block();
+        // Relaxed is enough: the offset was stored before this thread's block was published to
+        // it (the layout runs inside a `OnceLock` that the thread passed through first).
+        let off = self.offset.load(Ordering::Relaxed) as usize;
+        if base.is_null() || off == 0 {
+            return None;
+        }
+        // SAFETY: `off` was assigned by the layout, which placed this hint wholly inside every
+        // block at an offset aligned for `T` (alignment <= 8); `base` is this thread's block.
+        Some(unsafe { base.add(off) }.cast::<T::Raw>())
+    }
+
+    /// Where the calling thread's copy lives, giving the thread its page first if needed.
+    #[cold]
+    #[inline(never)]
+    fn slot_slow(&'static self) -> Option<*mut T::Raw> {
+        runtime::enter_thread();
+        self.slot()
+            .or_else(|| pages::fallback_slot(self).map(|p| p.cast::<T::Raw>()))
+    }
+
+    /// Writes the calling thread's copy.
+    ///
+    /// A plain store to the thread's page. BPF programs that look the key up see it at once.
+    #[inline]
+    pub fn set(&'static self, value: T) {
+        let raw = value.into_raw();
+        if let Some(p) = self.slot().or_else(|| self.slot_slow()) {
+            // SAFETY: `p` points at this thread's aligned, live copy (see `slot`). BPF may write
+            // the same bytes concurrently, so the access is volatile and never through `&mut`.
+            unsafe { p.write_volatile(raw) }
+        }
+    }
+
+    /// Reads the calling thread's copy, including whatever a BPF program wrote into it.
+    #[inline]
+    pub fn get(&'static self) -> T {
+        match self.slot().or_else(|| self.slot_slow()) {
+            // SAFETY: as in `set`; every bit pattern is a valid `T::Raw` (it is `Pod`).
+            Some(p) => T::from_raw(unsafe { p.read_volatile() }),
+            None => self.init,
+        }
+    }
+
+    /// Reads the calling thread's copy, lets `f` change it, and writes it back.
+    ///
+    /// This is not atomic with respect to BPF programs writing the same hint in between.
+    #[inline]
+    pub fn update<R>(&'static self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut value = self.get();
+        let result = f(&mut value);
+        self.set(value);
+        result
+    }
+}
+
+impl<T: TldType> Hint for TaskLocal<T> {
+    fn site(&self) -> &Site {
+        &self.site
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of::<T>()
+    }
+    fn align(&self) -> usize {
+        std::mem::align_of::<T>()
+    }
+    fn c_type(&self) -> &'static CType {
+        T::C_TYPE
+    }
+    fn offset_cell(&self) -> &AtomicU32 {
+        &self.offset
+    }
+    fn init_bytes(&self) -> &[u8] {
+        // SAFETY: `TldType` promises that `T` has no padding, so all `size_of::<T>()` bytes
+        // of `self.init` are initialized; the slice borrows `self`.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&self.init as *const T).cast::<u8>(),
+                std::mem::size_of::<T>(),
+            )
+        }
+    }
+}
+
+impl<T: TldType + std::fmt::Debug> std::fmt::Debug for TaskLocal<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskLocal")
+            .field("key", &self.site.key)
+            .field("type", &self.site.type_name)
+            .field("init", &self.init)
+            .finish()
+    }
+}

@@ -1,0 +1,85 @@
+//! # tld: task local data for Rust and BPF
+//!
+//! Declare per-thread hints as Rust statics, store to them with plain memory writes, and let BPF
+//! programs (a sched_ext scheduler, a tracer, a policy engine) read them by name.
+//!
+//! ```
+//! use tld_runtime::{task_local_data, TldType};
+//!
+//! #[derive(TldType, Clone, Copy, Default)]
+//! #[repr(C)]
+//! pub struct LatencyHint {
+//!     pub budget_ns: u64,
+//!     pub class: u32,
+//!     pub flags: u32,
+//! }
+//!
+//! /// How urgent this thread's work is; read by the scheduler under the key "priority".
+//! #[task_local_data]
+//! pub static PRIORITY: i32 = 0;
+//!
+//! #[task_local_data(key = "latency")]
+//! pub static LATENCY: LatencyHint = LatencyHint { budget_ns: 0, class: 0, flags: 0 };
+//!
+//! PRIORITY.set(5);
+//! LATENCY.update(|h| h.budget_ns = 200_000);
+//! assert_eq!(PRIORITY.get(), 5);
+//! ```
+//!
+//! The runtime lays the hints out on first use, gives each thread a page, and registers that page
+//! with the kernel's `tld_data_map` (a BPF task storage map) when one is available: see
+//! [`connect`], [`connect_pinned`] and [`status`]. Without a map, hints keep working as plain
+//! thread-locals.
+//!
+//! The memory layout is the one Linux 6.18's and sched-ext/scx's `task_local_data.bpf.h` read,
+//! so BPF programs written against either read these hints unchanged.
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod c_type;
+mod error;
+mod handle;
+pub mod header;
+mod kernel;
+mod layout;
+mod metadata;
+mod pages;
+mod registry;
+mod runtime;
+mod status;
+mod sys;
+mod types;
+
+pub use c_type::{CField, CStruct, CType};
+pub use error::Error;
+pub use handle::TaskLocal;
+pub use registry::Site;
+pub use runtime::{connect, connect_pinned, status, thread_init};
+pub use status::{Connection, MapSource, Status};
+pub use types::TldType;
+
+/// Turns `static NAME: T = init;` into a [`TaskLocal<T>`] that BPF can find by key.
+///
+/// The key is the static's name in lower case, or `key = "..."`. It must be a C identifier of at
+/// most 61 bytes. See the crate documentation for an example.
+pub use tld_macros::task_local_data;
+
+/// Derives [`TldType`] for a `#[repr(C)]` struct of plain-data fields, and records its C
+/// definition for the generated header.
+pub use tld_macros::TldType;
+
+/// Items the macros expand to. Not public API: no stability promise.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::c_type::{CField, CStruct, CType};
+    pub use crate::registry::{Hint, Site, TLD_HINTS_V0_1};
+    pub use bytemuck;
+    pub use linkme;
+
+    /// The largest value a hint may have: the data area of a 4 KiB page.
+    pub const MAX_HINT_SIZE: usize = 4096 - 8;
+    /// The largest alignment a hint may have.
+    pub const MAX_HINT_ALIGN: usize = 8;
+    /// The longest key: the metadata name field is 62 bytes with its NUL.
+    pub const MAX_KEY_LEN: usize = 61;
+}

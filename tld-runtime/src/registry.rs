@@ -1,0 +1,74 @@
+//! The registry: every `#[task_local_data]` static in the binary, collected through linkme.
+//!
+//! The attribute macro adds one `&'static dyn Hint` per static to [`TLD_HINTS`]. The runtime
+//! reads the slice once, on first use, sorts it by key (link order is unspecified) and hands it
+//! to [`crate::layout`].
+
+use std::fmt;
+use std::sync::atomic::AtomicU32;
+
+use crate::c_type::CType;
+
+/// Where and how a hint was declared. Built by the attribute macro.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Site {
+    /// The key BPF programs look the hint up by.
+    pub key: &'static str,
+    /// The static's Rust name.
+    pub rust_name: &'static str,
+    /// The static's type as written in the source.
+    pub type_name: &'static str,
+    /// `module_path!()` at the declaration.
+    pub module_path: &'static str,
+    /// `file!()` at the declaration.
+    pub file: &'static str,
+    /// `line!()` at the declaration.
+    pub line: u32,
+    /// `column!()` at the declaration.
+    pub column: u32,
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}::{} at {}:{}:{}",
+            self.module_path, self.rust_name, self.file, self.line, self.column
+        )
+    }
+}
+
+/// A hint as the runtime sees it, with its value type erased.
+///
+/// Implemented only by [`crate::TaskLocal`]. Not part of the public API.
+pub trait Hint: Sync + 'static {
+    /// The declaration.
+    fn site(&self) -> &Site;
+    /// `size_of` the value.
+    fn size(&self) -> usize;
+    /// `align_of` the value.
+    fn align(&self) -> usize;
+    /// The C description of the value's type.
+    fn c_type(&self) -> &'static CType;
+    /// Where the layout stores the hint's offset in a thread's block (0: not laid out).
+    fn offset_cell(&self) -> &AtomicU32;
+    /// The initial value's bytes, copied into every new thread's block.
+    fn init_bytes(&self) -> &[u8];
+}
+
+/// Every hint linked into this binary (or shared object).
+///
+/// The name is versioned and unique to this project, so two incompatible copies of the runtime
+/// in one binary fail to link instead of sharing a slice.
+#[linkme::distributed_slice]
+pub static TLD_HINTS_V0_1: [&'static dyn Hint];
+
+/// The hints of this binary, sorted by key and then by declaration site.
+pub fn collect() -> Vec<&'static dyn Hint> {
+    let mut hints: Vec<&'static dyn Hint> = TLD_HINTS_V0_1.iter().copied().collect();
+    hints.sort_by(|a, b| {
+        let (a, b) = (a.site(), b.site());
+        (a.key, a.file, a.line, a.column).cmp(&(b.key, b.file, b.line, b.column))
+    });
+    hints
+}

@@ -1,0 +1,105 @@
+//! [`Status`]: what the runtime is doing, and why it is not connected when it is not.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::error::Error;
+
+/// Where the connected map came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MapSource {
+    /// Given to [`crate::connect`].
+    Fd,
+    /// Opened from a bpffs pin, by [`crate::connect_pinned`] or by auto-connect.
+    Pinned(PathBuf),
+}
+
+/// The runtime's link to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Connection {
+    /// Nothing has been tried yet: no thread has touched a hint, and neither [`crate::connect`]
+    /// nor [`crate::thread_init`] has run.
+    NotAttempted,
+    /// Threads' pages are registered in this map.
+    Connected {
+        /// The kernel's id of the map (as `bpftool map show id N` shows it).
+        map_id: u32,
+        /// The map's name.
+        map_name: String,
+        /// Where it came from.
+        source: MapSource,
+    },
+    /// Hints work as plain thread-locals, because of `reason`.
+    Detached {
+        /// Why the runtime is not connected.
+        reason: Error,
+    },
+}
+
+/// A snapshot of the runtime's state. Get one with [`crate::status`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Status {
+    /// The link to the kernel.
+    pub connection: Connection,
+    /// Hints declared in this binary.
+    pub hints: usize,
+    /// Keys published in the metadata page, where BPF can find them.
+    pub published_keys: usize,
+    /// Data bytes per thread that the hints use.
+    pub data_bytes: usize,
+    /// The page size, which bounds the data area.
+    pub page_size: usize,
+    /// Threads that currently have a page.
+    pub live_threads: usize,
+    /// Of those, threads registered with the connected map.
+    pub registered_threads: usize,
+    /// Pages the process has mapped for threads (in use, free, or waiting for reuse).
+    pub pool_pages: usize,
+}
+
+impl Status {
+    /// Whether threads' pages are being registered with a map.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.connection, Connection::Connected { .. })
+    }
+
+    /// Why the runtime is not connected, if it is not and has tried.
+    pub fn reason(&self) -> Option<&Error> {
+        match &self.connection {
+            Connection::Detached { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.connection {
+            Connection::NotAttempted => write!(f, "not connected yet (nothing tried)")?,
+            Connection::Connected {
+                map_id,
+                map_name,
+                source,
+            } => {
+                write!(f, "connected to map \"{map_name}\" (id {map_id})")?;
+                if let MapSource::Pinned(path) = source {
+                    write!(f, " pinned at {}", path.display())?;
+                }
+            }
+            Connection::Detached { reason } => write!(f, "detached: {reason}")?,
+        }
+        write!(
+            f,
+            "; {} hints ({} published, {} of {} data bytes); {} of {} live threads registered",
+            self.hints,
+            self.published_keys,
+            self.data_bytes,
+            self.page_size.saturating_sub(8),
+            self.registered_threads,
+            self.live_threads
+        )
+    }
+}

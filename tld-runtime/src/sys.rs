@@ -1,0 +1,219 @@
+//! Thin, checked wrappers around the system calls the runtime makes.
+//!
+//! Every call returns `Result<_, i32>` with the errno, so that callers can classify failures.
+//! The runtime talks to the kernel directly instead of through libbpf: applications that only
+//! set hints then need no C library beyond libc, and libbpf never prints on their stderr.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+/// `BPF_MAP_TYPE_TASK_STORAGE` from `<linux/bpf.h>`.
+pub const BPF_MAP_TYPE_TASK_STORAGE: u32 = 29;
+
+const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
+const BPF_OBJ_GET: libc::c_int = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const BPF_ANY: u64 = 0;
+
+/// The calling thread's errno.
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Calls `bpf(cmd, attr, sizeof *attr)`.
+///
+/// # Safety
+/// `attr` must be the attribute struct the kernel expects for `cmd`, and every pointer in it
+/// must be valid for the access `cmd` makes.
+unsafe fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> Result<libc::c_long, i32> {
+    // SAFETY: the caller guarantees `attr` is the right struct for `cmd`; the size passed is
+    // its exact size, and the kernel treats bytes past it as zero.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// The head of `struct bpf_map_info`: the fields the runtime checks.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct MapInfo {
+    /// Map type.
+    pub map_type: u32,
+    /// Kernel-wide map id.
+    pub id: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// `max_entries`.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub map_flags: u32,
+    /// The map's name, NUL-padded.
+    pub name: [u8; 16],
+}
+
+impl MapInfo {
+    /// The map's name as text.
+    pub fn name(&self) -> String {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(16);
+        String::from_utf8_lossy(&self.name[..end]).into_owned()
+    }
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a map.
+pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, i32> {
+    #[repr(C)]
+    struct Attr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let mut info = MapInfo::default();
+    let mut attr = Attr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<MapInfo>() as u32,
+        info: &mut info as *mut MapInfo as u64,
+    };
+    // SAFETY: `Attr` is the `info` member of `union bpf_attr`; `info` points at a writable
+    // buffer of `info_len` bytes that outlives the call.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
+    Ok(info)
+}
+
+/// `BPF_OBJ_GET`: opens a pinned BPF object.
+pub fn obj_get(path: &CStr) -> Result<OwnedFd, i32> {
+    #[repr(C)]
+    struct Attr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let mut attr = Attr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    // SAFETY: `Attr` is the `obj` member of `union bpf_attr`; `pathname` is a NUL-terminated
+    // string that outlives the call.
+    let fd = unsafe { bpf(BPF_OBJ_GET, &mut attr) }?;
+    // SAFETY: on success the kernel returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[repr(C)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// `BPF_MAP_UPDATE_ELEM(map, &key, &value, BPF_ANY)` for a map with an `int` key.
+pub fn map_update_int_key(map: BorrowedFd<'_>, key: i32, value: &[u64; 2]) -> Result<(), i32> {
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        _pad: 0,
+        key: &key as *const i32 as u64,
+        value: value.as_ptr() as u64,
+        flags: BPF_ANY,
+    };
+    // SAFETY: `ElemAttr` is the element member of `union bpf_attr`; `key` and `value` point at
+    // readable buffers of the map's key and value sizes (4 and 16, checked at connect).
+    unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
+}
+
+/// `BPF_MAP_DELETE_ELEM(map, &key)` for a map with an `int` key.
+pub fn map_delete_int_key(map: BorrowedFd<'_>, key: i32) -> Result<(), i32> {
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        _pad: 0,
+        key: &key as *const i32 as u64,
+        value: 0,
+        flags: 0,
+    };
+    // SAFETY: as in `map_update_int_key`; delete reads only the key.
+    unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) }.map(drop)
+}
+
+/// `pidfd_open(tid, PIDFD_THREAD)`: a pidfd for one thread of this process.
+pub fn pidfd_open_thread(tid: i32) -> Result<OwnedFd, i32> {
+    // SAFETY: pidfd_open takes a pid and flags by value and touches no user memory.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::PIDFD_THREAD) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: on success the kernel returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The calling thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid cannot fail and touches no memory.
+    unsafe { libc::gettid() }
+}
+
+/// Duplicates `fd` with close-on-exec set.
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd, i32> {
+    fd.try_clone_to_owned()
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EBADF))
+}
+
+/// The size of a page of memory.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf reads a constant of the system.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+/// Maps `len` bytes of zeroed, page-aligned, private anonymous memory. Never unmapped: the
+/// kernel may keep such pages pinned, and BPF may write them, after their user is gone.
+pub fn map_pages(len: usize) -> Result<NonNull<u8>, i32> {
+    // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    NonNull::new(p.cast::<u8>()).ok_or(libc::ENOMEM)
+}
+
+/// Waits until every CPU has passed through a quiescent state (an RCU grace period): after it,
+/// no non-sleepable BPF program that started before the call is still running.
+pub fn membarrier_global() -> Result<(), i32> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+    // SAFETY: membarrier takes its arguments by value and touches no user memory.
+    let ret = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,6 @@
+use tld_runtime::task_local_data;
+
+#[task_local_data]
+static VALUE: u32;
+
+fn main() {}
