@@ -1,8 +1,28 @@
-//! Compiles the test BPF programs into a skeleton.
+//! Builds the test BPF programs, the way a scheduler's build script would:
+//! 1. link the hints crates in, and generate `tld_generated.h` from their declarations;
+//! 2. compile the BPF C against it into libbpf-rs skeletons.
 use std::path::PathBuf;
+
+// Name the hints crates, or linkme drops their hints from this build script.
+use tld_test_hints_a as _;
+use tld_test_hints_b as _;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let source = tld_bpf_build::bpf_dir().join("tld_test.bpf.c");
-    tld_bpf_build::build_skeleton(&source, &out.join("tld_test.skel.rs"), &[]);
+    tld_runtime::header::write(out.join("tld_generated.h")).expect("generate tld_generated.h");
+
+    let bpf = tld_bpf_build::bpf_dir();
+    // Written against the raw API with a hand-written struct tld_offsets, as a BPF author
+    // without a generated header (or with scx's header) would.
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_test.bpf.c"),
+        &out.join("tld_test.skel.rs"),
+        &[],
+    );
+    // Written against the generated header.
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_typed.bpf.c"),
+        &out.join("tld_typed.skel.rs"),
+        &[&out],
+    );
 }

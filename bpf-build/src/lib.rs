@@ -27,13 +27,9 @@ pub fn clang() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("clang-19"))
 }
 
-/// Compiles `source` (a `*.bpf.c` file) into a skeleton written to `out` (a `.rs` file),
-/// with `include_dirs` searched before `bpf/`. Also prints the `rerun-if-changed` lines.
-///
-/// Panics with the compiler's message on failure: this runs in build scripts, where a panic is
-/// how an error is reported.
-pub fn build_skeleton(source: &Path, out: &Path, include_dirs: &[&Path]) {
-    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
+/// The clang arguments this project's BPF C needs, with `include_dirs` searched before `bpf/`.
+pub fn clang_args(include_dirs: &[&Path]) -> Vec<String> {
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| env::consts::ARCH.into());
     let (target_arch, multiarch) = match arch.as_str() {
         "aarch64" => ("arm64", "aarch64-linux-gnu"),
         "riscv64" => ("riscv", "riscv64-linux-gnu"),
@@ -46,11 +42,19 @@ pub fn build_skeleton(source: &Path, out: &Path, include_dirs: &[&Path]) {
     }
     args.push("-idirafter".into());
     args.push(format!("/usr/include/{multiarch}"));
+    args
+}
 
+/// Compiles `source` (a `*.bpf.c` file) into a skeleton written to `out` (a `.rs` file),
+/// with `include_dirs` searched before `bpf/`. Also prints the `rerun-if-changed` lines.
+///
+/// Panics with the compiler's message on failure: this runs in build scripts, where a panic is
+/// how an error is reported.
+pub fn build_skeleton(source: &Path, out: &Path, include_dirs: &[&Path]) {
     if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
         .source(source)
         .clang(clang())
-        .clang_args(&args)
+        .clang_args(clang_args(include_dirs))
         .build_and_generate(out)
     {
         panic!(
@@ -63,4 +67,34 @@ pub fn build_skeleton(source: &Path, out: &Path, include_dirs: &[&Path]) {
     println!("cargo:rerun-if-changed={}", source.display());
     println!("cargo:rerun-if-changed={}", bpf_dir().display());
     println!("cargo:rerun-if-env-changed={CLANG_ENV}");
+}
+
+/// Writes libbpf's BPF-side headers (`bpf/bpf_helpers.h` and friends) under `dir`, and returns
+/// the directory to pass with `-I`.
+pub fn write_libbpf_headers(dir: &Path) -> std::io::Result<PathBuf> {
+    let bpf = dir.join("bpf");
+    std::fs::create_dir_all(&bpf)?;
+    for (name, contents) in libbpf_rs::libbpf_sys::API_HEADERS.iter() {
+        std::fs::write(bpf.join(name), contents)?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// Compiles `source` to BPF and throws the object away: a check that it compiles. Returns the
+/// compiler's diagnostics on failure. `scratch` is a directory for libbpf's headers.
+pub fn compile_check(source: &Path, include_dirs: &[&Path], scratch: &Path) -> Result<(), String> {
+    let headers = write_libbpf_headers(scratch).map_err(|e| e.to_string())?;
+    let mut dirs = include_dirs.to_vec();
+    dirs.push(&headers);
+    let output = std::process::Command::new(clang())
+        .args(["-g", "-O2", "-target", "bpf", "-c", "-o", "/dev/null"])
+        .args(clang_args(&dirs))
+        .arg(source)
+        .output()
+        .map_err(|e| format!("running {}: {e}", clang().display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }

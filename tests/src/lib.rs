@@ -13,7 +13,7 @@ use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
 use tld_runtime::{task_local_data, TldType};
 
 // The hints of the two fixture crates must be linked in: name the crates.
-pub use tld_test_hints_a::HINT_A;
+pub use tld_test_hints_a::{Inner, Nested, HINT_A, NESTED};
 pub use tld_test_hints_b::HINT_B;
 
 #[allow(clippy::all, missing_docs, dead_code)]
@@ -21,6 +21,12 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/tld_test.skel.rs"));
 }
 pub use skel::TldTestSkel;
+
+#[allow(clippy::all, missing_docs, dead_code)]
+mod typed_skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_typed.skel.rs"));
+}
+pub use typed_skel::TldTypedSkel;
 
 /// The 32-byte struct of the wire-format tests, mirrored in `bpf/tld_test.bpf.c`.
 #[derive(TldType, Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -110,15 +116,27 @@ pub fn bpf_required() -> bool {
     std::env::var("TLD_REQUIRE_BPF").is_ok_and(|v| v == "1")
 }
 
-/// Loads the test BPF object, or says why it cannot and returns `None` so that the test skips.
-/// Under `TLD_REQUIRE_BPF=1` a failure to load fails the test instead.
+/// Loads the raw-API test BPF object, or says why it cannot and returns `None` so that the
+/// test skips. Under `TLD_REQUIRE_BPF=1` a failure to load fails the test instead.
 pub fn load(test: &str) -> Option<TldTestSkel<'static>> {
+    load_skel(test, skel::TldTestSkelBuilder::default())
+}
+
+/// Loads the object built against the generated header, as [`load`] does.
+pub fn load_typed(test: &str) -> Option<TldTypedSkel<'static>> {
+    load_skel(test, typed_skel::TldTypedSkelBuilder::default())
+}
+
+fn load_skel<B, O, S>(test: &str, builder: B) -> Option<S>
+where
+    B: SkelBuilder<'static, Output = O>,
+    O: OpenSkel<'static, Output = S>,
+{
     // The storage an open skeleton borrows must outlive it; tests keep it for the process.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+    // libbpf prints its own account of a failed load; the error below says it all.
     let quiet = libbpf_rs::set_print(None);
-    let result = skel::TldTestSkelBuilder::default()
-        .open(storage)
-        .and_then(|open| open.load());
+    let result = builder.open(storage).and_then(|open| open.load());
     libbpf_rs::set_print(quiet);
     match result {
         Ok(skel) => Some(skel),
@@ -142,8 +160,10 @@ pub fn run<C: Copy>(prog: &ProgramMut<'_>, mut ctx: C) -> C {
     // SAFETY: the context structs are #[repr(C)] plain integers, valid for any bytes, and the
     // slice covers exactly `ctx`, which outlives it.
     let bytes = unsafe { std::slice::from_raw_parts_mut((&mut ctx as *mut C).cast::<u8>(), size) };
-    let mut input = ProgramInput::default();
-    input.context_in = Some(bytes);
+    let input = ProgramInput {
+        context_in: Some(bytes),
+        ..ProgramInput::default()
+    };
     let output = prog.test_run(input).expect("BPF_PROG_TEST_RUN");
     assert_eq!(output.return_value, 0, "the program reports failure");
     ctx
@@ -220,7 +240,10 @@ impl PinnedMap {
             if bpf_required() {
                 panic!("TLD_REQUIRE_BPF=1 but bpffs is not available: {e}");
             }
-            eprintln!("SKIPPED: bpffs is not mounted at {} and cannot be: {e}", dir.display());
+            eprintln!(
+                "SKIPPED: bpffs is not mounted at {} and cannot be: {e}",
+                dir.display()
+            );
             return None;
         }
         let path = dir.join(format!("tld_test_{name}_{}", std::process::id()));

@@ -154,7 +154,15 @@ mod tests {
 
     #[test]
     fn accepts_c_identifiers() {
-        for ok in ["value1", "_", "_x9", "A", "test_basic_value4", "Int", "bool_"] {
+        for ok in [
+            "value1",
+            "_",
+            "_x9",
+            "A",
+            "test_basic_value4",
+            "Int",
+            "bool_",
+        ] {
             assert_eq!(check_key(ok), Ok(()), "{ok}");
         }
         assert_eq!(check_key(&"k".repeat(MAX_KEY_LEN)), Ok(()));
@@ -173,7 +181,9 @@ mod tests {
 
     #[test]
     fn rejects_keywords() {
-        for kw in ["int", "struct", "char", "_Bool", "bool", "typeof", "asm", "restrict"] {
+        for kw in [
+            "int", "struct", "char", "_Bool", "bool", "typeof", "asm", "restrict",
+        ] {
             assert_eq!(check_key(kw), Err(Invalid::Keyword), "{kw}");
         }
     }
@@ -197,6 +207,9 @@ mod tests {
         let msg = Invalid::Keyword.describe("key", "int");
         assert!(msg.contains("`int` is a C keyword"), "{msg}");
         let msg = Invalid::TooLong { len: 62, max: 61 }.describe("key", "x");
-        assert!(msg.contains("62 bytes") && msg.contains("at most 61"), "{msg}");
+        assert!(
+            msg.contains("62 bytes") && msg.contains("at most 61"),
+            "{msg}"
+        );
     }
 }

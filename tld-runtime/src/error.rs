@@ -166,6 +166,12 @@ mod tests {
         let text = e.to_string();
         assert!(text.starts_with("permission denied while opening the pinned map: EACCES"));
         let e = Error::from_errno("pidfd_open", libc::ESRCH);
-        assert!(matches!(e, Error::Os { errno: libc::ESRCH, .. }));
+        assert!(matches!(
+            e,
+            Error::Os {
+                errno: libc::ESRCH,
+                ..
+            }
+        ));
     }
 }

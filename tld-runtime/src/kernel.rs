@@ -21,7 +21,8 @@ pub struct TldMap {
 impl TldMap {
     /// Duplicates `fd` and checks that it is a task local data map.
     pub fn from_fd(fd: BorrowedFd<'_>) -> Result<TldMap, Error> {
-        let fd = sys::dup_cloexec(fd).map_err(|e| Error::from_errno("duplicating the map fd", e))?;
+        let fd =
+            sys::dup_cloexec(fd).map_err(|e| Error::from_errno("duplicating the map fd", e))?;
         TldMap::check(fd)
     }
 
@@ -66,7 +67,12 @@ impl TldMap {
         }
         if !wrong.is_empty() {
             return Err(Error::NotATldMap {
-                reason: format!("map \"{}\" (id {}): {}", info.name(), info.id, wrong.join("; ")),
+                reason: format!(
+                    "map \"{}\" (id {}): {}",
+                    info.name(),
+                    info.id,
+                    wrong.join("; ")
+                ),
             });
         }
         Ok(TldMap { fd, info })
@@ -93,16 +99,16 @@ impl TldMap {
             },
             e => Error::from_errno("opening a pidfd for the thread", e),
         })?;
-        sys::map_update_int_key(self.fd.as_fd(), pidfd_raw(&pidfd), &[data, meta]).map_err(
-            |e| match e {
+        sys::map_update_int_key(self.fd.as_fd(), pidfd_raw(&pidfd), &[data, meta]).map_err(|e| {
+            match e {
                 libc::EOPNOTSUPP | libc::E2BIG => Error::Unsupported {
                     what: "user pointers (__uptr) in task storage",
                     needs: "6.13",
                     errno: e,
                 },
                 e => Error::from_errno("registering the thread's page in the map", e),
-            },
-        )
+            }
+        })
     }
 
     /// Deletes thread `tid`'s storage. A thread that is already gone is not an error.

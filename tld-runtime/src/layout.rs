@@ -95,8 +95,8 @@ impl Layout {
     }
 }
 
-/// Finds the first reason the hints cannot be published.
-fn check(hints: &[&'static dyn Hint], page_size: usize) -> Option<Error> {
+/// Finds the first reason the hints (sorted by key) cannot be published.
+pub fn check(hints: &[&'static dyn Hint], page_size: usize) -> Option<Error> {
     let mut seen: HashMap<&str, &'static dyn Hint> = HashMap::new();
     for &hint in hints {
         let site = hint.site();

@@ -74,7 +74,8 @@ impl MetaPage {
         unsafe {
             let p = self.page.as_ptr().add(entry);
             p.cast::<[u8; NAME_LEN]>().write_volatile(name_field);
-            self.atomic_u16(entry + NAME_LEN).store(size, Ordering::Relaxed);
+            self.atomic_u16(entry + NAME_LEN)
+                .store(size, Ordering::Relaxed);
             self.atomic_u16(2).store(data_size, Ordering::Relaxed);
         }
         self.count = i + 1;

@@ -183,7 +183,10 @@ impl Runtime {
         }
     }
 
-    fn connect(&self, open: impl FnOnce() -> Result<(TldMap, MapSource), Error>) -> Result<(), Error> {
+    fn connect(
+        &self,
+        open: impl FnOnce() -> Result<(TldMap, MapSource), Error>,
+    ) -> Result<(), Error> {
         let mut conn = self.lock_conn();
         conn.explicit = true;
         let result = self.meta.as_ref().map_err(Clone::clone).and_then(|meta| {
@@ -204,7 +207,10 @@ impl Runtime {
         };
         if record.registered != 0 {
             let conn = self.lock_conn();
-            if let Some(map) = conn.map.as_ref().filter(|_| conn.generation == record.registered)
+            if let Some(map) = conn
+                .map
+                .as_ref()
+                .filter(|_| conn.generation == record.registered)
             {
                 // Best effort: if this fails, the kernel frees the storage when the task goes.
                 let _ = map.unregister(record.tid);

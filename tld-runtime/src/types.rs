@@ -21,6 +21,11 @@ use crate::c_type::CType;
 /// - [`TldType::C_TYPE`] describes the layout of `Self` exactly.
 ///
 /// `#[derive(TldType)]` checks all of these at compile time; prefer it to a hand-written impl.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task local data hint",
+    label = "not a `TldType`",
+    note = "hints can be integers, f32, f64, bool, arrays of hints, and #[derive(TldType)] structs"
+)]
 pub unsafe trait TldType: Copy + Send + Sync + 'static {
     /// The stored representation. Any bit pattern is a valid `Raw`.
     type Raw: bytemuck::Pod;

@@ -59,12 +59,11 @@ impl<'a> Struct<'a> {
             }
         };
 
-        check_generics(input, &mut errors);
-        check_repr(input, &mut errors);
-        check_c_name(&input.ident, "struct name", &mut errors);
-
         let mut fields = Vec::new();
         if let Some(data) = data {
+            check_generics(input, &mut errors);
+            check_repr(input, &mut errors);
+            check_c_name(&input.ident, "struct name", &mut errors);
             if data.fields.is_empty() {
                 errors.spanned(
                     &input.ident,
@@ -75,7 +74,9 @@ impl<'a> Struct<'a> {
                     ),
                 );
             }
-            for (index, (field, member)) in data.fields.iter().zip(data.fields.members()).enumerate() {
+            for (index, (field, member)) in
+                data.fields.iter().zip(data.fields.members()).enumerate()
+            {
                 let (c_name, span) = match &field.ident {
                     Some(ident) => {
                         check_c_name(ident, "field name", &mut errors);
@@ -85,7 +86,10 @@ impl<'a> Struct<'a> {
                 };
                 check_field_type(&field.ty, &mut errors);
                 if let Some((eq, _)) = &field.default {
-                    errors.spanned(eq, "#[derive(TldType)] does not support default field values");
+                    errors.spanned(
+                        eq,
+                        "#[derive(TldType)] does not support default field values",
+                    );
                 }
                 fields.push(Field {
                     member,

@@ -3,14 +3,24 @@
 //! For `#[task_local_data] pub static NAME: T = init;` the output is
 //!
 //! ```text
-//! pub static NAME: ::tld_runtime::TaskLocal<T> =
-//!     ::tld_runtime::TaskLocal::__new(::tld_runtime::__private::Site { key: "name", .. }, init);
+//! pub static NAME: ::tld_runtime::TaskLocal<T> = ::tld_runtime::TaskLocal::<T>::__new(
+//!     ::tld_runtime::__private::Site { key: "name", rust_name: "NAME", type_name: "T", .. },
+//!     init,
+//! );
 //! const _: () = {
-//!     // compile-time checks on T, spanned at T
-//!     #[distributed_slice(TLD_HINTS_V0_1)]
-//!     static __TLD_HINT: &'static dyn Hint = &NAME;
+//!     // size >= 1, align <= MAX_HINT_ALIGN, size <= MAX_HINT_SIZE: asserts spanned at T
+//!     #[distributed_slice(::tld_runtime::__private::TLD_HINTS_V0_1)]
+//!     #[linkme(crate = ::tld_runtime::__private::linkme)]
+//!     static __TLD_HINT: &'static dyn ::tld_runtime::__private::Hint = &NAME;
 //! };
 //! ```
+//!
+//! `T: TldType` is required by `TaskLocal<T>` itself; since the handle's type and constructor
+//! are spanned at `T`, an unsatisfied bound is reported at the type the user wrote, naming
+//! `TldType`. A separate assertion would only repeat that error.
+//!
+//! The registration sits in an anonymous `const` so that its name never collides, also for
+//! statics declared in function bodies; linkme supports elements in any scope.
 //!
 //! Every path is absolute through `::tld_runtime`, since users depend on that crate only.
 

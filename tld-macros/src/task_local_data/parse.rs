@@ -28,7 +28,8 @@ impl Args {
     }
 }
 
-const ARGS_HELP: &str = "the only argument is `key = \"...\"`, e.g. `#[task_local_data(key = \"my_hint\")]`";
+const ARGS_HELP: &str =
+    "the only argument is `key = \"...\"`, e.g. `#[task_local_data(key = \"my_hint\")]`";
 
 fn parse_arg_list(input: ParseStream, args: &mut Args, errors: &mut Errors) -> syn::Result<()> {
     while !input.is_empty() {
@@ -62,12 +63,17 @@ fn parse_key_value(
     errors: &mut Errors,
 ) -> syn::Result<()> {
     if !input.peek(Token![=]) {
-        errors.spanned(name, format!("`key` needs a value: `key = \"...\"`; {ARGS_HELP}"));
+        errors.spanned(
+            name,
+            format!("`key` needs a value: `key = \"...\"`; {ARGS_HELP}"),
+        );
         return skip_to_comma(input);
     }
     input.parse::<Token![=]>()?;
     if input.is_empty() || input.peek(Token![,]) {
-        return Err(input.error("expected a string literal after `key =`, e.g. `key = \"my_hint\"`"));
+        return Err(
+            input.error("expected a string literal after `key =`, e.g. `key = \"my_hint\"`")
+        );
     }
     let value = match input.parse::<Lit>() {
         Ok(Lit::Str(lit)) => lit,
@@ -171,10 +177,7 @@ fn parse_static(input: ParseStream, errors: &mut Errors) -> syn::Result<Option<H
         };
         // Swallow the rest; the error already says all there is to say.
         input.parse::<TokenStream>()?;
-        return Err(syn::Error::new(
-            span,
-            format!("{SHAPE_HELP}; {what}"),
-        ));
+        return Err(syn::Error::new(span, format!("{SHAPE_HELP}; {what}")));
     }
 
     let static_token: Token![static] = input.parse()?;
@@ -194,8 +197,9 @@ fn parse_static(input: ParseStream, errors: &mut Errors) -> syn::Result<Option<H
         errors.push(syn::Error::new(
             semi.span,
             format!(
-                "{SHAPE_HELP}, with an initializer: `static {ident}: ... = init;`; the \
-                 initializer is the value every thread starts with"
+                "#[task_local_data] needs an initializer: `static {ident}: {} = <value>;`; it \
+                 is the value every thread starts with",
+                super::type_name::type_name(&ty)
             ),
         ));
         return Ok(None);
@@ -204,15 +208,25 @@ fn parse_static(input: ParseStream, errors: &mut Errors) -> syn::Result<Option<H
     let init: Expr = input.parse()?;
     let semi_token: Token![;] = input.parse()?;
 
-    for attr in &attrs {
-        let path = attr.path();
-        if path.segments.last().is_some_and(|s| s.ident == "task_local_data") {
-            errors.spanned(
-                attr,
-                "#[task_local_data] is applied more than once to this static; remove one",
-            );
-        }
-    }
+    // A second `#[task_local_data]` would wrap the `TaskLocal` again; report it and drop it, so
+    // that its expansion adds no errors of its own.
+    let attrs: Vec<Attribute> = attrs
+        .into_iter()
+        .filter(|attr| {
+            let applied_again = attr
+                .path()
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "task_local_data");
+            if applied_again {
+                errors.spanned(
+                    attr,
+                    "#[task_local_data] is applied more than once to this static; remove one",
+                );
+            }
+            !applied_again
+        })
+        .collect();
 
     Ok(Some(HintStatic {
         attrs,

@@ -1,4 +1,4 @@
-// The examples of the public API contract, verbatim.
+// The examples of the public API contract (API.md).
 use tld_runtime::{task_local_data, TldType};
 
 #[derive(TldType, Clone, Copy, Default)]
@@ -14,7 +14,12 @@ pub struct TestStruct {
 pub static VALUE1: i32 = 0; // the initializer is every thread's starting value
 
 #[task_local_data(key = "test_basic_value4")] // explicit key
-pub static VALUE4: TestStruct = TestStruct { a: 0, b: 0, c: 0, d: 0 };
+pub static VALUE4: TestStruct = TestStruct {
+    a: 0,
+    b: 0,
+    c: 0,
+    d: 0,
+};
 
 #[task_local_data]
 pub static DUMMY: [u8; 1000] = [0; 1000];

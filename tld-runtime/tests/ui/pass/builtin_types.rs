@@ -30,5 +30,7 @@ fn main() {
     assert_eq!(LONGEST_KEY.key().len(), 61);
     assert_eq!(MATRIX.site().type_name, "[[i64; 3]; 2]");
     assert!(A_BOOL.initial_value());
-    let _ = (&A_U8, &A_I16, &A_U32, &A_I64, &A_USIZE, &A_F32, &A_F64, &BOOLS, &LARGEST);
+    let _ = (
+        &A_U8, &A_I16, &A_U32, &A_I64, &A_USIZE, &A_F32, &A_F64, &BOOLS, &LARGEST,
+    );
 }

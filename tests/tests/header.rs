@@ -1,0 +1,110 @@
+//! The generated header: deterministic, complete, accepted by clang-19, and a layout that drifts
+//! from the Rust declaration fails the BPF build on a `_Static_assert`.
+
+use std::path::{Path, PathBuf};
+
+// Link the test hints in (linkme drops the hints of crates nothing names).
+use tld_tests as _;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tld-header-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Compiles a BPF C file that includes the header text given, as a scheduler would.
+fn compile(dir: &Path, header: &str) -> Result<(), String> {
+    std::fs::write(dir.join("tld_generated.h"), header).unwrap();
+    let source = dir.join("use_header.bpf.c");
+    std::fs::write(
+        &source,
+        "#include \"tld_vmlinux.h\"\n#include \"tld_generated.h\"\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n\
+         SEC(\"syscall\") int prog(void *ctx)\n{\n\
+         \tstruct bpf_tld tld;\n\tstruct Nested *n;\n\n\
+         \tif (bpf_tld_init(bpf_get_current_task_btf(), &tld))\n\t\treturn 0;\n\
+         \tn = bpf_tld_get(&tld, nested);\n\treturn n ? n->pair[1].x : 0;\n}\n",
+    )
+    .unwrap();
+    tld_bpf_build::compile_check(&source, &[dir], &dir.join("libbpf"))
+}
+
+#[test]
+fn the_header_is_deterministic_and_complete() {
+    let text = tld_runtime::header::generate();
+    assert_eq!(text, tld_runtime::header::generate(), "two runs differ");
+
+    // Every key of this binary, in key order, in the offsets struct.
+    let keys = [
+        "dummy",
+        "hint_a",
+        "hint_b",
+        "nested",
+        "test_basic_value4",
+        "value1",
+    ];
+    let body: String = keys.iter().map(|k| format!("\t__s16 {k};\n")).collect();
+    assert!(
+        text.contains(&format!("struct tld_offsets {{\n{body}}};")),
+        "{text}"
+    );
+
+    // The C types of the Rust types.
+    for line in [
+        "typedef __s32 __tld_type_value1;",
+        "typedef __u64 __tld_type_hint_a;",
+        "typedef __u32 __tld_type_hint_b;",
+        "typedef __u8 __tld_type_dummy[1000];",
+        "typedef struct TestStruct __tld_type_test_basic_value4;",
+        "typedef struct Nested __tld_type_nested;",
+        "#define TLD_KEY_nested \"nested\"",
+        "#define TLD_SIZE_dummy 1000",
+        "\tstruct Inner pair[2];",
+        "\t__u16 weights[4];",
+        "\tdouble score;",
+        "#include \"task_local_data.bpf.h\"",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    // Nested structs come before the structs that use them.
+    let inner = text.find("struct Inner {").expect("struct Inner");
+    let nested = text.find("struct Nested {").expect("struct Nested");
+    assert!(inner < nested, "struct Inner must precede struct Nested");
+    assert!(text.contains(
+        "_Static_assert(__builtin_offsetof(struct Nested, score) == 40, \"tld: Nested.score"
+    ));
+}
+
+#[test]
+fn the_header_compiles_with_clang_19_and_catches_layout_drift() {
+    let dir = scratch("drift");
+    let text = tld_runtime::header::generate();
+    compile(&dir, &text).expect("the generated header must compile");
+
+    // A struct changed on one side only: C now has a wider field.
+    let drifted = text.replacen("\t__u32 x;", "\t__u64 x;", 1);
+    assert_ne!(drifted, text);
+    let err = compile(&dir, &drifted).expect_err("a drifted layout must not compile");
+    assert!(
+        err.contains("tld: struct Inner is not the size of tld_test_hints_a::Inner")
+            && err.contains("tld: Inner.y is not where tld_test_hints_a::Inner has it"),
+        "clang did not report the drift:\n{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn header_write_only_rewrites_changed_files() {
+    let dir = scratch("write");
+    let path = dir.join("tld_generated.h");
+    tld_runtime::header::write(&path).unwrap();
+    let first = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    tld_runtime::header::write(&path).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), first);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        tld_runtime::header::generate()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
