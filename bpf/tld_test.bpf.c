@@ -28,6 +28,8 @@ struct tld_offsets {
 	__s16 hint_a;
 	__s16 hint_b;
 	__s16 not_declared;
+	/* Created at run time by tests/tests/dynamic_keys.rs: even ones u64, odd ones u32. */
+	__s16 dyn_0, dyn_1, dyn_2, dyn_3, dyn_4, dyn_5, dyn_6, dyn_7, dyn_8, dyn_9;
 };
 
 typedef __s32 __tld_type_value1;
@@ -197,5 +199,118 @@ int tld_negative(struct tld_negative_ctx *ctx)
 	bpf_tld_init_var(&tld, value1);
 	ctx->oversize_after_cache_is_null = bpf_tld_lookup(&tld, value1, 8) == NULL;
 	ctx->exact_is_nonnull = bpf_tld_lookup(&tld, value1, 4) != NULL;
+	return 0;
+}
+
+/*
+ * Lifecycle tests: read another task's hints by its tid, from whichever
+ * thread runs the program (the test process observing a forked or exec'd
+ * child).
+ */
+extern struct task_struct *bpf_task_from_pid(int pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+
+struct tld_read_pid_ctx {
+	__s32 pid;		/* in: the task (thread id) to read */
+	__s32 pad;
+	__s64 init_ret;		/* bpf_tld_init() result, or -ESRCH: no such task */
+	__u64 found;		/* FOUND_VALUE1 | FOUND_HINT_A */
+	__s64 value1;
+	__u64 hint_a;
+};
+
+_Static_assert(sizeof(struct tld_read_pid_ctx) == 40, "tld_read_pid_ctx layout");
+
+SEC("syscall")
+int tld_read_pid(struct tld_read_pid_ctx *ctx)
+{
+	struct task_struct *task;
+	struct bpf_tld tld;
+	__u64 *a;
+	__s32 *v1;
+	int err;
+
+	task = bpf_task_from_pid(ctx->pid);
+	if (!task) {
+		ctx->init_ret = -3; /* -ESRCH */
+		return 0;
+	}
+	err = bpf_tld_init(task, &tld);
+	ctx->init_ret = err;
+	if (!err) {
+		v1 = bpf_tld_get(&tld, value1);
+		if (v1) {
+			ctx->found |= FOUND_VALUE1;
+			ctx->value1 = *v1;
+		}
+		a = bpf_tld_get(&tld, hint_a);
+		if (a) {
+			ctx->found |= FOUND_HINT_A;
+			ctx->hint_a = *a;
+		}
+	}
+	bpf_task_release(task);
+	return 0;
+}
+
+/*
+ * Churn test: when a task of the process under test is freed, did it still
+ * have a tld_data_map element? The runtime deletes a thread's element as the
+ * thread exits, so the count must stay 0. Attached only by the churn test.
+ */
+int churn_tgid;
+__u64 churn_freed;
+__u64 churn_freed_with_storage;
+
+SEC("tp_btf/sched_process_free")
+int churn_count_frees(__u64 *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx[0];
+
+	if (!churn_tgid || task->tgid != churn_tgid)
+		return 0;
+	__sync_fetch_and_add(&churn_freed, 1);
+	if (bpf_task_storage_get(&tld_data_map, task, NULL, 0))
+		__sync_fetch_and_add(&churn_freed_with_storage, 1);
+	return 0;
+}
+
+/* Dynamic keys: the values of dyn_0 .. dyn_9 for the calling thread. */
+struct tld_dyn_ctx {
+	__s64 init_ret;
+	__u64 found;		/* bit i: dyn_i found */
+	__u64 values[10];
+};
+
+#define DYN_READ(i, type)							\
+	do {									\
+		type *p = bpf_tld_lookup(&tld, dyn_##i, sizeof(type));		\
+		if (p) {							\
+			ctx->found |= 1ULL << i;				\
+			ctx->values[i] = *p;					\
+		}								\
+	} while (0)
+
+SEC("syscall")
+int tld_read_dyn(struct tld_dyn_ctx *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct bpf_tld tld;
+	int err;
+
+	err = bpf_tld_init(task, &tld);
+	ctx->init_ret = err;
+	if (err)
+		return 0;
+	DYN_READ(0, __u64);
+	DYN_READ(1, __u32);
+	DYN_READ(2, __u64);
+	DYN_READ(3, __u32);
+	DYN_READ(4, __u64);
+	DYN_READ(5, __u32);
+	DYN_READ(6, __u64);
+	DYN_READ(7, __u32);
+	DYN_READ(8, __u64);
+	DYN_READ(9, __u32);
 	return 0;
 }

@@ -19,6 +19,12 @@ fn main() {
         &out.join("tld_test.skel.rs"),
         &[],
     );
+    // Looks keys up over hostile pages and caches, for tests/tests/hostile.rs.
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_fuzz.bpf.c"),
+        &out.join("tld_fuzz.skel.rs"),
+        &[],
+    );
     // Written against the generated header.
     tld_bpf_build::build_skeleton(
         &bpf.join("tld_typed.bpf.c"),

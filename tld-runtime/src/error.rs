@@ -99,6 +99,45 @@ pub enum Error {
         reason: String,
     },
 
+    /// A key of that name exists already in this process (EEXIST).
+    #[error("task local data key \"{key}\" exists already")]
+    KeyExists {
+        /// The key.
+        key: String,
+    },
+
+    /// The value no longer fits in the page's data area (E2BIG).
+    #[error(
+        "task local data key \"{key}\" needs {size} bytes, but only {available} are left in the \
+         page's data area"
+    )]
+    NoRoom {
+        /// The key.
+        key: String,
+        /// Bytes asked for (rounded up to 8).
+        size: usize,
+        /// Bytes left.
+        available: usize,
+    },
+
+    /// Every metadata entry is taken (ENOSPC).
+    #[error("no metadata entry is left for task local data key \"{key}\" (all {max} are taken)")]
+    NoSlots {
+        /// The key.
+        key: String,
+        /// Entries a metadata page holds.
+        max: usize,
+    },
+
+    /// A key name or size breaks a rule of the wire format (EINVAL).
+    #[error("invalid task local data key \"{key}\": {reason}")]
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// The rule broken.
+        reason: String,
+    },
+
     /// No map is connected, and auto-connect is switched off.
     #[error("not connected to a tld_data_map (auto-connect is off: TLD_MAP_PATH is empty)")]
     AutoConnectDisabled,
@@ -116,6 +155,10 @@ impl Error {
             | Error::Unsupported { errno, .. }
             | Error::Os { errno, .. } => Some(*errno),
             Error::MapNotFound { .. } => Some(libc::ENOENT),
+            Error::KeyExists { .. } => Some(libc::EEXIST),
+            Error::NoRoom { .. } => Some(libc::E2BIG),
+            Error::NoSlots { .. } => Some(libc::ENOSPC),
+            Error::InvalidKey { .. } => Some(libc::EINVAL),
             _ => None,
         }
     }

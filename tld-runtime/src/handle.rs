@@ -81,8 +81,10 @@ impl<T: TldType> TaskLocal<T> {
     #[inline(never)]
     fn slot_slow(&'static self) -> Option<*mut T::Raw> {
         runtime::enter_thread();
-        self.slot()
-            .or_else(|| pages::fallback_slot(self).map(|p| p.cast::<T::Raw>()))
+        self.slot().or_else(|| {
+            pages::fallback_slot(self as *const Self as usize, self.init_bytes())
+                .map(|p| p.cast::<T::Raw>())
+        })
     }
 
     /// Writes the calling thread's copy.

@@ -37,6 +37,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod c_type;
+mod dynamic;
 mod error;
 mod handle;
 pub mod header;
@@ -51,6 +52,7 @@ mod sys;
 mod types;
 
 pub use c_type::{CField, CStruct, CType};
+pub use dynamic::{DynamicHint, DynamicKey};
 pub use error::Error;
 pub use handle::TaskLocal;
 pub use registry::Site;

@@ -24,12 +24,25 @@ pub const fn max_entries(page_size: usize) -> usize {
     page_size / ENTRY_SIZE - 1
 }
 
+/// One published entry, as the runtime remembers it (the page itself is never read back).
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The key.
+    pub name: String,
+    /// The value's size.
+    pub size: usize,
+    /// Its offset from the start of a thread's page.
+    pub offset: usize,
+}
+
 /// The process's metadata page.
 pub struct MetaPage {
     page: NonNull<u8>,
     page_size: usize,
-    /// Entries published so far.
-    count: usize,
+    /// Entries published so far, in order.
+    entries: Vec<Published>,
+    /// Data bytes the entries take, each rounded up to 8.
+    used: usize,
 }
 
 // SAFETY: the page is process memory that lives forever; `MetaPage` only writes it through
@@ -44,7 +57,8 @@ impl MetaPage {
         Ok(MetaPage {
             page: sys::map_pages(page_size)?,
             page_size,
-            count: 0,
+            entries: Vec::new(),
+            used: 0,
         })
     }
 
@@ -55,17 +69,35 @@ impl MetaPage {
 
     /// Entries published so far.
     pub fn count(&self) -> usize {
-        self.count
+        self.entries.len()
     }
 
-    /// Appends an entry and publishes it. `data_size` is the new total of data bytes the
-    /// process uses, written to the header's `size` field.
+    /// The entries published so far, in order.
+    pub fn entries(&self) -> &[Published] {
+        &self.entries
+    }
+
+    /// Data bytes used by the entries (each rounded up to 8).
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Entries the page has room for.
+    pub fn capacity(&self) -> usize {
+        max_entries(self.page_size)
+    }
+
+    /// Appends an entry and publishes it; returns its offset in a thread's page.
     ///
-    /// The caller has checked the name (at most 61 bytes, no NUL) and that a slot is free.
-    pub fn publish(&mut self, name: &str, size: u16, data_size: u16) {
-        let i = self.count;
+    /// The caller has checked the name (at most 61 bytes, no NUL, not yet published), that a
+    /// slot is free, and that the value fits in the page.
+    pub fn publish(&mut self, name: &str, size: usize) -> usize {
+        let i = self.entries.len();
         assert!(i < max_entries(self.page_size), "metadata page is full");
         assert!(name.len() < NAME_LEN && !name.contains('\0'));
+        let offset = crate::layout::DATA_START + self.used;
+        let used = self.used + crate::layout::round8(size);
+        assert!(crate::layout::DATA_START + used <= self.page_size && size <= u16::MAX as usize);
         let entry = ENTRIES_OFFSET + i * ENTRY_SIZE;
         let mut name_field = [0u8; NAME_LEN];
         name_field[..name.len()].copy_from_slice(name.as_bytes());
@@ -75,12 +107,18 @@ impl MetaPage {
             let p = self.page.as_ptr().add(entry);
             p.cast::<[u8; NAME_LEN]>().write_volatile(name_field);
             self.atomic_u16(entry + NAME_LEN)
-                .store(size, Ordering::Relaxed);
-            self.atomic_u16(2).store(data_size, Ordering::Relaxed);
+                .store(size as u16, Ordering::Relaxed);
+            self.atomic_u16(2).store(used as u16, Ordering::Relaxed);
         }
-        self.count = i + 1;
+        self.used = used;
+        self.entries.push(Published {
+            name: name.to_string(),
+            size,
+            offset,
+        });
         // SAFETY: `cnt` is the page's first u16. Release orders the entry before the count.
-        unsafe { self.atomic_u16(0) }.store(self.count as u16, Ordering::Release);
+        unsafe { self.atomic_u16(0) }.store(self.entries.len() as u16, Ordering::Release);
+        offset
     }
 
     /// The `u16` at `offset` in the page, as an atomic.

@@ -9,7 +9,6 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Mutex;
 
-use crate::registry::Hint;
 use crate::sys;
 
 thread_local! {
@@ -136,6 +135,11 @@ impl Pages {
         f(&mut self.lock().threads)
     }
 
+    /// Holds the lock across `fork()`, so that the child inherits a consistent table.
+    pub fn lock_for_fork(&'static self) -> PagesForkLock {
+        PagesForkLock(self.lock())
+    }
+
     /// Live threads, blocks ever mapped, blocks free, blocks in quarantine.
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let s = self.lock();
@@ -169,19 +173,54 @@ impl Pages {
     }
 }
 
-/// Per-thread storage for a hint that the layout never saw, which can only happen if its
-/// registration was not linked in. Its values stay private to the thread. Returns `None` while
-/// the thread's thread-locals are being destroyed.
-pub fn fallback_slot(hint: &'static dyn Hint) -> Option<*mut u8> {
-    let id = hint as *const dyn Hint as *const () as usize;
+/// The table, locked by the thread calling `fork()`; see [`Pages::lock_for_fork`].
+pub struct PagesForkLock(std::sync::MutexGuard<'static, PagesState>);
+
+impl PagesForkLock {
+    /// In a forked child only the calling thread exists, and the kernel registered none of the
+    /// child's pages. Keeps the calling thread's record, with its new tid and unregistered, and
+    /// makes every other block free: they are the child's private copies, which nothing pins.
+    pub fn reset_in_child(&mut self) -> Option<ThreadRecord> {
+        let state = &mut *self.0;
+        let mine = current_block() as BlockAddr;
+        let mut kept = None;
+        for r in std::mem::take(&mut state.threads) {
+            if r.block == mine {
+                kept = Some(ThreadRecord {
+                    tid: sys::gettid(),
+                    block: r.block,
+                    registered: 0,
+                });
+            } else {
+                state.free.push(r.block);
+            }
+        }
+        let quarantined = std::mem::take(&mut state.quarantine);
+        state.free.extend(quarantined);
+        state.threads.extend(kept);
+        kept
+    }
+
+    /// Records that the thread with `block` is registered under connection generation `gen`.
+    pub fn set_registered(&mut self, block: BlockAddr, gen: u64) {
+        if let Some(r) = self.0.threads.iter_mut().find(|r| r.block == block) {
+            r.registered = gen;
+        }
+    }
+}
+
+/// Per-thread storage for a value that has no place in the thread's block: a hint whose
+/// registration was not linked in, or any value on a thread whose block is gone. `id` names the
+/// value; `init` is its first content. The values stay private to the thread. Returns `None`
+/// while the thread's thread-locals are being destroyed.
+pub fn fallback_slot(id: usize, init: &[u8]) -> Option<*mut u8> {
     FALLBACK
         .try_with(|slots| {
             let mut slots = slots.try_borrow_mut().ok()?;
             if let Some((_, buf)) = slots.iter_mut().find(|(k, _)| *k == id) {
                 return Some(buf.as_mut_ptr().cast::<u8>());
             }
-            let init = hint.init_bytes();
-            let mut buf = vec![0u64; init.len().div_ceil(8)].into_boxed_slice();
+            let mut buf = vec![0u64; init.len().div_ceil(8).max(1)].into_boxed_slice();
             // SAFETY: `buf` has at least `init.len()` bytes, and the two do not overlap.
             unsafe {
                 std::ptr::copy_nonoverlapping(

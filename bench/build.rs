@@ -1,0 +1,13 @@
+//! Builds the benchmark's BPF object: the header for the bench hints, then
+//! `bpf/bench_tld.bpf.c` (our lookups and the floor programs, side by side) into a skeleton.
+use std::path::PathBuf;
+
+// Name the hints crate, or linkme drops its hints from this build script and the header.
+use tld_bench_hints as _;
+
+fn main() {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    tld_runtime::header::write(out.join("tld_generated.h")).expect("write tld_generated.h");
+    let source = tld_bpf_build::bpf_dir().join("bench_tld.bpf.c");
+    tld_bpf_build::build_skeleton(&source, &out.join("bench_tld.skel.rs"), &[out.as_path()]);
+}

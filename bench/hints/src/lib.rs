@@ -1,0 +1,44 @@
+//! The benchmark's hints: sixteen `u64` hints, `bench_h00` to `bench_h15`.
+//!
+//! They are the only hints in the benchmark binaries, so the layout (entries sorted by key,
+//! each padded to 8 bytes after the 8-byte `start` field) puts `bench_hNN` at byte
+//! `8 + 8 * NN` of a thread's page. The BPF floor programs read those fixed offsets, and the
+//! report checks at run time that they read the same values as the lookups.
+use tld_runtime::task_local_data;
+
+/// Declares the sixteen hints with one macro, so that their names and order stay in step.
+macro_rules! hints {
+    ($($name:ident = $key:tt),* $(,)?) => {
+        $(
+            #[doc = concat!("Benchmark hint `", $key, "`.")]
+            #[task_local_data(key = $key)]
+            pub static $name: u64 = 0;
+        )*
+        /// Every hint, in key (and therefore layout) order.
+        pub static ALL: [&tld_runtime::TaskLocal<u64>; 16] = [$(&$name),*];
+    };
+}
+
+hints!(
+    H00 = "bench_h00",
+    H01 = "bench_h01",
+    H02 = "bench_h02",
+    H03 = "bench_h03",
+    H04 = "bench_h04",
+    H05 = "bench_h05",
+    H06 = "bench_h06",
+    H07 = "bench_h07",
+    H08 = "bench_h08",
+    H09 = "bench_h09",
+    H10 = "bench_h10",
+    H11 = "bench_h11",
+    H12 = "bench_h12",
+    H13 = "bench_h13",
+    H14 = "bench_h14",
+    H15 = "bench_h15",
+);
+
+/// Byte offset of hint `i` in a thread's page under the layout described above.
+pub const fn offset_of(i: usize) -> usize {
+    8 + 8 * i
+}
