@@ -1,5 +1,6 @@
 //! Builds the benchmark's BPF object: the header for the bench hints, then
 //! `bpf/bench_tld.bpf.c` (our lookups and the floor programs, side by side) into a skeleton.
+//! Also records the rustc version, which the report prints with the machine.
 use std::path::PathBuf;
 
 // Name the hints crate, or linkme drops its hints from this build script and the header.
@@ -10,4 +11,16 @@ fn main() {
     tld_runtime::header::write(out.join("tld_generated.h")).expect("write tld_generated.h");
     let source = tld_bpf_build::bpf_dir().join("bench_tld.bpf.c");
     tld_bpf_build::build_skeleton(&source, &out.join("bench_tld.skel.rs"), &[out.as_path()]);
+
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let version = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(
+            || "rustc (unknown version)".into(),
+            |s| s.trim().to_string(),
+        );
+    println!("cargo:rustc-env=TLD_BENCH_RUSTC={version}");
 }

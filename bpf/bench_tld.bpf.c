@@ -1,62 +1,211 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
+/*
+ * bench_tld.bpf.c - the BPF side of the benchmark suite (bench/), ours and the
+ * floors side by side in one object, so that one build and one load measure
+ * both.
+ *
+ * Every timed program is SEC("xdp"): BPF_PROG_TEST_RUN runs an XDP program
+ * synchronously in the calling thread (so bpf_get_current_task_btf() is the
+ * benchmark thread, as for a syscall program), and, unlike a syscall program,
+ * accepts `repeat` and reports the mean duration per run. The packet is never
+ * looked at. Each program returns the (truncated) sum of what it read, which
+ * the report checks against the values it set, so a program that reads the
+ * wrong bytes fails the run instead of producing a number.
+ *
+ * The hints are bench_h00 .. bench_h15 (u64 each) from bench/hints; with no
+ * other hint in the process, bench_hNN sits at byte 8 + 8 * NN of the page.
+ * The floor programs read those fixed offsets.
+ */
 #include "tld_vmlinux.h"
 #include "tld_generated.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-SEC("tc")
-int exp_tc(void *ctx)
+/* Offset of bench_hNN in a thread's page (see bench/hints/src/lib.rs). */
+#define HINT_OFF(i) (8 + 8 * (i))
+
+/*
+ * P2: what applications do without this library. The value is the hint
+ * itself, and user space writes it with bpf_map_update_elem() on every change.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} hint_value_map SEC(".maps");
+
+/*
+ * P4: the bare registration, a map of the same layout as tld_data_map. The
+ * benchmark registers a pre-allocated page here with pidfd_open() plus one
+ * update, next to the runtime's registration into tld_data_map.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tld_map_value);
+} bare_reg_map SEC(".maps");
+
+/* ------------------------------------------------------------------------ */
+/* Harness baseline.                                                        */
+
+/* The cost of a test_run iteration itself. */
+SEC("xdp")
+int bench_empty(void *ctx)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct tld_map_value *v = bpf_task_storage_get(&tld_data_map, task, 0, 0);
-	if (!v || !v->data)
-		return 1;
-	return *(__u64 *)((void *)v->data + 8);
+	return 0;
 }
 
-SEC("socket")
-int exp_sock(void *ctx)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct tld_map_value *v = bpf_task_storage_get(&tld_data_map, task, 0, 0);
-	if (!v || !v->data)
-		return 1;
-	return *(__u64 *)((void *)v->data + 8);
+/* ------------------------------------------------------------------------ */
+/* Floors: one bpf_task_storage_get() and reads at fixed offsets.           */
+
+/*
+ * The same map and the same page as ours, with the offset known at compile
+ * time: the least any reader of a pinned hint page can do.
+ */
+#define FLOOR_PROG(name, K)							\
+SEC("xdp")									\
+int name(void *ctx)								\
+{										\
+	struct task_struct *task = bpf_get_current_task_btf();			\
+	struct tld_map_value *v;						\
+	struct tld_data_u *data;						\
+	__u64 sum = 0;								\
+	int i;									\
+										\
+	v = bpf_task_storage_get(&tld_data_map, task, NULL, 0);			\
+	if (!v)									\
+		return 0;							\
+	data = v->data;								\
+	if (!data)								\
+		return 0;							\
+	_Pragma("unroll")							\
+	for (i = 0; i < (K); i++)						\
+		sum += *(__u64 *)((void *)data + HINT_OFF(i));			\
+	return (int)sum;							\
 }
 
+FLOOR_PROG(bench_floor_k1, 1)
+FLOOR_PROG(bench_floor_k4, 4)
+FLOOR_PROG(bench_floor_k16, 16)
+
+/* The syscall approach's BPF side: the value is inline in the map element. */
 SEC("xdp")
-int exp_xdp(void *ctx)
+int bench_inline_k1(void *ctx)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct tld_map_value *v = bpf_task_storage_get(&tld_data_map, task, 0, 0);
-	if (!v || !v->data)
-		return 1;
-	return *(__u64 *)((void *)v->data + 8);
+	__u64 *v = bpf_task_storage_get(&hint_value_map, task, NULL, 0);
+
+	return v ? (int)*v : 0;
 }
 
-SEC("xdp")
-int exp_xdp_empty(void *ctx)
-{
-	return 7;
+/* ------------------------------------------------------------------------ */
+/* Ours: bpf_tld_init() plus K cached lookups, each followed by a read.     */
+
+#define LOOKUP(key)								\
+	do {									\
+		__u64 *p = bpf_tld_get(&tld, key);				\
+		if (p)								\
+			sum += *p;						\
+	} while (0)
+
+#define LOOKUPS_1	LOOKUP(bench_h00);
+#define LOOKUPS_4	LOOKUPS_1 LOOKUP(bench_h01); LOOKUP(bench_h02); LOOKUP(bench_h03);
+#define LOOKUPS_16	LOOKUPS_4 LOOKUP(bench_h04); LOOKUP(bench_h05); LOOKUP(bench_h06);	\
+			LOOKUP(bench_h07); LOOKUP(bench_h08); LOOKUP(bench_h09);		\
+			LOOKUP(bench_h10); LOOKUP(bench_h11); LOOKUP(bench_h12);		\
+			LOOKUP(bench_h13); LOOKUP(bench_h14); LOOKUP(bench_h15);
+
+#define TLD_PROG(name, LOOKUPS)							\
+SEC("xdp")									\
+int name(void *ctx)								\
+{										\
+	struct bpf_tld tld;							\
+	__u64 sum = 0;								\
+										\
+	if (bpf_tld_init(bpf_get_current_task_btf(), &tld))			\
+		return 0;							\
+	LOOKUPS									\
+	return (int)sum;							\
 }
-SEC("tc")
-int exp_tc_empty(void *ctx)
-{
-	return 7;
-}
+
+TLD_PROG(bench_tld_k1, LOOKUPS_1)
+TLD_PROG(bench_tld_k4, LOOKUPS_4)
+TLD_PROG(bench_tld_k16, LOOKUPS_16)
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics: where ours spends its time.                                 */
+
+/* bpf_tld_init() alone. Returns 1 on success. */
 SEC("xdp")
-int exp_xdp_task(void *ctx)
+int bench_diag_init(void *ctx)
+{
+	struct bpf_tld tld;
+
+	return bpf_tld_init(bpf_get_current_task_btf(), &tld) == 0;
+}
+
+/* The two bpf_task_storage_get() calls bpf_tld_init() makes, nothing else. */
+SEC("xdp")
+int bench_diag_two_gets(void *ctx)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	return task->pid;
+	struct tld_map_value *v;
+	struct tld_off_cache *c;
+
+	v = bpf_task_storage_get(&tld_data_map, task, NULL, 0);
+	if (!v)
+		return 0;
+	c = bpf_task_storage_get(&tld_off_map, task, NULL, 0);
+	if (!c)
+		return 0;
+	return 1;
 }
-SEC("xdp")
-int exp_xdp_two(void *ctx)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct tld_map_value *v = bpf_task_storage_get(&tld_data_map, task, 0, 0);
-	struct tld_off_cache *c = bpf_task_storage_get(&tld_off_map, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!v || !v->data || !c)
-		return 1;
-	return *(__u64 *)((void *)v->data + 8);
+
+/* ------------------------------------------------------------------------ */
+/* Prototype of a proposed fast path (bench/PERFORMANCE.md, "Analysis").    */
+
+/*
+ * Offsets fixed at build time by the generated header, used when the thread's
+ * page carries the fingerprint of the layout the header was generated for;
+ * otherwise the generic, cached lookups. Today's pages carry no fingerprint,
+ * so the prototype compares the page's `start` word (8) in its place: the
+ * same cost, one load and one compare in the page's first cache line. Reads at
+ * constant offsets stay inside the page whatever user space wrote there, so a
+ * forged fingerprint can only make a thread read its own hints wrongly.
+ */
+#define PROTO_FINGERPRINT 8
+
+#define PROTO_PROG(name, K, LOOKUPS)						\
+SEC("xdp")									\
+int name(void *ctx)								\
+{										\
+	struct task_struct *task = bpf_get_current_task_btf();			\
+	struct tld_map_value *v;						\
+	struct tld_data_u *data;						\
+	struct bpf_tld tld;							\
+	__u64 sum = 0;								\
+	int i;									\
+										\
+	v = bpf_task_storage_get(&tld_data_map, task, NULL, 0);			\
+	if (!v)									\
+		return 0;							\
+	data = v->data;								\
+	if (!data)								\
+		return 0;							\
+	if (data->start == PROTO_FINGERPRINT) {					\
+		_Pragma("unroll")						\
+		for (i = 0; i < (K); i++)					\
+			sum += *(__u64 *)((void *)data + HINT_OFF(i));		\
+		return (int)sum;						\
+	}									\
+	if (bpf_tld_init(task, &tld))						\
+		return 0;							\
+	LOOKUPS									\
+	return (int)sum;							\
 }
+
+PROTO_PROG(bench_proto_k1, 1, LOOKUPS_1)
+PROTO_PROG(bench_proto_k4, 4, LOOKUPS_4)
+PROTO_PROG(bench_proto_k16, 16, LOOKUPS_16)

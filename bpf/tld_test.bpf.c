@@ -224,32 +224,35 @@ _Static_assert(sizeof(struct tld_read_pid_ctx) == 40, "tld_read_pid_ctx layout")
 SEC("syscall")
 int tld_read_pid(struct tld_read_pid_ctx *ctx)
 {
+	/* Filled on the stack and copied out at the end: stores through a ctx
+	 * pointer that clang has moved are refused by the verifier. */
+	struct tld_read_pid_ctx out = { .pid = ctx->pid };
 	struct task_struct *task;
 	struct bpf_tld tld;
 	__u64 *a;
 	__s32 *v1;
-	int err;
 
-	task = bpf_task_from_pid(ctx->pid);
+	task = bpf_task_from_pid(out.pid);
 	if (!task) {
-		ctx->init_ret = -3; /* -ESRCH */
+		out.init_ret = -3; /* -ESRCH */
+		*ctx = out;
 		return 0;
 	}
-	err = bpf_tld_init(task, &tld);
-	ctx->init_ret = err;
-	if (!err) {
+	out.init_ret = bpf_tld_init(task, &tld);
+	if (!out.init_ret) {
 		v1 = bpf_tld_get(&tld, value1);
 		if (v1) {
-			ctx->found |= FOUND_VALUE1;
-			ctx->value1 = *v1;
+			out.found |= FOUND_VALUE1;
+			out.value1 = *v1;
 		}
 		a = bpf_tld_get(&tld, hint_a);
 		if (a) {
-			ctx->found |= FOUND_HINT_A;
-			ctx->hint_a = *a;
+			out.found |= FOUND_HINT_A;
+			out.hint_a = *a;
 		}
 	}
 	bpf_task_release(task);
+	*ctx = out;
 	return 0;
 }
 

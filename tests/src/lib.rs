@@ -134,13 +134,23 @@ where
 {
     // The storage an open skeleton borrows must outlive it; tests keep it for the process.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
-    // libbpf prints its own account of a failed load; the error below says it all.
-    let quiet = libbpf_rs::set_print(None);
+    // libbpf's account of a failed load goes into the message below, not onto stderr.
+    LIBBPF_LOG.lock().unwrap().clear();
+    let previous = libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, collect_libbpf_log)));
     let result = builder.open(storage).and_then(|open| open.load());
-    libbpf_rs::set_print(quiet);
+    libbpf_rs::set_print(previous);
+    let log = std::mem::take(&mut *LIBBPF_LOG.lock().unwrap());
     match result {
         Ok(skel) => Some(skel),
-        Err(e) if !bpf_required() => {
+        Err(e) if bpf_required() => {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{test}: TLD_REQUIRE_BPF=1 but the BPF programs do not load: {e:#}\nlibbpf:\n{}",
+                tail.join("\n")
+            )
+        }
+        Err(e) => {
             eprintln!(
                 "SKIPPED {test}: cannot load BPF programs ({e}). This test needs root or \
                  CAP_BPF+CAP_PERFMON on Linux >= 6.13; set TLD_REQUIRE_BPF=1 to make this a \
@@ -148,7 +158,14 @@ where
             );
             None
         }
-        Err(e) => panic!("{test}: TLD_REQUIRE_BPF=1 but the BPF programs do not load: {e:#}"),
+    }
+}
+
+static LIBBPF_LOG: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn collect_libbpf_log(_level: libbpf_rs::PrintLevel, msg: String) {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.push_str(&msg);
     }
 }
 
@@ -255,6 +272,19 @@ impl PinnedMap {
         Some(PinnedMap { path })
     }
 
+    /// Pins `map` at exactly `path` (bpffs must be mounted there). Panics on failure.
+    pub fn pin_at(map: std::os::fd::BorrowedFd<'_>, path: &std::path::Path) -> PinnedMap {
+        use std::os::fd::AsRawFd;
+        let _ = std::fs::remove_file(path);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is NUL-terminated; the fd is open for the call.
+        let rc = unsafe { libbpf_rs::libbpf_sys::bpf_obj_pin(map.as_raw_fd(), c.as_ptr()) };
+        assert_eq!(rc, 0, "pinning the map at {} failed: {rc}", path.display());
+        PinnedMap {
+            path: path.to_path_buf(),
+        }
+    }
+
     /// Where the map is pinned.
     pub fn path(&self) -> &std::path::Path {
         &self.path
@@ -294,4 +324,69 @@ pub fn ensure_bpffs(dir: &std::path::Path) -> Result<(), String> {
     } else {
         Err(std::io::Error::last_os_error().to_string())
     }
+}
+
+/// Mirror of `struct tld_read_pid_ctx`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadPidCtx {
+    pub pid: i32,
+    pub pad: i32,
+    pub init_ret: i64,
+    pub found: u64,
+    pub value1: i64,
+    pub hint_a: u64,
+}
+
+/// What `tld_read_pid` sees of the task with thread id `tid`, run from the calling thread.
+pub fn bpf_read_pid(skel: &TldTestSkel<'_>, tid: i32) -> ReadPidCtx {
+    run(
+        &skel.progs.tld_read_pid,
+        ReadPidCtx {
+            pid: tid,
+            ..ReadPidCtx::default()
+        },
+    )
+}
+
+/// Mirror of `struct tld_dyn_ctx`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DynCtx {
+    pub init_ret: i64,
+    pub found: u64,
+    pub values: [u64; 10],
+}
+
+/// The values of the dynamic keys `dyn_0` .. `dyn_9` that BPF sees for the calling thread.
+pub fn bpf_read_dyn(skel: &TldTestSkel<'_>) -> DynCtx {
+    run(&skel.progs.tld_read_dyn, DynCtx::default())
+}
+
+/// Environment variable that tells a re-run test binary which part it plays.
+pub const ROLE_ENV: &str = "TLD_TEST_ROLE";
+
+/// The role this process plays, when a test re-ran its own binary.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok()
+}
+
+/// A command that re-runs this test binary for just `test`, playing `role`.
+pub fn rerun(test: &str, role: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("current_exe"));
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE_ENV, role);
+    cmd
+}
+
+/// Waits up to `timeout` for `cond`, checking every few milliseconds.
+pub fn wait_for(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    cond()
 }

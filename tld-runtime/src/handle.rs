@@ -87,26 +87,46 @@ impl<T: TldType> TaskLocal<T> {
         })
     }
 
+    #[cold]
+    #[inline(never)]
+    fn set_slow(&'static self, raw: T::Raw) {
+        if let Some(p) = self.slot_slow() {
+            // SAFETY: as in `set`.
+            unsafe { p.write_volatile(raw) }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_slow(&'static self) -> T {
+        match self.slot_slow() {
+            // SAFETY: as in `get`.
+            Some(p) => T::from_raw(unsafe { p.read_volatile() }),
+            None => self.init,
+        }
+    }
+
     /// Writes the calling thread's copy.
     ///
     /// A plain store to the thread's page. BPF programs that look the key up see it at once.
     #[inline]
     pub fn set(&'static self, value: T) {
         let raw = value.into_raw();
-        if let Some(p) = self.slot().or_else(|| self.slot_slow()) {
-            // SAFETY: `p` points at this thread's aligned, live copy (see `slot`). BPF may write
-            // the same bytes concurrently, so the access is volatile and never through `&mut`.
-            unsafe { p.write_volatile(raw) }
+        match self.slot() {
+            // SAFETY: `p` points at this thread's aligned, live copy (see `slot`). BPF may
+            // write the same bytes concurrently, so the access is volatile, never via `&mut`.
+            Some(p) => unsafe { p.write_volatile(raw) },
+            None => self.set_slow(raw),
         }
     }
 
     /// Reads the calling thread's copy, including whatever a BPF program wrote into it.
     #[inline]
     pub fn get(&'static self) -> T {
-        match self.slot().or_else(|| self.slot_slow()) {
+        match self.slot() {
             // SAFETY: as in `set`; every bit pattern is a valid `T::Raw` (it is `Pod`).
             Some(p) => T::from_raw(unsafe { p.read_volatile() }),
-            None => self.init,
+            None => self.get_slow(),
         }
     }
 

@@ -4,10 +4,15 @@
 //! the kernel pins. Blocks are carved from large anonymous mappings and are never unmapped:
 //! after a thread exits, the kernel may still hold its page pinned for a grace period, and a BPF
 //! program may still write to it. A released block waits in quarantine until an RCU grace period
-//! has passed, and only then serves a new thread.
+//! has passed, and only then serves a new thread. The wait happens on a background thread
+//! (`tld-reclaim`), never in a thread's first access: a new thread that finds no free block
+//! gets a fresh one. The pool therefore stays bounded by the peak number of live threads plus
+//! one quarantine batch in flight and one chunk of slack.
 
 use std::cell::{Cell, RefCell};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::sys;
 
@@ -16,7 +21,7 @@ thread_local! {
     static BLOCK: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
     /// Set once the thread has released its block: it must never take another.
     static EXITED: Cell<bool> = const { Cell::new(false) };
-    /// Storage for hints the layout never saw (see [`fallback_slot`]).
+    /// Storage for values that have no place in a block (see [`fallback_slot`]).
     static FALLBACK: RefCell<Vec<(usize, Box<[u64]>)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -49,11 +54,17 @@ pub struct ThreadRecord {
 const BLOCKS_PER_CHUNK: usize = 64;
 /// Quarantined blocks that make it worth waiting for a grace period to reuse them.
 const QUARANTINE_BATCH: usize = 64;
+/// How long a smaller quarantine waits before it is reclaimed anyway.
+const QUARANTINE_MAX_WAIT: Duration = Duration::from_secs(1);
+/// Without `membarrier`, how long a batch waits: several RCU grace periods on any normal system.
+const FALLBACK_GRACE: Duration = Duration::from_millis(100);
 
 /// The pool of blocks and the table of threads using them.
 pub struct Pages {
     block_size: usize,
     state: Mutex<PagesState>,
+    /// Wakes the reclaimer when the quarantine fills.
+    quarantine_full: Condvar,
 }
 
 #[derive(Default)]
@@ -62,7 +73,10 @@ struct PagesState {
     quarantine: Vec<BlockAddr>,
     /// Blocks ever mapped: the pool's size.
     total: usize,
-    threads: Vec<ThreadRecord>,
+    /// Live threads with a block, by block.
+    threads: HashMap<BlockAddr, ThreadRecord>,
+    /// The reclaimer thread is running.
+    reclaiming: bool,
 }
 
 impl Pages {
@@ -71,39 +85,39 @@ impl Pages {
         Pages {
             block_size,
             state: Mutex::new(PagesState::default()),
+            quarantine_full: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PagesState> {
-        // A panic while holding the lock cannot leave the vectors inconsistent: recover.
+    fn lock(&self) -> MutexGuard<'_, PagesState> {
+        // Every critical section leaves the state consistent at each step: recover from a
+        // poisoned lock.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Gives the calling thread a block filled from `template`, and records the thread.
     ///
-    /// Returns the block, or the errno when no memory could be mapped. A thread that has
+    /// Returns its record, or the errno when no memory could be mapped. A thread that has
     /// exited never gets a block again.
-    pub fn attach_current_thread(&self, template: &[u8]) -> Result<BlockAddr, i32> {
+    pub fn attach_current_thread(&'static self, template: &[u8]) -> Result<ThreadRecord, i32> {
         if current_thread_exited() {
             return Err(libc::ESRCH);
         }
-        let existing = current_block();
-        if !existing.is_null() {
-            return Ok(existing as BlockAddr);
-        }
+        debug_assert!(current_block().is_null());
         let block = self.take()?;
         // SAFETY: `block` is a block of `block_size` bytes that no thread uses (it came from
         // the free list or a fresh mapping); `template` has `block_size` bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(template.as_ptr(), block as *mut u8, self.block_size)
         };
-        self.lock().threads.push(ThreadRecord {
+        let record = ThreadRecord {
             tid: sys::gettid(),
             block,
             registered: 0,
-        });
+        };
+        self.lock().threads.insert(block, record);
         BLOCK.with(|b| b.set(block as *mut u8));
-        Ok(block)
+        Ok(record)
     }
 
     /// Takes the calling thread's block away for good and removes the thread from the table.
@@ -114,9 +128,7 @@ impl Pages {
         if block == 0 {
             return None;
         }
-        let mut state = self.lock();
-        let i = state.threads.iter().position(|t| t.block == block)?;
-        Some(state.threads.swap_remove(i))
+        self.lock().threads.remove(&block)
     }
 
     /// Returns a detached thread's block to the pool: at once if the kernel never saw it,
@@ -127,11 +139,14 @@ impl Pages {
             state.free.push(record.block);
         } else {
             state.quarantine.push(record.block);
+            if state.quarantine.len() >= QUARANTINE_BATCH {
+                self.quarantine_full.notify_one();
+            }
         }
     }
 
     /// Runs `f` on the table of live threads, under the lock.
-    pub fn with_threads<R>(&self, f: impl FnOnce(&mut [ThreadRecord]) -> R) -> R {
+    pub fn with_threads<R>(&self, f: impl FnOnce(&mut HashMap<BlockAddr, ThreadRecord>) -> R) -> R {
         f(&mut self.lock().threads)
     }
 
@@ -146,23 +161,20 @@ impl Pages {
         (s.threads.len(), s.total, s.free.len(), s.quarantine.len())
     }
 
-    fn take(&self) -> Result<BlockAddr, i32> {
+    /// A free block, or a fresh one. Never waits for a grace period.
+    fn take(&'static self) -> Result<BlockAddr, i32> {
         let mut state = self.lock();
+        if !state.quarantine.is_empty() && !state.reclaiming {
+            // Started here, on a thread in its normal life, rather than in an exiting thread's
+            // destructor, where spawning a thread is not safe.
+            state.reclaiming = std::thread::Builder::new()
+                .name("tld-reclaim".into())
+                .stack_size(64 * 1024)
+                .spawn(move || self.reclaim())
+                .is_ok();
+        }
         if let Some(b) = state.free.pop() {
             return Ok(b);
-        }
-        if state.quarantine.len() >= QUARANTINE_BATCH {
-            // Blocks quarantined before the barrier starts are safe once it returns: every
-            // non-sleepable BPF program that could have found their (deleted) storage is done.
-            let ready = std::mem::take(&mut state.quarantine);
-            drop(state);
-            if sys::membarrier_global().is_ok() {
-                let mut state = self.lock();
-                state.free.extend(ready);
-                return Ok(state.free.pop().expect("the batch is not empty"));
-            }
-            state = self.lock();
-            state.quarantine.extend(ready);
         }
         let chunk = sys::map_pages(self.block_size * BLOCKS_PER_CHUNK)?.as_ptr() as BlockAddr;
         state.total += BLOCKS_PER_CHUNK;
@@ -171,10 +183,36 @@ impl Pages {
             .extend((1..BLOCKS_PER_CHUNK).map(|i| chunk + i * self.block_size));
         Ok(chunk)
     }
+
+    /// The reclaimer's loop: waits for a batch, then for a grace period, then frees the batch.
+    fn reclaim(&self) {
+        let mut state = self.lock();
+        loop {
+            let (s, _) = self
+                .quarantine_full
+                .wait_timeout_while(state, QUARANTINE_MAX_WAIT, |s| {
+                    s.quarantine.len() < QUARANTINE_BATCH
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            state = s;
+            if state.quarantine.is_empty() {
+                continue;
+            }
+            // Blocks quarantined before the barrier starts are safe once it returns: every
+            // non-sleepable BPF program that could have found their (deleted) storage is done.
+            let batch = std::mem::take(&mut state.quarantine);
+            drop(state);
+            if sys::membarrier_global().is_err() {
+                std::thread::sleep(FALLBACK_GRACE);
+            }
+            state = self.lock();
+            state.free.extend(batch);
+        }
+    }
 }
 
 /// The table, locked by the thread calling `fork()`; see [`Pages::lock_for_fork`].
-pub struct PagesForkLock(std::sync::MutexGuard<'static, PagesState>);
+pub struct PagesForkLock(MutexGuard<'static, PagesState>);
 
 impl PagesForkLock {
     /// In a forked child only the calling thread exists, and the kernel registered none of the
@@ -184,26 +222,30 @@ impl PagesForkLock {
         let state = &mut *self.0;
         let mine = current_block() as BlockAddr;
         let mut kept = None;
-        for r in std::mem::take(&mut state.threads) {
-            if r.block == mine {
+        for (block, _) in std::mem::take(&mut state.threads) {
+            if block == mine {
                 kept = Some(ThreadRecord {
                     tid: sys::gettid(),
-                    block: r.block,
+                    block,
                     registered: 0,
                 });
             } else {
-                state.free.push(r.block);
+                state.free.push(block);
             }
         }
         let quarantined = std::mem::take(&mut state.quarantine);
         state.free.extend(quarantined);
-        state.threads.extend(kept);
+        // No reclaimer thread survives fork.
+        state.reclaiming = false;
+        if let Some(r) = kept {
+            state.threads.insert(r.block, r);
+        }
         kept
     }
 
     /// Records that the thread with `block` is registered under connection generation `gen`.
     pub fn set_registered(&mut self, block: BlockAddr, gen: u64) {
-        if let Some(r) = self.0.threads.iter_mut().find(|r| r.block == block) {
+        if let Some(r) = self.0.threads.get_mut(&block) {
             r.registered = gen;
         }
     }

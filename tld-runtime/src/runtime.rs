@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::error::Error;
@@ -40,7 +40,8 @@ struct Runtime {
 
 #[derive(Default)]
 struct ConnState {
-    map: Option<TldMap>,
+    /// Shared so that a thread can register itself without holding the lock.
+    map: Option<Arc<TldMap>>,
     source: Option<MapSource>,
     /// Identity (device, inode) of the pin the map was opened from, to notice a new pin.
     pin_identity: Option<(u64, u64)>,
@@ -116,9 +117,9 @@ pub(crate) fn enter_thread() {
     if EXIT_GUARD.try_with(|_| ()).is_err() {
         return;
     }
-    if rt.pages.attach_current_thread(&rt.layout.template).is_ok() {
+    if let Ok(record) = rt.pages.attach_current_thread(&rt.layout.template) {
         // A failure is recorded for `status()`; the hints work regardless.
-        let _ = rt.register_current();
+        let _ = rt.register(record);
     }
 }
 
@@ -135,34 +136,35 @@ impl Runtime {
             .map_err(Clone::clone)
     }
 
-    /// Registers the calling thread (already attached) with the map, connecting first through
-    /// auto-connect if nothing is connected.
+    /// Registers the calling thread (already attached) with the map, as [`Runtime::register`].
     fn register_current(&'static self) -> Result<(), Error> {
-        let meta = self.published()?;
-        let mut conn = self.lock_conn();
-        if conn.map.is_none() {
-            // Connecting registers every live thread, this one included.
-            return self.auto_connect(&mut conn);
-        }
         let block = pages::current_block() as usize;
-        let gen = conn.generation;
-        let map = conn.map.as_ref().expect("checked above");
-        let record = self
-            .pages
-            .with_threads(|t| t.iter().find(|r| r.block == block).copied());
-        match record {
-            Some(r) if r.registered == gen => Ok(()),
-            Some(r) => {
-                map.register(r.tid, r.block as u64, meta)?;
-                self.pages.with_threads(|t| {
-                    if let Some(r) = t.iter_mut().find(|r| r.block == block) {
-                        r.registered = gen;
-                    }
-                });
-                Ok(())
+        let record = self.pages.with_threads(|t| t.get(&block).copied());
+        self.register(record.ok_or(Error::ThreadExiting)?)
+    }
+
+    /// Registers the calling thread, whose record is `record`, with the map, connecting first
+    /// through auto-connect if nothing is connected.
+    fn register(&'static self, record: pages::ThreadRecord) -> Result<(), Error> {
+        let meta = self.published()?;
+        let (map, gen) = {
+            let mut conn = self.lock_conn();
+            match &conn.map {
+                // Connecting registers every live thread, this one included.
+                None => return self.auto_connect(&mut conn),
+                Some(_) if record.registered == conn.generation => return Ok(()),
+                Some(map) => (map.clone(), conn.generation),
             }
-            None => Err(Error::ThreadExiting),
-        }
+        };
+        // The syscalls run without the lock, so that new threads register in parallel. A
+        // `connect()` in between registers this thread in its own map by itself.
+        map.register(record.tid, record.block as u64, meta)?;
+        self.pages.with_threads(|t| {
+            if let Some(r) = t.get_mut(&record.block) {
+                r.registered = r.registered.max(gen);
+            }
+        });
+        Ok(())
     }
 
     fn auto_connect(&'static self, conn: &mut ConnState) -> Result<(), Error> {
@@ -199,7 +201,7 @@ impl Runtime {
         let gen = conn.generation;
         let result = self.pages.with_threads(|threads| {
             let mut first_error = None;
-            for r in threads.iter_mut() {
+            for r in threads.values_mut() {
                 match map.register(r.tid, r.block as u64, meta) {
                     Ok(()) => r.registered = gen,
                     // The thread is exiting; its record is about to go.
@@ -213,7 +215,7 @@ impl Runtime {
         });
         match result {
             Ok(()) => {
-                conn.map = Some(map);
+                conn.map = Some(Arc::new(map));
                 conn.source = Some(source);
                 conn.failure = None;
                 Ok(())
@@ -305,12 +307,13 @@ impl Runtime {
             return;
         };
         if record.registered != 0 {
-            let conn = self.lock_conn();
-            if let Some(map) = conn
-                .map
-                .as_ref()
-                .filter(|_| conn.generation == record.registered)
-            {
+            let map = {
+                let conn = self.lock_conn();
+                conn.map
+                    .clone()
+                    .filter(|_| conn.generation == record.registered)
+            };
+            if let Some(map) = map {
                 // Best effort: if this fails, the kernel frees the storage when the task goes.
                 let _ = map.unregister(record.tid);
             }
@@ -338,7 +341,7 @@ impl Runtime {
         let gen = conn.generation;
         let registered = if conn.map.is_some() {
             self.pages
-                .with_threads(|t| t.iter().filter(|r| r.registered == gen).count())
+                .with_threads(|t| t.values().filter(|r| r.registered == gen).count())
         } else {
             0
         };

@@ -1,0 +1,249 @@
+//! The BPF harness: loads `bpf/bench_tld.bpf.c`, runs its programs with `BPF_PROG_TEST_RUN`
+//! and `repeat`, and reads the verifier's statistics for them.
+//!
+//! The timed programs are `SEC("xdp")`. The kernel runs an XDP program's test run in the
+//! calling thread, so `bpf_get_current_task_btf()` is the benchmark thread, and reports the mean
+//! duration of one run over `repeat` runs (in whole nanoseconds). A `SEC("syscall")` program
+//! would also run as the calling thread, but its test run refuses `repeat`.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
+
+use crate::skel::{BenchTldSkel, BenchTldSkelBuilder};
+
+/// The timed BPF programs of `bench_tld.bpf.c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Prog {
+    /// Returns 0: the cost of one test-run iteration.
+    Empty,
+    /// Floor: one `bpf_task_storage_get` of `tld_data_map` and 1 read at a fixed offset.
+    FloorK1,
+    /// Floor with 4 fixed-offset reads.
+    FloorK4,
+    /// Floor with 16 fixed-offset reads.
+    FloorK16,
+    /// The syscall approach's BPF side: the hint is the task storage value itself.
+    InlineK1,
+    /// Ours: `bpf_tld_init` plus 1 cached lookup and read.
+    TldK1,
+    /// Ours with 4 cached lookups.
+    TldK4,
+    /// Ours with 16 cached lookups.
+    TldK16,
+    /// `bpf_tld_init` alone.
+    DiagInit,
+    /// The two `bpf_task_storage_get` calls that `bpf_tld_init` makes, and nothing else.
+    DiagTwoGets,
+    /// Prototype of the proposed fast path (build-time offsets behind a layout fingerprint)
+    /// with 1 read.
+    ProtoK1,
+    /// The prototype with 4 reads.
+    ProtoK4,
+    /// The prototype with 16 reads.
+    ProtoK16,
+}
+
+impl Prog {
+    /// Every timed program, in the order the report lists them.
+    pub const ALL: [Prog; 13] = [
+        Prog::Empty,
+        Prog::FloorK1,
+        Prog::FloorK4,
+        Prog::FloorK16,
+        Prog::InlineK1,
+        Prog::TldK1,
+        Prog::TldK4,
+        Prog::TldK16,
+        Prog::DiagInit,
+        Prog::DiagTwoGets,
+        Prog::ProtoK1,
+        Prog::ProtoK4,
+        Prog::ProtoK16,
+    ];
+
+    /// The program's name in the BPF object.
+    pub fn name(self) -> &'static str {
+        match self {
+            Prog::Empty => "bench_empty",
+            Prog::FloorK1 => "bench_floor_k1",
+            Prog::FloorK4 => "bench_floor_k4",
+            Prog::FloorK16 => "bench_floor_k16",
+            Prog::InlineK1 => "bench_inline_k1",
+            Prog::TldK1 => "bench_tld_k1",
+            Prog::TldK4 => "bench_tld_k4",
+            Prog::TldK16 => "bench_tld_k16",
+            Prog::DiagInit => "bench_diag_init",
+            Prog::DiagTwoGets => "bench_diag_two_gets",
+            Prog::ProtoK1 => "bench_proto_k1",
+            Prog::ProtoK4 => "bench_proto_k4",
+            Prog::ProtoK16 => "bench_proto_k16",
+        }
+    }
+
+    /// What the program returns for a thread whose hint `bench_hNN` holds `values[NN]` and
+    /// whose `hint_value_map` element holds `inline`: the truncated sum of what it reads.
+    pub fn expected(self, values: &[u64; 16], inline: u64) -> u32 {
+        let sum = |k: usize| values[..k].iter().fold(0u64, |a, &v| a.wrapping_add(v)) as u32;
+        match self {
+            Prog::Empty => 0,
+            Prog::FloorK1 | Prog::TldK1 | Prog::ProtoK1 => sum(1),
+            Prog::FloorK4 | Prog::TldK4 | Prog::ProtoK4 => sum(4),
+            Prog::FloorK16 | Prog::TldK16 | Prog::ProtoK16 => sum(16),
+            Prog::InlineK1 => inline as u32,
+            Prog::DiagInit | Prog::DiagTwoGets => 1,
+        }
+    }
+}
+
+/// One `BPF_PROG_TEST_RUN` with `repeat`.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// The program's return value (of the last run).
+    pub ret: u32,
+    /// The kernel's mean duration of one run, in nanoseconds.
+    pub ns: u64,
+}
+
+/// What the kernel says about a loaded program.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProgStats {
+    /// Instructions the verifier processed (`bpf_prog_info.verified_insns`).
+    pub verified_insns: u32,
+    /// Instructions after the verifier's rewrites (`xlated_prog_len / 8`).
+    pub xlated_insns: u32,
+    /// Bytes of JIT-compiled machine code.
+    pub jited_bytes: u32,
+}
+
+/// The loaded benchmark object.
+pub struct Bench {
+    skel: BenchTldSkel<'static>,
+}
+
+impl Bench {
+    /// Loads the BPF object. It lives for the rest of the process, so that its maps' fds can be
+    /// handed to other threads as `BorrowedFd<'static>`.
+    pub fn load() -> Result<&'static Bench, String> {
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let skel = BenchTldSkelBuilder::default()
+            .open(storage)
+            .and_then(|open| open.load())
+            .map_err(|e| {
+                format!(
+                    "loading bench_tld.bpf.o failed: {e:#}. The benchmarks need root (or \
+                     CAP_BPF+CAP_PERFMON) on Linux >= 6.13."
+                )
+            })?;
+        Ok(Box::leak(Box::new(Bench { skel })))
+    }
+
+    /// Connects the runtime to this object's `tld_data_map`.
+    pub fn connect(&'static self) -> Result<(), tld_runtime::Error> {
+        tld_runtime::connect(self.skel.maps.tld_data_map.as_fd())
+    }
+
+    /// The skeleton.
+    pub fn skel(&'static self) -> &'static BenchTldSkel<'static> {
+        &self.skel
+    }
+
+    /// `hint_value_map`: task storage whose value is the hint itself (the syscall approach).
+    pub fn hint_value_map(&'static self) -> BorrowedFd<'static> {
+        self.skel.maps.hint_value_map.as_fd()
+    }
+
+    /// `bare_reg_map`: a map laid out like `tld_data_map`, for the bare registration.
+    pub fn bare_reg_map(&'static self) -> BorrowedFd<'static> {
+        self.skel.maps.bare_reg_map.as_fd()
+    }
+
+    /// The loaded program `p`.
+    pub fn prog(&self, p: Prog) -> &ProgramMut<'static> {
+        let progs = &self.skel.progs;
+        match p {
+            Prog::Empty => &progs.bench_empty,
+            Prog::FloorK1 => &progs.bench_floor_k1,
+            Prog::FloorK4 => &progs.bench_floor_k4,
+            Prog::FloorK16 => &progs.bench_floor_k16,
+            Prog::InlineK1 => &progs.bench_inline_k1,
+            Prog::TldK1 => &progs.bench_tld_k1,
+            Prog::TldK4 => &progs.bench_tld_k4,
+            Prog::TldK16 => &progs.bench_tld_k16,
+            Prog::DiagInit => &progs.bench_diag_init,
+            Prog::DiagTwoGets => &progs.bench_diag_two_gets,
+            Prog::ProtoK1 => &progs.bench_proto_k1,
+            Prog::ProtoK4 => &progs.bench_proto_k4,
+            Prog::ProtoK16 => &progs.bench_proto_k16,
+        }
+    }
+
+    /// Runs `p` `repeat` times in the calling thread and returns the kernel's mean duration.
+    pub fn run(&self, p: Prog, repeat: u32) -> Result<Run, String> {
+        // An XDP test run needs at least an Ethernet header of packet data.
+        let packet = [0u8; 64];
+        let input = ProgramInput {
+            data_in: Some(&packet),
+            repeat,
+            ..ProgramInput::default()
+        };
+        let out = self
+            .prog(p)
+            .test_run(input)
+            .map_err(|e| format!("BPF_PROG_TEST_RUN of {}: {e:#}", p.name()))?;
+        Ok(Run {
+            ret: out.return_value,
+            ns: out.duration.as_nanos() as u64,
+        })
+    }
+
+    /// The verifier's and the JIT's figures for `p`.
+    pub fn stats(&self, p: Prog) -> Result<ProgStats, String> {
+        let info = prog_info(self.prog(p).as_fd(), None)?;
+        Ok(ProgStats {
+            verified_insns: info.verified_insns,
+            xlated_insns: info.xlated_prog_len / 8,
+            jited_bytes: info.jited_prog_len,
+        })
+    }
+
+    /// The JIT-compiled machine code of `p` (x86-64 on this project's machines), for
+    /// `objdump -D -b binary -m i386:x86-64`.
+    pub fn jited_code(&self, p: Prog) -> Result<Vec<u8>, String> {
+        let fd = self.prog(p).as_fd();
+        let len = prog_info(fd, None)?.jited_prog_len as usize;
+        let mut code = vec![0u8; len];
+        let info = prog_info(fd, Some(&mut code))?;
+        code.truncate(info.jited_prog_len as usize);
+        Ok(code)
+    }
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a program, optionally copying its JIT-compiled code out.
+fn prog_info(
+    fd: BorrowedFd<'_>,
+    jited: Option<&mut Vec<u8>>,
+) -> Result<libbpf_rs::libbpf_sys::bpf_prog_info, String> {
+    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+    if let Some(buf) = jited {
+        info.jited_prog_len = buf.len() as u32;
+        info.jited_prog_insns = buf.as_mut_ptr() as u64;
+    }
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: `info` is a `bpf_prog_info` of `len` bytes; the only pointer in it, if any, names
+    // `buf`, which has `jited_prog_len` writable bytes and outlives the call.
+    let rc = unsafe {
+        libbpf_rs::libbpf_sys::bpf_obj_get_info_by_fd(
+            fd.as_raw_fd(),
+            (&mut info as *mut libbpf_rs::libbpf_sys::bpf_prog_info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(format!("bpf_obj_get_info_by_fd: {rc}"));
+    }
+    Ok(info)
+}

@@ -1,0 +1,174 @@
+//! P4 and P5: registering threads.
+//!
+//! "Ours" is what the runtime does on a thread's first touch, timed as
+//! `tld_runtime::thread_init()` on a fresh thread: take a page from the pool, fill it from the
+//! template, record the thread, `pidfd_open`, one pinning update of `tld_data_map`, close.
+//! "Bare" is the least any registration can do: `pidfd_open` plus the same pinning update, of a
+//! page allocated in advance, into `bare_reg_map`, a map of the same layout in the same object.
+//!
+//! Both are taken in the same fresh thread, one after the other, in alternating order. Before
+//! either, the thread makes one untimed update of `hint_value_map`, so that the kernel's
+//! per-task storage header exists already: otherwise whichever side came first would pay for
+//! allocating it.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::bpf::Bench;
+use crate::rust_side::{pidfd_self, SyscallHint};
+
+/// Pages allocated in advance for bare registrations: never touched by user space before the
+/// kernel pins them, as the runtime's fresh pages are not (the pin faults them in, where the
+/// runtime's template copy does). Never unmapped: the kernel may keep them pinned.
+pub struct BarePages {
+    base: usize,
+    pages: usize,
+    next: AtomicUsize,
+    page_size: usize,
+}
+
+impl BarePages {
+    /// Maps `pages` data pages plus one metadata page.
+    pub fn new(pages: usize) -> Result<BarePages, i32> {
+        let page_size = page_size();
+        // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                (pages + 1) * page_size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::ENOMEM));
+        }
+        Ok(BarePages {
+            base: p as usize,
+            pages,
+            next: AtomicUsize::new(0),
+            page_size,
+        })
+    }
+
+    /// The metadata page every bare registration points at.
+    pub fn meta(&self) -> u64 {
+        (self.base + self.pages * self.page_size) as u64
+    }
+
+    /// A data page no registration has used yet, or `None` when all are used.
+    pub fn take(&self) -> Option<u64> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        (i < self.pages).then(|| (self.base + i * self.page_size) as u64)
+    }
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf reads a constant of the system.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+/// The bare registration of the calling thread: `pidfd_open(gettid(), PIDFD_THREAD)`, one
+/// `bpf_map_update_elem(map, &pidfd, &{data, meta}, BPF_ANY)` (which pins both pages), close.
+pub fn bare_register(map: BorrowedFd<'_>, data: u64, meta: u64) -> Result<(), i32> {
+    let pidfd = pidfd_self()?;
+    let key: i32 = pidfd.as_raw_fd();
+    let value = [data, meta];
+    // SAFETY: key and value point at live locals of the map's key (4) and value (16) sizes.
+    let rc = unsafe {
+        libbpf_rs::libbpf_sys::bpf_map_update_elem(
+            map.as_raw_fd(),
+            (&key as *const i32).cast(),
+            value.as_ptr().cast(),
+            libbpf_rs::libbpf_sys::BPF_ANY.into(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(rc)
+    }
+}
+
+/// Both registrations of one fresh thread.
+#[derive(Debug, Clone, Copy)]
+pub struct RegSample {
+    /// `tld_runtime::thread_init()`.
+    pub ours: Duration,
+    /// [`bare_register`].
+    pub bare: Duration,
+}
+
+/// Makes sure the calling thread's kernel task storage header exists, by one untimed update of
+/// `hint_value_map` (see the module documentation).
+pub fn prepare_task_storage(bench: &'static Bench) -> Result<(), i32> {
+    SyscallHint::for_current_thread(bench.hint_value_map())?.set(0)
+}
+
+/// Times the runtime's registration of the calling thread, which must be fresh: it has never
+/// touched a hint.
+pub fn time_ours() -> Duration {
+    let start = Instant::now();
+    let result = tld_runtime::thread_init();
+    let elapsed = start.elapsed();
+    if let Err(e) = result {
+        panic!("tld_runtime::thread_init() failed: {e}");
+    }
+    elapsed
+}
+
+/// Times the bare registration of the calling thread with a fresh page from `pages`.
+pub fn time_bare(bench: &'static Bench, pages: &BarePages) -> Duration {
+    let data = pages.take().expect("BarePages has a page for every sample");
+    let start = Instant::now();
+    let result = bare_register(bench.bare_reg_map(), data, pages.meta());
+    let elapsed = start.elapsed();
+    if let Err(rc) = result {
+        panic!("bare registration failed: {rc}");
+    }
+    elapsed
+}
+
+/// Spawns a fresh thread, takes both registrations in it (`ours_first` says in which order),
+/// and joins it.
+pub fn sample_fresh_thread(
+    bench: &'static Bench,
+    pages: &'static BarePages,
+    ours_first: bool,
+) -> RegSample {
+    std::thread::spawn(move || {
+        prepare_task_storage(bench).expect("updating hint_value_map");
+        if ours_first {
+            let ours = time_ours();
+            let bare = time_bare(bench, pages);
+            RegSample { ours, bare }
+        } else {
+            let bare = time_bare(bench, pages);
+            let ours = time_ours();
+            RegSample { ours, bare }
+        }
+    })
+    .join()
+    .expect("the sampling thread panicked")
+}
+
+/// Times one `membarrier(MEMBARRIER_CMD_GLOBAL)`, the grace-period wait the runtime makes
+/// before it reuses pages of exited threads. `None` if the call fails.
+pub fn time_membarrier_global() -> Option<Duration> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+    let start = Instant::now();
+    // SAFETY: membarrier takes its arguments by value and touches no user memory.
+    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    (rc == 0).then(|| start.elapsed())
+}
