@@ -206,7 +206,25 @@ struct tld_off_cache {
 struct bpf_tld {
 	struct tld_map_value *value;	/* this task's tld_data_map element */
 	struct tld_off_cache *cache;	/* this task's tld_off_map element */
+	/*
+	 * The data page, when it carries the layout fingerprint of the
+	 * generated header this program was compiled with (TLD_LAYOUT_FP):
+	 * lookups are then constant offsets into it and the cache is unused.
+	 * NULL otherwise.
+	 */
+	struct tld_data_u *fast;
 };
+
+/*
+ * The layout fast path is available when a generated header defined the
+ * fingerprint and the per-key offsets for this page size.
+ */
+#if defined(TLD_LAYOUT_FP) && defined(TLD_LAYOUT_PAGE_SIZE) && \
+	TLD_LAYOUT_PAGE_SIZE == TLD_PAGE_SIZE
+#define __TLD_FAST_PATH 1
+#else
+#define __TLD_FAST_PATH 0
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Maps.                                                                   */
@@ -257,6 +275,7 @@ bpf_tld_init(struct task_struct *task, struct bpf_tld *tld)
 
 	tld->value = NULL;
 	tld->cache = NULL;
+	tld->fast = NULL;
 
 	value = bpf_task_storage_get(&tld_data_map, task, NULL, 0);
 	if (!value)
@@ -265,6 +284,22 @@ bpf_tld_init(struct task_struct *task, struct bpf_tld *tld)
 	meta = value->meta;
 	if (!data || !meta)
 		return -ENODATA;
+
+#if __TLD_FAST_PATH
+	/*
+	 * The page was laid out for exactly the keys of the generated header:
+	 * user space put this layout's fingerprint right after start. Lookups
+	 * are then data + a constant, checked in-page by the verifier at load
+	 * time, and no cache is needed. A page that lies about its fingerprint
+	 * only makes this task read its own page at those offsets.
+	 */
+	if (*(volatile __u64 *)&data->start == TLD_LAYOUT_START &&
+	    *(volatile __u64 *)data->data == TLD_LAYOUT_FP) {
+		tld->value = value;
+		tld->fast = data;
+		return 0;
+	}
+#endif
 
 	cache = bpf_task_storage_get(&tld_off_map, task, NULL,
 				     BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -446,10 +481,27 @@ __bpf_tld_ptr(struct tld_map_value *value, long off, long cap, long size)
  * if @sz exceeds the size the process declared for @key, if the value would
  * not lie wholly inside the page, or if bpf_tld_init() failed.
  *
- * Hot path: one load of the cached offset, its checks, one add. A miss
- * (offset <= 0) calls the resolver, which scans only entries added since the
- * last scan.
+ * With a generated header, and a page that carries its layout fingerprint
+ * (see bpf_tld_init()), a lookup is the data pointer plus a constant.
+ * Otherwise the hot path is one load of the cached offset, its checks, one
+ * add. A miss (offset <= 0) calls the resolver, which scans only entries
+ * added since the last scan.
  */
+/*
+ * The fast path of a lookup: the page carries the generated header's layout,
+ * so @key is at the constant TLD_OFF_<key>. A request for more than the
+ * declared TLD_SIZE_<key> bytes gets NULL, as on the cached path. Without a
+ * generated header both expand to nothing the compiler keeps.
+ */
+#if __TLD_FAST_PATH
+#define __bpf_tld_fast(tld) ((tld)->fast)
+#define __bpf_tld_fast_ptr(tld, key, sz)					\
+	((sz) <= TLD_SIZE_##key ? (void *)(tld)->fast + TLD_OFF_##key : (void *)0)
+#else
+#define __bpf_tld_fast(tld) 0
+#define __bpf_tld_fast_ptr(tld, key, sz) ((void *)0)
+#endif
+
 #define bpf_tld_lookup(tld, key, sz)						\
 ({										\
 	struct bpf_tld *___tld = (tld);						\
@@ -461,7 +513,9 @@ __bpf_tld_ptr(struct tld_map_value *value, long off, long cap, long size)
 	_Static_assert(sizeof(#key) <= TLD_NAME_LEN, "TLD key name too long");	\
 	_Static_assert((sz) > 0 && (sz) <= TLD_PAGE_SIZE - 8,		\
 		       "TLD lookup size must be a constant that fits a page");	\
-	if (___cache && ___value) {						\
+	if (__bpf_tld_fast(___tld)) {						\
+		___ptr = __bpf_tld_fast_ptr(___tld, key, (sz));			\
+	} else if (___cache && ___value) {					\
 		___off = ___cache->off.key;					\
 		if (unlikely(___off <= 0)) {					\
 			__bpf_tld_resolve(___value, #key, &___cache->off.key,	\
@@ -500,7 +554,9 @@ __bpf_tld_ptr(struct tld_map_value *value, long off, long cap, long size)
 	int ___ret = -ENOENT;							\
 										\
 	_Static_assert(sizeof(#key) <= TLD_NAME_LEN, "TLD key name too long");	\
-	if (___cache && ___tld->value) {					\
+	if (__bpf_tld_fast(___tld)) {						\
+		___ret = 0;							\
+	} else if (___cache && ___tld->value) {				\
 		if (___cache->off.key > 0 ||					\
 		    __bpf_tld_resolve(___tld->value, #key, &___cache->off.key,	\
 				      &___cache->size.key) > 0)			\

@@ -27,6 +27,7 @@ struct tld_typed_ctx {
 	__u64 hint_b;
 	__s32 write_pair1_y;	/* in: if non-zero, written to nested.pair[1].y */
 	__s32 tid;
+	__u64 fast;		/* 1 if the page carried this header's layout fingerprint */
 };
 
 SEC("syscall")
@@ -44,6 +45,7 @@ int tld_typed_read(struct tld_typed_ctx *ctx)
 	ctx->init_ret = err;
 	if (err)
 		return 0;
+	ctx->fast = tld.fast != NULL;
 
 	n = bpf_tld_get(&tld, nested);
 	if (n) {

@@ -10,10 +10,9 @@ use std::mem::MaybeUninit;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
-use tld_runtime::{task_local_data, TldType};
 
 // The hints of the two fixture crates must be linked in: name the crates.
-pub use tld_test_hints_a::{Inner, Nested, HINT_A, NESTED};
+pub use tld_test_hints_a::{Inner, Nested, TestStruct, DUMMY, HINT_A, NESTED, VALUE1, VALUE4};
 pub use tld_test_hints_b::HINT_B;
 
 #[allow(clippy::all, missing_docs, dead_code)]
@@ -28,32 +27,7 @@ mod typed_skel {
 }
 pub use typed_skel::TldTypedSkel;
 
-/// The 32-byte struct of the wire-format tests, mirrored in `bpf/tld_test.bpf.c`.
-#[derive(TldType, Clone, Copy, Default, Debug, PartialEq, Eq)]
-#[repr(C)]
-pub struct TestStruct {
-    pub a: u64,
-    pub b: u64,
-    pub c: u64,
-    pub d: u64,
-}
-
-/// Key "value1".
-#[task_local_data]
-pub static VALUE1: i32 = 0;
-
-/// An explicit key.
-#[task_local_data(key = "test_basic_value4")]
-pub static VALUE4: TestStruct = TestStruct {
-    a: 0,
-    b: 0,
-    c: 0,
-    d: 0,
-};
-
-/// A large value: key "dummy".
-#[task_local_data]
-pub static DUMMY: [u8; 1000] = [0; 1000];
+pub mod typed;
 
 /// Mirror of `struct tld_read_ctx`.
 #[repr(C)]

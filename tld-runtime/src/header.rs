@@ -76,6 +76,7 @@ fn render(hints: Vec<&'static dyn Hint>, page_size: usize) -> Result<String, Err
     if let Some(problem) = layout::check(&hints, page_size) {
         return Err(problem);
     }
+    let plan = layout::Plan::new(&hints, page_size);
     let structs = structs_in_dependency_order(&hints)?;
 
     let mut out = String::new();
@@ -91,8 +92,11 @@ fn render(hints: Vec<&'static dyn Hint>, page_size: usize) -> Result<String, Err
         write_struct(&mut out, s);
     }
 
-    out.push_str("/* Keys: name string, size in bytes, and C type of each hint. */\n");
-    for h in &hints {
+    out.push_str(
+        "/* Keys: name string, size in bytes, C type, and offset in a thread's page when the\n \
+         * page carries this layout's fingerprint. */\n",
+    );
+    for (h, offset) in hints.iter().zip(&plan.offsets) {
         let site = h.site();
         let key = site.key;
         let _ = writeln!(
@@ -102,6 +106,7 @@ fn render(hints: Vec<&'static dyn Hint>, page_size: usize) -> Result<String, Err
         );
         let _ = writeln!(out, "#define TLD_KEY_{key} \"{key}\"");
         let _ = writeln!(out, "#define TLD_SIZE_{key} {}", h.size());
+        let _ = writeln!(out, "#define TLD_OFF_{key} {offset}");
         let _ = writeln!(
             out,
             "typedef {};",
@@ -115,6 +120,24 @@ fn render(hints: Vec<&'static dyn Hint>, page_size: usize) -> Result<String, Err
         );
     }
 
+    match plan.fingerprint {
+        Some(fp) => {
+            let _ = write!(
+                out,
+                "/* The layout these offsets belong to. A thread's page whose start is\n \
+                 * TLD_LAYOUT_START and which carries this fingerprint has exactly these keys,\n \
+                 * so lookups read at the constant offsets above (see bpf_tld_init()). */\n\
+                 #define TLD_LAYOUT_PAGE_SIZE {page_size}\n\
+                 #define TLD_LAYOUT_START {}\n\
+                 #define TLD_LAYOUT_FP {fp:#018x}ULL\n\n",
+                plan.start
+            );
+        }
+        None => out.push_str(
+            "/* The hints fill the page: there is no room for a layout fingerprint, so lookups\n \
+             * always resolve keys through the per-task cache. */\n\n",
+        ),
+    }
     out.push_str(
         "/* One cache slot per key, named after the key (see task_local_data.bpf.h). */\n",
     );

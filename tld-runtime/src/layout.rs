@@ -1,8 +1,16 @@
 //! The layout: where each hint lives in a thread's block, and what the metadata page says.
 //!
-//! Entries are laid out in key order. Entry `i` sits at `8 + sum over j < i of
+//! Entries are laid out in key order. Entry `i` sits at `start + sum over j < i of
 //! round_up(size_j, 8)` from the start of the page, which is exactly where a BPF reader computes
 //! it from the metadata (offsets are implicit in the wire format).
+//!
+//! `start`, the page's first u64, is 8 (the data area follows it) or, when the data area has 8
+//! bytes to spare, 16: bytes 8..16 then hold the layout's *fingerprint*, a hash of the page size
+//! and every key and size in order. A header generated for the same hints carries the same
+//! fingerprint and each key's offset as a constant; a BPF program compiled against it checks
+//! the fingerprint once in `bpf_tld_init` and then reads values at constant offsets, with no
+//! per-task cache. Readers that do not know the fingerprint (scx's header, the raw
+//! `bpf_tld_lookup`) find the entries from `start` as always.
 //!
 //! A layout with a problem (duplicate keys, too many or too large hints) is not published: the
 //! hints still get offsets, in a block that may span several pages, and work as thread-locals.
@@ -13,8 +21,71 @@ use crate::error::Error;
 use crate::metadata::{self, MetaPage};
 use crate::registry::Hint;
 
-/// Offset of the data area in a thread's page: right after the `start` field.
+/// Offset of the data area in a thread's page without a fingerprint: right after `start`.
 pub const DATA_START: usize = 8;
+/// Offset of the data area when bytes 8..16 hold the layout's fingerprint.
+pub const FINGERPRINT_START: usize = 16;
+
+/// Where a set of hints goes in a page: the part of the layout that the header generator
+/// computes too, so that BPF and the runtime agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The data area's offset: [`DATA_START`], or [`FINGERPRINT_START`] with a fingerprint.
+    pub start: usize,
+    /// Each hint's offset from the start of the page, in key order.
+    pub offsets: Vec<usize>,
+    /// Data bytes used after `start` (each entry rounded up to 8).
+    pub data_used: usize,
+    /// The fingerprint stored at bytes 8..16, when there is room for it.
+    pub fingerprint: Option<u64>,
+}
+
+impl Plan {
+    /// Plans `hints` (sorted by key) for pages of `page_size` bytes.
+    pub fn new(hints: &[&'static dyn Hint], page_size: usize) -> Plan {
+        let data_used: usize = hints.iter().map(|h| round8(h.size())).sum();
+        let fits_fingerprint = FINGERPRINT_START + data_used <= page_size;
+        let start = if fits_fingerprint {
+            FINGERPRINT_START
+        } else {
+            DATA_START
+        };
+        let mut next = start;
+        let offsets = hints
+            .iter()
+            .map(|h| {
+                let at = next;
+                next += round8(h.size());
+                at
+            })
+            .collect();
+        Plan {
+            start,
+            offsets,
+            data_used,
+            fingerprint: fits_fingerprint.then(|| fingerprint(hints, page_size)),
+        }
+    }
+}
+
+/// FNV-1a over the page size and every key and size in order; never 0.
+fn fingerprint(hints: &[&'static dyn Hint], page_size: usize) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(b"tld-layout-1\0");
+    eat(&(page_size as u64).to_le_bytes());
+    for hint in hints {
+        eat(hint.site().key.as_bytes());
+        eat(&[0]);
+        eat(&(hint.size() as u64).to_le_bytes());
+    }
+    h.max(1)
+}
 
 /// Rounds `n` up to a multiple of 8.
 pub const fn round8(n: usize) -> usize {
@@ -37,9 +108,11 @@ pub struct Layout {
     pub block_size: usize,
     /// The hints in key order.
     pub entries: Vec<Entry>,
-    /// Data bytes used after `DATA_START` (each entry rounded up to 8).
+    /// Data bytes used after `start` (each entry rounded up to 8).
     pub data_used: usize,
-    /// A new thread's block: `start` and every hint's initial value.
+    /// The offset of the data area and the fingerprint.
+    pub plan: Plan,
+    /// A new thread's block: `start`, the fingerprint, and every hint's initial value.
     pub template: Vec<u8>,
     /// Why the layout cannot be published, if it cannot.
     pub problem: Option<Error>,
@@ -49,17 +122,20 @@ impl Layout {
     /// Lays out `hints` (sorted by key) and stores each hint's offset in it.
     pub fn build(hints: Vec<&'static dyn Hint>, page_size: usize) -> Layout {
         let problem = check(&hints, page_size);
-        let mut entries = Vec::with_capacity(hints.len());
-        let mut next = DATA_START;
-        for hint in hints {
-            entries.push(Entry { hint, offset: next });
-            next += round8(hint.size());
-        }
-        let data_used = next - DATA_START;
-        let block_size = next.max(page_size).div_ceil(page_size) * page_size;
+        let plan = Plan::new(&hints, page_size);
+        let entries: Vec<Entry> = hints
+            .into_iter()
+            .zip(&plan.offsets)
+            .map(|(hint, &offset)| Entry { hint, offset })
+            .collect();
+        let end = plan.start + plan.data_used;
+        let block_size = end.max(page_size).div_ceil(page_size) * page_size;
 
         let mut template = vec![0u8; block_size];
-        template[..8].copy_from_slice(&(DATA_START as u64).to_ne_bytes());
+        template[..8].copy_from_slice(&(plan.start as u64).to_ne_bytes());
+        if let Some(fp) = plan.fingerprint {
+            template[8..16].copy_from_slice(&fp.to_ne_bytes());
+        }
         for e in &entries {
             let init = e.hint.init_bytes();
             template[e.offset..e.offset + init.len()].copy_from_slice(init);
@@ -72,7 +148,8 @@ impl Layout {
             page_size,
             block_size,
             entries,
-            data_used,
+            data_used: plan.data_used,
+            plan,
             template,
             problem,
         }
@@ -83,7 +160,7 @@ impl Layout {
         if let Some(problem) = &self.problem {
             return Err(problem.clone());
         }
-        let mut meta = MetaPage::new(self.page_size)
+        let mut meta = MetaPage::new(self.page_size, self.plan.start)
             .map_err(|e| Error::from_errno("mapping the metadata page", e))?;
         for e in &self.entries {
             let offset = meta.publish(e.hint.site().key, e.hint.size());

@@ -43,6 +43,8 @@ pub struct MetaPage {
     entries: Vec<Published>,
     /// Data bytes the entries take, each rounded up to 8.
     used: usize,
+    /// Offset of the data area in a thread's page (the data page's `start`).
+    start: usize,
 }
 
 // SAFETY: the page is process memory that lives forever; `MetaPage` only writes it through
@@ -53,12 +55,13 @@ unsafe impl Sync for MetaPage {}
 
 impl MetaPage {
     /// Maps a zeroed page: `cnt` = 0, nothing published.
-    pub fn new(page_size: usize) -> Result<MetaPage, i32> {
+    pub fn new(page_size: usize, start: usize) -> Result<MetaPage, i32> {
         Ok(MetaPage {
             page: sys::map_pages(page_size)?,
             page_size,
             entries: Vec::new(),
             used: 0,
+            start,
         })
     }
 
@@ -82,6 +85,11 @@ impl MetaPage {
         self.used
     }
 
+    /// Data bytes still free in a thread's page.
+    pub fn available(&self) -> usize {
+        self.page_size - self.start - self.used
+    }
+
     /// Entries the page has room for.
     pub fn capacity(&self) -> usize {
         max_entries(self.page_size)
@@ -95,9 +103,9 @@ impl MetaPage {
         let i = self.entries.len();
         assert!(i < max_entries(self.page_size), "metadata page is full");
         assert!(name.len() < NAME_LEN && !name.contains('\0'));
-        let offset = crate::layout::DATA_START + self.used;
+        let offset = self.start + self.used;
         let used = self.used + crate::layout::round8(size);
-        assert!(crate::layout::DATA_START + used <= self.page_size && size <= u16::MAX as usize);
+        assert!(self.start + used <= self.page_size && size <= u16::MAX as usize);
         let entry = ENTRIES_OFFSET + i * ENTRY_SIZE;
         let mut name_field = [0u8; NAME_LEN];
         name_field[..name.len()].copy_from_slice(name.as_bytes());

@@ -449,7 +449,7 @@ pub(crate) fn create_key(name: &str, size: usize) -> Result<Published, Error> {
             max: meta.capacity(),
         });
     }
-    let available = rt.layout.page_size - layout::DATA_START - meta.used();
+    let available = meta.available();
     if layout::round8(size) > available {
         return Err(Error::NoRoom {
             key: name.to_string(),

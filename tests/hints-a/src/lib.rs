@@ -1,5 +1,6 @@
-//! Test fixture: hints declared in a crate of their own, found through linkme, plus the nested
-//! struct that the typed BPF test reads field by field through the generated header.
+//! Test fixture: the test hints, declared in a crate of their own and found through linkme. The
+//! tests' build script generates `tld_generated.h` from this crate and `hints-b`, so a test
+//! binary that links only these two has exactly the header's layout (and its fingerprint).
 use tld_runtime::{task_local_data, TldType};
 
 /// A hint from crate A.
@@ -36,3 +37,30 @@ pub static NESTED: Nested = Nested {
     score: 0.5,
     tag: *b"initial\0",
 };
+
+/// The 32-byte struct of the wire-format tests, mirrored in `bpf/tld_test.bpf.c`.
+#[derive(TldType, Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct TestStruct {
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub d: u64,
+}
+
+/// Key "value1".
+#[task_local_data]
+pub static VALUE1: i32 = 0;
+
+/// An explicit key.
+#[task_local_data(key = "test_basic_value4")]
+pub static VALUE4: TestStruct = TestStruct {
+    a: 0,
+    b: 0,
+    c: 0,
+    d: 0,
+};
+
+/// A large value: key "dummy".
+#[task_local_data]
+pub static DUMMY: [u8; 1000] = [0; 1000];

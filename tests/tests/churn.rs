@@ -1,0 +1,260 @@
+//! Churn: create and join many threads in waves, each setting hints and some checked by BPF.
+//! Afterwards the process's memory and its pool of pages are bounded by the peak concurrency,
+//! not by the number of threads, and no thread died with its `tld_data_map` element still in
+//! place.
+//!
+//! 10,000 threads by default; `TLD_CHURN_THREADS=100000` for the long run.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use libbpf_rs::{MapCore, MapFlags};
+use tld_tests::*;
+
+const TEST: &str = "churning_threads_leak_no_pages_memory_or_storage";
+
+/// Threads alive at once: the peak concurrency.
+const WAVE: usize = 100;
+/// Every `CHECK_EVERY`-th thread has BPF check its values.
+const CHECK_EVERY: usize = 10;
+/// Small stacks: a wave of 100 threads costs 6.4 MiB of stack at most.
+const STACK: usize = 64 * 1024;
+/// The wave after which memory is measured for the first time: by then the thread stack cache,
+/// the allocator's arenas and the page pool have reached their steady state.
+const WARM_UP_WAVES: usize = 5;
+/// How much the resident set may grow between the end of the warm-up and the end of the run.
+/// It must not depend on the number of threads: a leak of one page per thread would be 39 MiB
+/// for the default 10,000 threads.
+const RSS_SLACK_KIB: u64 = 4 * 1024;
+
+/// The pool's growth rule, from `tld-runtime/src/pages.rs`: blocks are mapped
+/// `BLOCKS_PER_CHUNK` (64) at a time, and a fresh chunk is mapped only when the free list is
+/// empty and fewer than `QUARANTINE_BATCH` (64) released blocks wait in quarantine (with 64 or
+/// more, the runtime waits for a grace period and reuses them instead). Every block is either in
+/// use by a live thread (at most the peak concurrency, less the thread asking), free (none, at
+/// that moment), or quarantined (at most 63). So the pool never exceeds
+/// `peak + 63 + 64` blocks, whatever the number of threads created over time. One block is one
+/// page when the layout is published, as it is here.
+const BLOCKS_PER_CHUNK: usize = 64;
+const QUARANTINE_BATCH: usize = 64;
+
+fn threads_to_create() -> usize {
+    std::env::var("TLD_CHURN_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// Distinct values for thread number `n`.
+fn value1_for(n: usize) -> i32 {
+    -(n as i32) - 1
+}
+
+fn hint_a_for(n: usize) -> u64 {
+    0xC4 << 56 | (n as u64) << 8 | 0x5A
+}
+
+/// The body of churn thread number `n`.
+fn churn_thread(skel: &TldTestSkel<'_>, n: usize) {
+    let check = n % CHECK_EVERY == 0;
+    if check {
+        // A page handed down from an exited thread starts from the initial values, in Rust and
+        // in BPF.
+        tld_runtime::thread_init().expect("registered");
+        let r = bpf_read(skel);
+        assert_eq!(r.init_ret, 0, "thread {n}: not registered");
+        assert_eq!(r.tid, gettid(), "thread {n}: BPF ran as another task");
+        assert_eq!(
+            (r.value1, r.hint_a),
+            (0, 0xA0A0_A0A0),
+            "thread {n}: a new thread's page does not hold the initial values"
+        );
+    }
+    assert_eq!(VALUE1.get(), 0, "thread {n}: VALUE1 does not start at 0");
+    VALUE1.set(value1_for(n));
+    HINT_A.set(hint_a_for(n));
+    if check {
+        let r = bpf_read(skel);
+        assert_eq!(r.init_ret, 0, "thread {n}: not registered");
+        let both = found::VALUE1 | found::HINT_A;
+        assert_eq!(r.found & both, both, "thread {n}: keys not found");
+        assert_eq!(
+            (r.value1, r.hint_a),
+            (i64::from(value1_for(n)), hint_a_for(n)),
+            "thread {n}: BPF does not see exactly this thread's values"
+        );
+    }
+    assert_eq!((VALUE1.get(), HINT_A.get()), (value1_for(n), hint_a_for(n)));
+}
+
+/// VmRSS of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// (`churn_freed`, `churn_freed_with_storage`) as the BPF program has counted them, read with
+/// a lookup of the object's `.bss` map (an array with one element, key 0).
+fn counters(skel: &TldTestSkel<'_>) -> (u64, u64) {
+    let bss = skel
+        .maps
+        .bss
+        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .expect("look up .bss")
+        .expect(".bss has element 0");
+    // Layout of the .bss (see the generated skeleton): int churn_tgid (+4 bytes of padding),
+    // u64 churn_freed, u64 churn_freed_with_storage.
+    let word = |at: usize| u64::from_ne_bytes(bss[at..at + 8].try_into().unwrap());
+    (word(8), word(16))
+}
+
+/// `pidfd_open(tid, PIDFD_THREAD)`.
+fn pidfd_of_thread(tid: i32) -> OwnedFd {
+    // SAFETY: pidfd_open takes two integers and touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::PIDFD_THREAD) };
+    assert!(
+        fd >= 0,
+        "pidfd_open({tid}): {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the kernel just returned this fd, and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+#[test]
+fn churning_threads_leak_no_pages_memory_or_storage() {
+    let Some(mut skel) = load(TEST) else {
+        return;
+    };
+    let threads = threads_to_create();
+    assert!(
+        threads >= WAVE * (WARM_UP_WAVES + 2),
+        "TLD_CHURN_THREADS={threads} is too few for the test to mean anything"
+    );
+    let bss = skel.maps.bss_data.as_deref_mut().expect(".bss is mmap'd");
+    bss.churn_tgid = std::process::id() as i32;
+    let _link = skel
+        .progs
+        .churn_count_frees
+        .attach()
+        .expect("attach churn_count_frees (tp_btf/sched_process_free)");
+    tld_runtime::connect(skel.maps.tld_data_map.as_fd()).expect("connect to tld_data_map");
+    let skel = &skel;
+
+    let started = Instant::now();
+    let waves = threads.div_ceil(WAVE);
+    let mut early = None;
+    let mut spawned = 0;
+    for wave in 0..waves {
+        let size = WAVE.min(threads - spawned);
+        thread::scope(|s| {
+            for n in spawned..spawned + size {
+                thread::Builder::new()
+                    .stack_size(STACK)
+                    .spawn_scoped(s, move || churn_thread(skel, n))
+                    .expect("spawn a churn thread");
+            }
+        });
+        spawned += size;
+        if wave + 1 == WARM_UP_WAVES {
+            early = Some((rss_kib(), tld_runtime::status().pool_pages));
+        }
+    }
+    let elapsed = started.elapsed();
+    let (rss_early, pool_early) = early.expect("measured after the warm-up");
+    let rss_end = rss_kib();
+    let status = tld_runtime::status();
+    eprintln!(
+        "churn: {spawned} threads in {waves} waves of {WAVE} in {elapsed:.2?}; pool {pool_early} \
+         -> {} pages; VmRSS {rss_early} -> {rss_end} KiB",
+        status.pool_pages
+    );
+
+    // Every thread has been joined: none holds a page any more.
+    assert!(status.is_connected(), "{status}");
+    assert_eq!(
+        (status.live_threads, status.registered_threads),
+        (0, 0),
+        "threads that exited still hold pages: {status}"
+    );
+
+    // (a) The pool is bounded by the peak concurrency, not by the number of threads.
+    let pool_bound = WAVE + QUARANTINE_BATCH + BLOCKS_PER_CHUNK;
+    assert!(
+        status.pool_pages <= pool_bound,
+        "the pool grew to {} pages for {spawned} threads (peak concurrency {WAVE}, bound \
+         {pool_bound}; {pool_early} after the warm-up)",
+        status.pool_pages
+    );
+
+    // (b) So is the resident set.
+    assert!(
+        rss_end <= rss_early + RSS_SLACK_KIB,
+        "VmRSS grew from {rss_early} KiB after wave {WARM_UP_WAVES} to {rss_end} KiB after \
+         {spawned} threads (allowed: {RSS_SLACK_KIB} KiB)"
+    );
+
+    // (c) No thread was freed with its element still in the map. Task structs are freed after
+    // an RCU grace period, so wait for the frees to be counted.
+    //
+    // Why the check is sound: `churn_count_frees` runs at sched_process_free, from the RCU
+    // callback that drops the exit reference of the task; the kernel frees a task's storage
+    // only later, in `__put_task_struct`, when the last reference goes. So an element that the
+    // runtime did not delete is still there when the program looks, and is counted. (d) below
+    // makes sure that the program did look at every thread (`churn_freed` counts them), and the
+    // control at the end shows that it does see an element that was left in place.
+    let counted = wait_for(Duration::from_secs(10), || {
+        counters(skel).0 >= spawned as u64
+    });
+    let (freed, with_storage) = counters(skel);
+    // (d) The counter is not vacuous: it saw (at least) every thread we created be freed.
+    assert!(
+        counted,
+        "after 10 s only {freed} frees of tasks of this process were counted, for {spawned} \
+         threads created: the counter does not see the threads"
+    );
+    assert_eq!(
+        with_storage, 0,
+        "{with_storage} of {freed} freed tasks still had a tld_data_map element: the runtime did \
+         not delete them at thread exit"
+    );
+
+    // Control: a thread whose element is left in place (nobody deletes it) is counted.
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let control = thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || {
+            tid_tx.send(gettid()).unwrap();
+            // It never touches a hint: the runtime knows nothing of it.
+            let _ = go_rx.recv();
+        })
+        .expect("spawn the control thread");
+    let tid = tid_rx.recv().unwrap();
+    let pidfd = pidfd_of_thread(tid);
+    // Both user pointers NULL: the kernel pins nothing, but the element exists.
+    skel.maps
+        .tld_data_map
+        .update(&pidfd.as_raw_fd().to_ne_bytes(), &[0u8; 16], MapFlags::ANY)
+        .expect("create the control thread's element");
+    drop(pidfd);
+    go_tx.send(()).unwrap();
+    control.join().unwrap();
+    let seen = wait_for(Duration::from_secs(10), || counters(skel).1 >= 1);
+    let (freed_after, with_storage_after) = counters(skel);
+    assert!(
+        seen,
+        "the control thread died with an element, but the counter did not see it ({freed_after} \
+         frees counted): the check above proves nothing"
+    );
+    assert_eq!(
+        with_storage_after, 1,
+        "only the control thread had an element"
+    );
+}
