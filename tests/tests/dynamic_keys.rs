@@ -17,10 +17,9 @@ const NAMES: usize = 10;
 
 /// `dyn_i` holds a u64 for even i and a u32 for odd i, as `tld_read_dyn` reads them.
 fn size_of_dyn(i: usize) -> usize {
-    if i % 2 == 0 {
-        8
-    } else {
-        4
+    match i % 2 {
+        0 => 8,
+        _ => 4,
     }
 }
 

@@ -106,5 +106,11 @@ fn header_write_only_rewrites_changed_files() {
         std::fs::read_to_string(&path).unwrap(),
         tld_runtime::header::generate()
     );
+    // The headers it builds on are written next to it, so one -I is enough.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("task_local_data.bpf.h")).unwrap(),
+        tld_runtime::header::BPF_HEADER
+    );
+    assert!(dir.join("tld_vmlinux.h").exists());
     std::fs::remove_dir_all(&dir).ok();
 }

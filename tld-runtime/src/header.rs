@@ -53,13 +53,31 @@ pub fn generate() -> String {
     }
 }
 
-/// Writes [`generate`]'s header to `path`, unless the hints cannot be published: then nothing
-/// is written, and the error (kind `InvalidData`) says why. The file is only rewritten when its
-/// contents change, so that builds depending on it stay fresh.
+/// The BPF-side library, `task_local_data.bpf.h`, that generated headers include.
+pub const BPF_HEADER: &str = include_str!("../../bpf/task_local_data.bpf.h");
+
+/// `tld_vmlinux.h`: the few kernel types the BPF-side library needs, for programs built without
+/// a `vmlinux.h` dumped from a kernel's BTF.
+pub const VMLINUX_SUBSET: &str = include_str!("../../bpf/tld_vmlinux.h");
+
+/// Writes [`generate`]'s header to `path`, and next to it the two headers it builds on,
+/// `task_local_data.bpf.h` ([`BPF_HEADER`]) and `tld_vmlinux.h` ([`VMLINUX_SUBSET`]), so that
+/// one `-I` of that directory is all a BPF build needs.
+///
+/// If the hints cannot be published, nothing is written, and the error (kind `InvalidData`)
+/// says why. Files are only rewritten when their contents change, so that builds depending on
+/// them stay fresh.
 pub fn write(path: impl AsRef<Path>) -> std::io::Result<()> {
     let text = try_generate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     let path = path.as_ref();
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    write_if_changed(&dir.join("task_local_data.bpf.h"), BPF_HEADER)?;
+    write_if_changed(&dir.join("tld_vmlinux.h"), VMLINUX_SUBSET)?;
+    write_if_changed(path, &text)
+}
+
+fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(());
     }

@@ -5,9 +5,11 @@
 //! after a thread exits, the kernel may still hold its page pinned for a grace period, and a BPF
 //! program may still write to it. A released block waits in quarantine until an RCU grace period
 //! has passed, and only then serves a new thread. The wait happens on a background thread
-//! (`tld-reclaim`), never in a thread's first access: a new thread that finds no free block
-//! gets a fresh one. The pool therefore stays bounded by the peak number of live threads plus
-//! one quarantine batch in flight and one chunk of slack.
+//! (`tld-reclaim`), which runs grace periods back to back while the quarantine is not empty. A
+//! new thread that finds no free block gets a fresh one, unless the pool is already as large as
+//! its bound: the peak number of live threads, plus a fixed slack, plus one chunk. Then, and only
+//! then, it waits for the reclaimer's grace period (threads that come and go faster than grace
+//! periods end).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -52,19 +54,22 @@ pub struct ThreadRecord {
 
 /// Blocks handed out per mapping when the pool runs dry.
 const BLOCKS_PER_CHUNK: usize = 64;
-/// Quarantined blocks that make it worth waiting for a grace period to reuse them.
-const QUARANTINE_BATCH: usize = 64;
-/// How long a smaller quarantine waits before it is reclaimed anyway.
-const QUARANTINE_MAX_WAIT: Duration = Duration::from_secs(1);
+/// Blocks the pool may hold beyond the peak number of live threads for those waiting out their
+/// grace period, before a new thread waits for the reclaimer instead of mapping more.
+const RECLAIM_SLACK: usize = 128;
 /// Without `membarrier`, how long a batch waits: several RCU grace periods on any normal system.
 const FALLBACK_GRACE: Duration = Duration::from_millis(100);
+/// The longest a new thread waits for the reclaimer before it maps a block anyway.
+const MAX_WAIT_FOR_RECLAIM: Duration = Duration::from_millis(500);
 
 /// The pool of blocks and the table of threads using them.
 pub struct Pages {
     block_size: usize,
     state: Mutex<PagesState>,
-    /// Wakes the reclaimer when the quarantine fills.
+    /// Wakes the reclaimer when a block enters quarantine.
     quarantine_full: Condvar,
+    /// Wakes threads waiting for the reclaimer's batch.
+    blocks_freed: Condvar,
 }
 
 #[derive(Default)]
@@ -75,6 +80,10 @@ struct PagesState {
     total: usize,
     /// Live threads with a block, by block.
     threads: HashMap<BlockAddr, ThreadRecord>,
+    /// The most threads ever live at once.
+    peak_live: usize,
+    /// Blocks the reclaimer holds while it waits for a grace period.
+    in_flight: usize,
     /// The reclaimer thread is running.
     reclaiming: bool,
 }
@@ -86,6 +95,7 @@ impl Pages {
             block_size,
             state: Mutex::new(PagesState::default()),
             quarantine_full: Condvar::new(),
+            blocks_freed: Condvar::new(),
         }
     }
 
@@ -115,7 +125,10 @@ impl Pages {
             block,
             registered: 0,
         };
-        self.lock().threads.insert(block, record);
+        let mut state = self.lock();
+        state.threads.insert(block, record);
+        state.peak_live = state.peak_live.max(state.threads.len());
+        drop(state);
         BLOCK.with(|b| b.set(block as *mut u8));
         Ok(record)
     }
@@ -139,9 +152,7 @@ impl Pages {
             state.free.push(record.block);
         } else {
             state.quarantine.push(record.block);
-            if state.quarantine.len() >= QUARANTINE_BATCH {
-                self.quarantine_full.notify_one();
-            }
+            self.quarantine_full.notify_one();
         }
     }
 
@@ -161,7 +172,13 @@ impl Pages {
         (s.threads.len(), s.total, s.free.len(), s.quarantine.len())
     }
 
-    /// A free block, or a fresh one. Never waits for a grace period.
+    /// The most blocks the pool maps for the threads it has seen.
+    fn bound(state: &PagesState) -> usize {
+        state.peak_live + 1 + RECLAIM_SLACK + BLOCKS_PER_CHUNK
+    }
+
+    /// A free block, or a fresh one. Waits for the reclaimer only when the pool has reached its
+    /// bound and the blocks it lacks are waiting for their grace period.
     fn take(&'static self) -> Result<BlockAddr, i32> {
         let mut state = self.lock();
         if !state.quarantine.is_empty() && !state.reclaiming {
@@ -173,8 +190,22 @@ impl Pages {
                 .spawn(move || self.reclaim())
                 .is_ok();
         }
-        if let Some(b) = state.free.pop() {
-            return Ok(b);
+        let mut waited = false;
+        loop {
+            if let Some(b) = state.free.pop() {
+                return Ok(b);
+            }
+            let pending = state.quarantine.len() + state.in_flight;
+            let at_bound = state.total + BLOCKS_PER_CHUNK > Self::bound(&state);
+            if pending == 0 || !at_bound || !state.reclaiming || waited {
+                break;
+            }
+            let (s, _) = self
+                .blocks_freed
+                .wait_timeout_while(state, MAX_WAIT_FOR_RECLAIM, |s| s.free.is_empty())
+                .unwrap_or_else(|e| e.into_inner());
+            state = s;
+            waited = true;
         }
         let chunk = sys::map_pages(self.block_size * BLOCKS_PER_CHUNK)?.as_ptr() as BlockAddr;
         state.total += BLOCKS_PER_CHUNK;
@@ -184,29 +215,27 @@ impl Pages {
         Ok(chunk)
     }
 
-    /// The reclaimer's loop: waits for a batch, then for a grace period, then frees the batch.
+    /// The reclaimer's loop: takes whatever is in quarantine, waits for a grace period, frees
+    /// it, and starts over; sleeps while the quarantine is empty.
     fn reclaim(&self) {
         let mut state = self.lock();
         loop {
-            let (s, _) = self
+            state = self
                 .quarantine_full
-                .wait_timeout_while(state, QUARANTINE_MAX_WAIT, |s| {
-                    s.quarantine.len() < QUARANTINE_BATCH
-                })
+                .wait_while(state, |s| s.quarantine.is_empty())
                 .unwrap_or_else(|e| e.into_inner());
-            state = s;
-            if state.quarantine.is_empty() {
-                continue;
-            }
             // Blocks quarantined before the barrier starts are safe once it returns: every
             // non-sleepable BPF program that could have found their (deleted) storage is done.
             let batch = std::mem::take(&mut state.quarantine);
+            state.in_flight = batch.len();
             drop(state);
             if sys::membarrier_global().is_err() {
                 std::thread::sleep(FALLBACK_GRACE);
             }
             state = self.lock();
+            state.in_flight = 0;
             state.free.extend(batch);
+            self.blocks_freed.notify_all();
         }
     }
 }
@@ -235,8 +264,10 @@ impl PagesForkLock {
         }
         let quarantined = std::mem::take(&mut state.quarantine);
         state.free.extend(quarantined);
-        // No reclaimer thread survives fork.
+        // No reclaimer thread survives fork, nor do the threads that were waiting for it.
         state.reclaiming = false;
+        state.in_flight = 0;
+        state.peak_live = 1;
         if let Some(r) = kept {
             state.threads.insert(r.block, r);
         }
