@@ -13,8 +13,9 @@
  * wrong bytes fails the run instead of producing a number.
  *
  * The hints are bench_h00 .. bench_h15 (u64 each) from bench/hints; with no
- * other hint in the process, bench_hNN sits at byte 8 + 8 * NN of the page.
- * The floor programs read those fixed offsets.
+ * other hint in the process, bench_hNN sits at byte start + 8 * NN of the
+ * page, start being the generated header's TLD_LAYOUT_START. The floor
+ * programs read those fixed offsets.
  */
 #include "tld_vmlinux.h"
 #include "tld_generated.h"
@@ -22,7 +23,9 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /* Offset of bench_hNN in a thread's page (see bench/hints/src/lib.rs). */
-#define HINT_OFF(i) (8 + 8 * (i))
+#define HINT_OFF(i) (TLD_LAYOUT_START + 8 * (i))
+_Static_assert(HINT_OFF(0) == TLD_OFF_bench_h00 && HINT_OFF(15) == TLD_OFF_bench_h15,
+	       "the bench hints are not where the floors read them");
 
 /*
  * P2: what applications do without this library. The value is the hint
@@ -164,48 +167,23 @@ int bench_diag_two_gets(void *ctx)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Prototype of a proposed fast path (bench/PERFORMANCE.md, "Analysis").    */
+/* Ours on the cached path: what a program without a generated header, or a */
+/* process whose layout differs from the header's, runs: keys resolved by   */
+/* name once, then read through the per-task offset cache.                  */
 
-/*
- * Offsets fixed at build time by the generated header, used when the thread's
- * page carries the fingerprint of the layout the header was generated for;
- * otherwise the generic, cached lookups. Today's pages carry no fingerprint,
- * so the prototype compares the page's `start` word (8) in its place: the
- * same cost, one load and one compare in the page's first cache line. Reads at
- * constant offsets stay inside the page whatever user space wrote there, so a
- * forged fingerprint can only make a thread read its own hints wrongly.
- */
-#define PROTO_FINGERPRINT 8
-
-#define PROTO_PROG(name, K, LOOKUPS)						\
+#define CACHED_PROG(name, LOOKUPS)						\
 SEC("xdp")									\
 int name(void *ctx)								\
 {										\
-	struct task_struct *task = bpf_get_current_task_btf();			\
-	struct tld_map_value *v;						\
-	struct tld_data_u *data;						\
 	struct bpf_tld tld;							\
 	__u64 sum = 0;								\
-	int i;									\
 										\
-	v = bpf_task_storage_get(&tld_data_map, task, NULL, 0);			\
-	if (!v)									\
-		return 0;							\
-	data = v->data;								\
-	if (!data)								\
-		return 0;							\
-	if (data->start == PROTO_FINGERPRINT) {					\
-		_Pragma("unroll")						\
-		for (i = 0; i < (K); i++)					\
-			sum += *(__u64 *)((void *)data + HINT_OFF(i));		\
-		return (int)sum;						\
-	}									\
-	if (bpf_tld_init(task, &tld))						\
+	if (__bpf_tld_init(bpf_get_current_task_btf(), &tld, 0))		\
 		return 0;							\
 	LOOKUPS									\
 	return (int)sum;							\
 }
 
-PROTO_PROG(bench_proto_k1, 1, LOOKUPS_1)
-PROTO_PROG(bench_proto_k4, 4, LOOKUPS_4)
-PROTO_PROG(bench_proto_k16, 16, LOOKUPS_16)
+CACHED_PROG(bench_cached_k1, LOOKUPS_1)
+CACHED_PROG(bench_cached_k4, LOOKUPS_4)
+CACHED_PROG(bench_cached_k16, LOOKUPS_16)

@@ -251,22 +251,9 @@ struct {
 /* ---------------------------------------------------------------------- */
 /* API.                                                                    */
 
-/**
- * bpf_tld_init() - set up a handle for @task's task local data.
- * @task: a trusted task pointer, e.g. bpf_get_current_task_btf()
- * @tld:  the handle to fill (on the caller's stack)
- *
- * Return: 0 on success; -ENODATA if @task has no element in tld_data_map
- * (its thread never registered, or the element was deleted) or the element's
- * data or meta pointer is NULL; -ENOMEM if the task's cache element cannot be
- * created. On failure the handle is cleared, and lookups through it return
- * NULL.
- *
- * Note that exec() keeps the element: until the new program registers the
- * thread again, the handle reaches the pages pinned before exec.
- */
+/* bpf_tld_init() below; allow_fast = 0 forces the cached path. */
 static __always_inline __attribute__((unused)) int
-bpf_tld_init(struct task_struct *task, struct bpf_tld *tld)
+__bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 {
 	struct tld_map_value *value;
 	struct tld_off_cache *cache;
@@ -287,13 +274,18 @@ bpf_tld_init(struct task_struct *task, struct bpf_tld *tld)
 
 #if __TLD_FAST_PATH
 	/*
+	 * allow_fast is 0 only to measure or test the cached path (the one a
+	 * program without a generated header, or a process whose layout differs
+	 * from the header's, takes).
+	 *
 	 * The page was laid out for exactly the keys of the generated header:
 	 * user space put this layout's fingerprint right after start. Lookups
 	 * are then data + a constant, checked in-page by the verifier at load
 	 * time, and no cache is needed. A page that lies about its fingerprint
 	 * only makes this task read its own page at those offsets.
 	 */
-	if (*(volatile __u64 *)&data->start == TLD_LAYOUT_START &&
+	if (allow_fast &&
+	    *(volatile __u64 *)&data->start == TLD_LAYOUT_START &&
 	    *(volatile __u64 *)data->data == TLD_LAYOUT_FP) {
 		tld->value = value;
 		tld->fast = data;
@@ -321,6 +313,26 @@ bpf_tld_init(struct task_struct *task, struct bpf_tld *tld)
 	tld->value = value;
 	tld->cache = cache;
 	return 0;
+}
+
+/**
+ * bpf_tld_init() - set up a handle for @task's task local data.
+ * @task: a trusted task pointer, e.g. bpf_get_current_task_btf()
+ * @tld:  the handle to fill (on the caller's stack)
+ *
+ * Return: 0 on success; -ENODATA if @task has no element in tld_data_map
+ * (its thread never registered, or the element was deleted) or the element's
+ * data or meta pointer is NULL; -ENOMEM if the task's cache element cannot be
+ * created. On failure the handle is cleared, and lookups through it return
+ * NULL.
+ *
+ * Note that exec() keeps the element: until the new program registers the
+ * thread again, the handle reaches the pages pinned before exec.
+ */
+static __always_inline __attribute__((unused)) int
+bpf_tld_init(struct task_struct *task, struct bpf_tld *tld)
+{
+	return __bpf_tld_init(task, tld, 1);
 }
 
 /*

@@ -237,6 +237,7 @@ impl PinnedMap {
             );
             return None;
         }
+        remove_stale_pins(dir);
         let path = dir.join(format!("tld_test_{name}_{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
@@ -269,6 +270,28 @@ impl Drop for PinnedMap {
     fn drop(&mut self) {
         // Unpinning a BPF object is unlinking its file.
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Removes pins that test processes which no longer exist left behind (a test killed before its
+/// `PinnedMap` was dropped): every pin is named `tld_test_<what>_<pid>`.
+fn remove_stale_pins(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(pid) = name
+            .strip_prefix("tld_test_")
+            .and_then(|rest| rest.rsplit('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

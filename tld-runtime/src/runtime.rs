@@ -359,6 +359,7 @@ impl Runtime {
             hints: self.layout.entries.len(),
             published_keys,
             data_bytes,
+            data_capacity: self.layout.page_size - self.layout.plan.start,
             page_size: self.layout.page_size,
             live_threads: live,
             registered_threads: registered,

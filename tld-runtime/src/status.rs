@@ -50,6 +50,8 @@ pub struct Status {
     pub published_keys: usize,
     /// Data bytes per thread that the hints use.
     pub data_bytes: usize,
+    /// Data bytes a thread's page has room for (the page less its header).
+    pub data_capacity: usize,
     /// The page size, which bounds the data area.
     pub page_size: usize,
     /// Threads that currently have a page.
@@ -97,7 +99,7 @@ impl fmt::Display for Status {
             self.hints,
             self.published_keys,
             self.data_bytes,
-            self.page_size.saturating_sub(8),
+            self.data_capacity,
             self.registered_threads,
             self.live_threads
         )
