@@ -1,4 +1,4 @@
-//! Procedural macros for [tld](https://docs.rs/tld-runtime), task local data for Rust and BPF.
+//! Procedural macros for tld (`tld-runtime`), task local data for Rust and BPF.
 //!
 //! Do not depend on this crate directly: use the macros through `tld_runtime`, which re-exports
 //! them as `tld_runtime::task_local_data` and `tld_runtime::TldType`. The code they generate

@@ -119,7 +119,7 @@ pub(crate) fn enter_thread() {
     }
     if let Ok(record) = rt.pages.attach_current_thread(&rt.layout.template) {
         // A failure is recorded for `status()`; the hints work regardless.
-        let _ = rt.register(record);
+        let _ = rt.register(record, false);
     }
 }
 
@@ -136,20 +136,25 @@ impl Runtime {
             .map_err(Clone::clone)
     }
 
-    /// Registers the calling thread (already attached) with the map, as [`Runtime::register`].
+    /// Registers the calling thread (already attached) with the map, as [`Runtime::register`],
+    /// trying auto-connect even while the watcher is waiting for a pin.
     fn register_current(&'static self) -> Result<(), Error> {
         let block = pages::current_block() as usize;
         let record = self.pages.with_threads(|t| t.get(&block).copied());
-        self.register(record.ok_or(Error::ThreadExiting)?)
+        self.register(record.ok_or(Error::ThreadExiting)?, true)
     }
 
     /// Registers the calling thread, whose record is `record`, with the map, connecting first
-    /// through auto-connect if nothing is connected.
-    fn register(&'static self, record: pages::ThreadRecord) -> Result<(), Error> {
+    /// through auto-connect if nothing is connected. While the watcher waits for a pin to
+    /// appear, a new thread leaves the looking to it (`retry` false), which saves a syscall.
+    fn register(&'static self, record: pages::ThreadRecord, retry: bool) -> Result<(), Error> {
         let meta = self.published()?;
         let (map, gen) = {
             let mut conn = self.lock_conn();
             match &conn.map {
+                None if !retry && conn.watching => {
+                    return Err(conn.failure.clone().unwrap_or(Error::AutoConnectDisabled))
+                }
                 // Connecting registers every live thread, this one included.
                 None => return self.auto_connect(&mut conn),
                 Some(_) if record.registered == conn.generation => return Ok(()),
