@@ -15,6 +15,8 @@ pub struct Machine {
     pub bpf_jit: String,
     /// The rustc that built the benchmark.
     pub rustc: &'static str,
+    /// The 1-minute load average when the description was taken (`/proc/loadavg`).
+    pub load: String,
 }
 
 impl Machine {
@@ -45,6 +47,11 @@ impl Machine {
             mem_gib: mem_kib / (1024.0 * 1024.0),
             bpf_jit: read("/proc/sys/net/core/bpf_jit_enable"),
             rustc: env!("TLD_BENCH_RUSTC"),
+            load: read("/proc/loadavg")
+                .split_whitespace()
+                .next()
+                .unwrap_or("unknown")
+                .to_string(),
         }
     }
 }

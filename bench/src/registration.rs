@@ -4,7 +4,8 @@
 //! `tld_runtime::thread_init()` on a fresh thread: take a page from the pool, fill it from the
 //! template, record the thread, `pidfd_open`, one pinning update of `tld_data_map`, close.
 //! "Bare" is the least any registration can do: `pidfd_open` plus the same pinning update, of a
-//! page allocated in advance, into `bare_reg_map`, a map of the same layout in the same object.
+//! page allocated and faulted in advance, into `bare_reg_map`, a map of the same layout in the
+//! same object.
 //!
 //! Both are taken in the same fresh thread, one after the other, in alternating order. Before
 //! either, the thread makes one untimed update of `hint_value_map`, so that the kernel's
@@ -18,9 +19,10 @@ use std::time::{Duration, Instant};
 use crate::bpf::Bench;
 use crate::rust_side::{pidfd_self, SyscallHint};
 
-/// Pages allocated in advance for bare registrations: never touched by user space before the
-/// kernel pins them, as the runtime's fresh pages are not (the pin faults them in, where the
-/// runtime's template copy does). Never unmapped: the kernel may keep them pinned.
+/// Pages allocated in advance for bare registrations, and faulted in (written once) before any
+/// timing: a bare registration is then `pidfd_open` plus the update of a resident page, the
+/// least there is, and what the runtime does with a page it reuses from its pool. Never
+/// unmapped: the kernel may keep them pinned.
 pub struct BarePages {
     base: usize,
     pages: usize,
@@ -47,6 +49,11 @@ impl BarePages {
             return Err(std::io::Error::last_os_error()
                 .raw_os_error()
                 .unwrap_or(libc::ENOMEM));
+        }
+        for i in 0..=pages {
+            // SAFETY: byte 0 of page `i` lies inside the mapping just made, which nothing else
+            // uses yet.
+            unsafe { p.cast::<u8>().add(i * page_size).write_volatile(0) };
         }
         Ok(BarePages {
             base: p as usize,

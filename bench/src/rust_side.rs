@@ -86,10 +86,3 @@ impl SyscallHint {
         }
     }
 }
-
-/// The model of a leaner hint store (`tld_bench_hints::model`), through a function that is
-/// never inlined, like [`set_hint`].
-#[inline(never)]
-pub fn set_model(v: u64) {
-    tld_bench_hints::model::MODEL.set(v);
-}

@@ -110,8 +110,6 @@ fn setup() -> Result<&'static Bench, String> {
 
 struct P1 {
     cmp: Comparison,
-    /// The model of a leaner hot path against the same thread-local store.
-    model: Comparison,
 }
 
 fn p1(quick: bool) -> P1 {
@@ -125,16 +123,9 @@ fn p1(quick: bool) -> P1 {
         || ns_per_call(CALLS, rust_side::set_hint),
         || ns_per_call(CALLS, rust_side::set_thread_local),
     );
-    ns_per_call(CALLS, rust_side::set_model);
-    let model = interleave(
-        rounds,
-        || ns_per_call(CALLS, rust_side::set_model),
-        || ns_per_call(CALLS, rust_side::set_thread_local),
-    );
     assert_eq!(H00.get(), CALLS - 1, "the hint store did not happen");
     assert_eq!(rust_side::thread_local_value(), CALLS - 1);
-    assert_eq!(tld_bench_hints::model::MODEL.get(), CALLS - 1);
-    P1 { cmp, model }
+    P1 { cmp }
 }
 
 struct P2 {
@@ -169,8 +160,89 @@ fn p2(bench: &'static Bench, quick: bool) -> Result<P2, String> {
 // ---------------------------------------------------------------------------------------------
 // P3: the BPF side.
 
+/// The floor programs, K = 1, 4, 16.
+const FLOOR: [Prog; 3] = [Prog::FloorK1, Prog::FloorK4, Prog::FloorK16];
+/// Ours on the fast path (the pages carry the generated header's fingerprint), K = 1, 4, 16.
+const FAST: [Prog; 3] = [Prog::TldK1, Prog::TldK4, Prog::TldK16];
+/// Ours on the cached path, K = 1, 4, 16.
+const CACHED: [Prog; 3] = [Prog::CachedK1, Prog::CachedK4, Prog::CachedK16];
+
+/// The kernel reports whole nanoseconds per run, so a marginal cost fitted over K = 1, 4, 16
+/// moves in steps: one tick between the runs fits to at most 9 / 126 ns per lookup (a step
+/// between K = 4 and K = 16). Fixed-offset reads overlap in the pipeline and cost less than
+/// that, so differences below it are not resolved.
+const RESOLUTION: f64 = 9.0 / 126.0;
+
+/// A floor marginal cost this many ticks or more is resolved well enough for a ratio.
+const RESOLVED_TICKS: f64 = 5.0;
+
+/// One of our lookup paths against the floor: P3a (K = 1) and P3b (marginal).
+struct PathVsFloor {
+    progs: [Prog; 3],
+    /// K = 1 against the floor's K = 1.
+    raw: f64,
+    /// The same, each less the empty program.
+    net: f64,
+    /// Fitted ns per further lookup.
+    marginal: f64,
+    /// The marginal comparison as the table shows it.
+    marginal_text: String,
+    p3a_met: bool,
+    /// `Some(true)` met, `Some(false)` missed, `None` met within the resolution.
+    p3b_met: Option<bool>,
+}
+
+impl PathVsFloor {
+    fn new(p3: &P3, progs: [Prog; 3]) -> PathVsFloor {
+        let raw = p3.ns(progs[0]) / p3.ns(Prog::FloorK1);
+        let net = p3.net(progs[0]) / p3.net(Prog::FloorK1);
+        let marginal = p3.slope(progs);
+        let m_floor = p3.slope(FLOOR);
+        let (marginal_text, p3b_met) = if m_floor >= RESOLVED_TICKS * RESOLUTION {
+            let r = marginal / m_floor;
+            (format!("{r:.2}×"), Some(r <= 1.2))
+        } else {
+            // The floor's marginal cost is within a few ticks, so a ratio means nothing: ours
+            // meets the goal if it rises by no more than one tick beyond the floor.
+            let extra = marginal - m_floor;
+            if extra <= RESOLUTION + 1e-9 {
+                (
+                    format!("{extra:+.2} ns per lookup against the floor: within the resolution"),
+                    None,
+                )
+            } else {
+                (
+                    format!("{extra:+.2} ns per lookup over the floor"),
+                    Some(false),
+                )
+            }
+        };
+        PathVsFloor {
+            progs,
+            raw,
+            net,
+            marginal,
+            marginal_text,
+            p3a_met: raw <= 1.5,
+            p3b_met,
+        }
+    }
+
+    fn p3b_verdict(&self) -> &'static str {
+        match self.p3b_met {
+            Some(met) => verdict(met),
+            None => "met within the resolution",
+        }
+    }
+}
+
+/// A marginal cost per read or lookup, as the report prints it.
+fn per_read(m: f64) -> String {
+    format!("{m:.2} ns")
+}
+
 struct P3 {
-    /// Median kernel-reported ns per run, per program.
+    /// The lowest kernel-reported ns per run over the rounds, per program.
     ns: HashMap<Prog, f64>,
     stats: HashMap<Prog, ProgStats>,
     repeat: u32,
@@ -185,12 +257,10 @@ impl P3 {
     fn net(&self, p: Prog) -> f64 {
         self.ns(p) - self.ns(Prog::Empty)
     }
-    /// Marginal ns per lookup (ours) and per read (floor), fitted over K = 1, 4, 16.
-    fn marginal(&self) -> (f64, f64) {
-        (
-            self.slope([Prog::TldK1, Prog::TldK4, Prog::TldK16]),
-            self.slope([Prog::FloorK1, Prog::FloorK4, Prog::FloorK16]),
-        )
+    /// `progs`' runs of K = 1, 4, 16, as "a / b / c ns".
+    fn runs(&self, progs: [Prog; 3]) -> String {
+        let [a, b, c] = progs.map(|p| self.ns(p));
+        format!("{a:.0} / {b:.0} / {c:.0} ns")
     }
     /// Least-squares ns per extra lookup over the K = 1, 4, 16 programs `progs`.
     fn slope(&self, progs: [Prog; 3]) -> f64 {
@@ -237,9 +307,11 @@ fn p3(bench: &'static Bench, quick: bool) -> Result<P3, String> {
             samples.entry(p).or_default().push(run.ns as f64);
         }
     }
+    // The least disturbed test run of each program: interference on a shared machine only adds
+    // time, and it comes in bursts that can cover half the rounds, which moves a median.
     let ns = samples
         .into_iter()
-        .map(|(p, mut v)| (p, median(&mut v)))
+        .map(|(p, v)| (p, v.into_iter().fold(f64::INFINITY, f64::min)))
         .collect();
     let mut stats = HashMap::new();
     for p in Prog::ALL {
@@ -265,12 +337,23 @@ struct P4 {
     samples: usize,
     /// Samples of ours over 1 ms.
     slow: usize,
+    /// The slowest of ours, in µs.
+    ours_max: f64,
+    /// The mean of ours without the samples over 1 ms, in µs.
+    ours_mean_below_1ms: f64,
+    /// Median time from spawning a sample thread to having joined it, in µs: how fast threads
+    /// came and went.
+    cycle_us: f64,
+    /// Pages in the runtime's pool after the samples.
+    pool_pages: usize,
     /// Median `membarrier(MEMBARRIER_CMD_GLOBAL)` in ms.
     membarrier_ms: f64,
 }
 
 fn p4(bench: &'static Bench, quick: bool) -> P4 {
-    let samples = if quick { 40 } else { 200 };
+    // Enough threads to span many grace periods, so that the mean includes the waits that
+    // steady churn causes, if any.
+    let samples = if quick { 200 } else { 2000 };
     let warmup = 16;
     let pages: &'static BarePages = Box::leak(Box::new(
         BarePages::new(samples + warmup).expect("mapping pages for bare registrations"),
@@ -278,20 +361,33 @@ fn p4(bench: &'static Bench, quick: bool) -> P4 {
     for i in 0..warmup {
         registration::sample_fresh_thread(bench, pages, i % 2 == 0);
     }
+    let mut cycles = Vec::with_capacity(samples);
     let all: Vec<RegSample> = (0..samples)
-        .map(|i| registration::sample_fresh_thread(bench, pages, i % 2 == 0))
+        .map(|i| {
+            let start = Instant::now();
+            let sample = registration::sample_fresh_thread(bench, pages, i % 2 == 0);
+            cycles.push(start.elapsed().as_nanos() as f64 / 1000.0);
+            sample
+        })
         .collect();
+    let pool_pages = tld_runtime::status().pool_pages;
     let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
     let mut ours: Vec<f64> = all.iter().map(|s| us(s.ours)).collect();
     let mut bare: Vec<f64> = all.iter().map(|s| us(s.bare)).collect();
     let mut ratios: Vec<f64> = all.iter().map(|s| us(s.ours) / us(s.bare)).collect();
     let slow = ours.iter().filter(|&&t| t > 1000.0).count();
+    let ours_max = ours.iter().copied().fold(0.0, f64::max);
+    let below: Vec<f64> = ours.iter().copied().filter(|&t| t <= 1000.0).collect();
     let mut barriers: Vec<f64> = (0..5)
         .filter_map(|_| registration::time_membarrier_global())
         .map(|d| d.as_secs_f64() * 1000.0)
         .collect();
     P4 {
         slow,
+        ours_max,
+        ours_mean_below_1ms: measure::mean(&below),
+        cycle_us: median(&mut cycles),
+        pool_pages,
         membarrier_ms: median(&mut barriers),
         ours_mean: measure::mean(&ours),
         bare_mean: measure::mean(&bare),
@@ -528,30 +624,9 @@ impl Results<'_> {
         let page = registration::page_size() as f64;
 
         // P3.
-        let (m_ours, m_floor) = p3.marginal();
-        let m_proto = p3.slope([Prog::ProtoK1, Prog::ProtoK4, Prog::ProtoK16]);
-        let p3a_raw = p3.ns(Prog::TldK1) / p3.ns(Prog::FloorK1);
-        let p3a_net = p3.net(Prog::TldK1) / p3.net(Prog::FloorK1);
-        let proto_raw = p3.ns(Prog::ProtoK1) / p3.ns(Prog::FloorK1);
-        let proto_net = p3.net(Prog::ProtoK1) / p3.net(Prog::FloorK1);
-        // Reads at fixed offsets overlap in the pipeline, and the kernel reports whole
-        // nanoseconds: a fitted marginal cost below 1 ns over the 15 extra reads of K = 16 is
-        // within the resolution, and only bounds the ratio from below.
-        let resolution = 1.0 / 15.0;
-        let below = m_floor < resolution;
-        let p3b = m_ours / m_floor.max(resolution);
-        let p3b_text = if below {
-            format!("≥ {p3b:.0}×")
-        } else {
-            format!("{p3b:.1}×")
-        };
-        let per_read = |m: f64| {
-            if m < resolution {
-                format!("≤ {resolution:.2} ns (fit {m:.2}, within the resolution)")
-            } else {
-                format!("{m:.2} ns")
-            }
-        };
+        let fast = PathVsFloor::new(p3, FAST);
+        let cached = PathVsFloor::new(p3, CACHED);
+        let m_floor = p3.slope(FLOOR);
         // P4.
         let p4_mean_ratio = p4.ours_mean / p4.bare_mean;
         // P5.
@@ -564,8 +639,6 @@ impl Results<'_> {
 
         let p1_met = p1.cmp.ratio <= 1.3;
         let p2_met = p2.cmp.ratio >= 500.0;
-        let p3a_met = p3a_raw <= 1.5;
-        let p3b_met = p3b <= 1.2;
         let p4_met = p4.ratio <= 1.2;
         let p4_mean_met = p4_mean_ratio <= 1.2;
         let p5_met = mem_extra <= page + small_change;
@@ -574,11 +647,12 @@ impl Results<'_> {
         let _ = writeln!(s, "## Performance\n");
         let _ = writeln!(
             s,
-            "Measured by `make bench` on {machine}{}. The machines are shared and noisy, so \
-             every figure is a ratio of two things measured side by side in the same process \
-             run: medians over interleaved rounds. Absolute times move with the load; the \
-             ratios move much less.\n",
-            if quick { " (`--quick`)" } else { "" }
+            "Measured by `make bench` on {machine}{}; the 1-minute load average was {} when the \
+             report started. The machines are shared and noisy, so every figure is a ratio of \
+             two things measured side by side in the same process run, over interleaved \
+             rounds. Absolute times move with the load; the ratios move much less.\n",
+            if quick { " (`--quick`)" } else { "" },
+            machine.load
         );
 
         let _ = writeln!(
@@ -605,42 +679,65 @@ impl Results<'_> {
             p2.cmp.ratio,
             verdict(p2_met)
         );
-        let _ = writeln!(
-            s,
-            "| P3a | BPF: `bpf_tld_init` + 1 cached `bpf_tld_lookup` + read | {:.0} ns per run \
-             ({:.0} ns above an empty program) | floor: 1 `bpf_task_storage_get` + read at a \
-             fixed offset: {:.0} ns ({:.0} ns) | {:.2}× ({:.2}× above the empty program) | \
-             ≤ 1.5× | {} |",
-            p3.ns(Prog::TldK1),
-            p3.net(Prog::TldK1),
+        let floor_k1 = format!(
+            "floor: 1 `bpf_task_storage_get` + read at a fixed offset: {:.0} ns ({:.0} ns)",
             p3.ns(Prog::FloorK1),
-            p3.net(Prog::FloorK1),
-            p3a_raw,
-            p3a_net,
-            verdict(p3a_met)
+            p3.net(Prog::FloorK1)
         );
-        let _ = writeln!(
-            s,
-            "| P3b | BPF: each further cached lookup + read (runs of K = 1, 4, 16: {:.0} / \
-             {:.0} / {:.0} ns) | {:.2} ns per lookup | a fixed-offset read (K = 1, 4, 16: \
-             {:.0} / {:.0} / {:.0} ns): {} per read | {} | ≤ 1.2× marginal | {} |",
-            p3.ns(Prog::TldK1),
-            p3.ns(Prog::TldK4),
-            p3.ns(Prog::TldK16),
-            m_ours,
-            p3.ns(Prog::FloorK1),
-            p3.ns(Prog::FloorK4),
-            p3.ns(Prog::FloorK16),
-            per_read(m_floor),
-            p3b_text,
-            verdict(p3b_met)
+        let floor_marginal = format!(
+            "a fixed-offset read (K = 1, 4, 16: {}): {} per read",
+            p3.runs(FLOOR),
+            per_read(m_floor)
         );
+        for (id, path, what) in [
+            (
+                "P3a",
+                &fast,
+                "BPF, fast path (the page carries the generated header's layout fingerprint): \
+                 `bpf_tld_init` + 1 `bpf_tld_get` + read",
+            ),
+            (
+                "P3a, cached",
+                &cached,
+                "BPF, cached path (no generated header, or a layout other than the header's): \
+                 init + 1 cached `bpf_tld_get` + read",
+            ),
+        ] {
+            let _ = writeln!(
+                s,
+                "| {id} | {what} | {:.0} ns per run ({:.0} ns above an empty program) | \
+                 {floor_k1} | {:.2}× ({:.2}× above the empty program) | ≤ 1.5× | {} |",
+                p3.ns(path.progs[0]),
+                p3.net(path.progs[0]),
+                path.raw,
+                path.net,
+                verdict(path.p3a_met)
+            );
+        }
+        for (id, path, what) in [
+            ("P3b", &fast, "BPF, fast path: each further lookup + read"),
+            (
+                "P3b, cached",
+                &cached,
+                "BPF, cached path: each further cached lookup + read",
+            ),
+        ] {
+            let _ = writeln!(
+                s,
+                "| {id} | {what} (runs of K = 1, 4, 16: {}) | {} per lookup | {floor_marginal} | \
+                 {} | ≤ 1.2× marginal | {} |",
+                p3.runs(path.progs),
+                per_read(path.marginal),
+                path.marginal_text,
+                path.p3b_verdict()
+            );
+        }
         let _ = writeln!(
             s,
             "| P4 | registering one thread: `thread_init()` on a fresh thread | median {:.2} µs, \
-             mean {:.2} µs | bare `pidfd_open` + pinning update of a pre-allocated page: median \
-             {:.2} µs, mean {:.2} µs | {:.2}× median, {:.2}× mean | ≤ 1.2× | {} median, {} \
-             mean |",
+             mean {:.2} µs | bare `pidfd_open` + pinning update of a pre-allocated, resident \
+             page: median {:.2} µs, mean {:.2} µs | {:.2}× median, {:.2}× mean | ≤ 1.2× | {} \
+             median, {} mean |",
             p4.ours,
             p4.ours_mean,
             p4.bare,
@@ -672,10 +769,18 @@ impl Results<'_> {
 
         let _ = writeln!(
             s,
-            "\nP5 in full: spawning {} threads that each register took {:.0} ms, against {:.0} \
+            "\nP3 has two rows per goal: the fast path is what a program compiled against the \
+             generated header runs in a process with that header's layout (the common case, \
+             and the one the goals are about); the cached path is the fallback for every other \
+             reader, shown so that its cost is on record. The kernel's timer counts whole \
+             nanoseconds per run, so a marginal cost fitted over K = 1, 4, 16 moves in steps of \
+             up to {:.2} ns per lookup; when the floor's is within {RESOLVED_TICKS} such steps, \
+             P3b is met if ours exceeds it by at most one step.\n\n\
+             P5 in full: spawning {} threads that each register took {:.0} ms, against {:.0} \
              ms for the same threads without hints: {:.1} µs per thread at the process level \
              (first-touch mean {:.1} µs). Resident anonymous memory grew by {:.1} MiB, against \
              {:.1} MiB without hints. \"Small change\" is read as at most a quarter page.",
+            RESOLUTION,
             p5.threads,
             p5.wall_ms,
             base.wall_ms,
@@ -691,8 +796,9 @@ impl Results<'_> {
              run by `BPF_PROG_TEST_RUN` with `repeat = {}` in the benchmark thread. An XDP test \
              run executes in the calling task, so `bpf_get_current_task_btf()` is that thread; \
              unlike a syscall program's, it accepts `repeat` and reports the mean duration per \
-             run. \"ns per run\" is the median of {} such test runs, all programs interleaved; \
-             the kernel reports whole nanoseconds. Every program's return value is checked \
+             run. \"ns per run\" is the lowest of {} such test runs, all programs interleaved \
+             (interference only adds time, in bursts that can cover half the rounds); the \
+             kernel reports whole nanoseconds. Every program's return value is checked \
              against the hints the thread set before timing starts.\n",
             p3.repeat, p3.rounds
         );
@@ -714,153 +820,206 @@ impl Results<'_> {
                 st.jited_bytes
             );
         }
+        let per_key = |progs: [Prog; 3]| {
+            (p3.stats[&progs[2]].verified_insns as f64 - p3.stats[&progs[0]].verified_insns as f64)
+                / 15.0
+        };
         let _ = writeln!(
             s,
             "\nThe verifier walks the key resolver once per call site, so verified instructions \
-             grow by about {:.0} per distinct key looked up in a program.",
-            (p3.stats[&Prog::TldK16].verified_insns as f64
-                - p3.stats[&Prog::TldK1].verified_insns as f64)
-                / 15.0
+             grow by about {:.0} per distinct key looked up on the cached path. A fast-path \
+             program keeps the cached branch for pages without the fingerprint, and the \
+             verifier walks both: about {:.0} per key.",
+            per_key(CACHED),
+            per_key(FAST)
         );
 
-        let _ = writeln!(s, "\n### Analysis and what would close the gaps\n");
+        let _ = writeln!(s, "\n### Analysis\n");
         let _ = writeln!(
             s,
-            "**P1** ({}). The hot path of `set` is: the thread's page pointer from TLS, the \
-             static's address from the GOT (the hint lives in another crate, as with a hints \
-             crate), its offset, two tests, an add, then a dead re-test of an `Option` \
-             discriminant (`mov $1; cmp $1; jne`) that LLVM leaves where the fast path and \
-             `slot_slow` merge in `slot().or_else(..)`, then the store. A model of the same \
-             store with the fast branch ending in the store and the rest in a cold out-of-line \
-             `set_slow` (`tld_bench_hints::model`) measures {:.2} ns against the thread-local's \
-             {:.2} ns, {:.2}×, against {:.2}× for `set`. {}",
+            "**P1** ({}). `set`'s fast path ends in the store: the thread's page pointer from \
+             TLS, the static's address from the GOT (the hint lives in another crate, as with a \
+             hints crate), its offset, a test of each, and the store to page + offset. \
+             Everything else (a thread's first access, a hint the layout does not know) is in \
+             `#[cold]` out-of-line functions (`set_slow`, `get_slow`), reached by a tail jump. \
+             Above the thread-local's single TLS store that leaves the page pointer load, the \
+             offset load and the two tests{}",
             verdict(p1_met),
-            p1.model.a,
-            p1.model.b,
-            p1.model.ratio,
-            p1.cmp.ratio,
-            if p1.model.ratio < p1.cmp.ratio - 0.05 {
-                "Proposed: write `set` and `get` as `if !base.is_null() && off != 0 { store; \
-                 return } self.set_slow(value)`, where `set_slow` takes the page and stores by \
-                 itself."
+            if p1.cmp.ratio <= 1.05 {
+                format!(
+                    "; here the two measure the same ({:.2} and {:.2} ns), the call around them \
+                     dominating.",
+                    p1.cmp.a, p1.cmp.b
+                )
             } else {
-                "The difference is within this run's noise: the branches are predicted and \
-                 the call dominates, so P1 needs no change."
+                format!(": {:.2} ns against {:.2} ns here.", p1.cmp.a, p1.cmp.b)
             }
         );
         let _ = writeln!(
             s,
-            "\n**P3a** ({} as measured, {:.2}× above the empty program). `bpf_tld_init` makes \
-             two `bpf_task_storage_get` calls, `tld_data_map` and then `tld_off_map` for the \
-             per-task offset cache, where the floor makes one: the two calls alone cost {:.0} ns \
-             above the empty program, the floor's call and read {:.0} ns. `bpf_tld_init` alone \
-             costs {:.0} ns.",
-            verdict(p3a_met),
-            p3a_net,
+            "\n**P3a, P3b: the fast path** (P3a {}, P3b {}). Every page the runtime hands \
+             out starts with `start` = 16 and, at bytes 8..16, the fingerprint of the layout \
+             (page size, each key and size in order); the generated header carries the same \
+             fingerprint as `TLD_LAYOUT_FP`, and each key's offset as `TLD_OFF_<key>`. \
+             `bpf_tld_init` makes one `bpf_task_storage_get`, as the floor does, then compares \
+             the page's first two words with `TLD_LAYOUT_START` and `TLD_LAYOUT_FP`; on a match \
+             it never touches `tld_off_map`, and `bpf_tld_get(&tld, key)` is \
+             `data + TLD_OFF_<key>` after a compile-time size check: one load at a constant \
+             offset, which the verifier proves in-page at load time. In the JIT output \
+             (`--dump-jit`) the fast path's reads are the floor's loads at the same offsets; \
+             what it adds is a NULL test of `meta`, the two compares, and a larger frame for \
+             the cached branch it keeps for other pages. `bpf_tld_init` alone costs {:.0} ns \
+             above the empty program against the floor's {:.0} ns for its storage get and \
+             read; the K = 16 runs cost {:.0} and {:.0} ns.",
+            verdict(fast.p3a_met),
+            fast.p3b_verdict(),
+            p3.net(Prog::DiagInit),
+            p3.net(Prog::FloorK1),
+            p3.ns(Prog::TldK16),
+            p3.ns(Prog::FloorK16)
+        );
+        let cached_missed: Vec<&str> = [
+            ("P3a", !cached.p3a_met),
+            ("P3b", cached.p3b_met == Some(false)),
+        ]
+        .iter()
+        .filter(|(_, missed)| *missed)
+        .map(|(id, _)| *id)
+        .collect();
+        let _ = writeln!(
+            s,
+            "\n**The cached path** (P3a {}, P3b {}). Without the header's fingerprint in the \
+             page, init makes two `bpf_task_storage_get` calls, `tld_data_map` and then \
+             `tld_off_map` for the per-task offset cache, and checks the cache's cookies: \
+             {:.0} ns above the empty program (the two gets alone {:.0} ns), against the \
+             floor's {:.0} ns. Each lookup then loads the cached offset and declared size, \
+             bounds-checks them (offset > 0, size ≤ declared size, `data` not NULL, offset ≤ \
+             page − size: the cache is map memory, so the verifier needs every check), reloads \
+             `value->data`, adds and loads, about 27 x86 instructions after the JIT \
+             (`--dump-jit`), three of its `shl`/`sar` pairs sign-extending 16-bit cache slots: \
+             {} per lookup.{}",
+            verdict(cached.p3a_met),
+            cached.p3b_verdict(),
+            p3.net(Prog::DiagInitCached),
             p3.net(Prog::DiagTwoGets),
             p3.net(Prog::FloorK1),
-            p3.net(Prog::DiagInit)
+            per_read(cached.marginal),
+            if cached_missed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " No offset resolved at run time can cost what a constant one does, so the \
+                     cached path misses {}. It is the fallback for readers that cannot know the \
+                     layout at build time (programs without the generated header, processes \
+                     that link hints the BPF build did not see, pages written by other \
+                     libraries); what closes the gap is building the BPF program against the \
+                     hints crate's generated header, which takes the fast path. What would \
+                     narrow it (not implemented or measured here; neither removes the second \
+                     storage get or the checks): keeping `data` in `struct bpf_tld` instead of \
+                     reloading `value->data` per lookup, and compiling with `-mcpu=v4` for \
+                     sign-extending loads of the 16-bit cache slots.",
+                    cached_missed.join(" and ")
+                )
+            }
         );
-        let _ = writeln!(
-            s,
-            "\n**P3b** ({}). A cached lookup is about 22 x86 instructions after the JIT \
-             (`--dump-jit`): two 16-bit loads from the cache, each sign-extended with a `shl`/`sar` \
-             pair (clang's default BPF ISA has no sign-extending load), five compare-and-branch \
-             (offset ≤ 0, size > declared size, `data` NULL, offset > page − size), a reload of \
-             `value->data` (the resolver call between lookups is opaque to the compiler), the add \
-             and the load. A fixed-offset read is one load that overlaps with its neighbours, so \
-             its marginal cost ({}) is at the limit of the kernel's 1 ns resolution; the \
-             lookup's {:.2} ns is well above it either way. No runtime-resolved offset can match \
-             a constant one: the verifier needs the bounds checks because the cache is map \
-             memory.",
-            verdict(p3b_met),
-            per_read(m_floor),
-            m_ours
-        );
-        let _ = writeln!(
-            s,
-            "\n*Proposed for P3a and P3b: build-time offsets behind a layout fingerprint.* The \
-             generated header already knows every key, its size and the layout order, so it can \
-             also emit each key's offset and a 64-bit fingerprint of the layout (page size, \
-             then key and size of every entry in order). The runtime computes the same \
-             fingerprint and, when the layout leaves 8 bytes spare, sets `start = 16` and \
-             stores the fingerprint at bytes 8..16 of the template, so every thread's page \
-             carries it (readers find entries from `start`, so the wire format holds). \
-             `bpf_tld_init` then loads `data` after its first storage get and, if `start` and \
-             the fingerprint match, returns without touching `tld_off_map`; `bpf_tld_get` \
-             becomes `data + __tld_off_<key>`, a constant offset that the verifier proves \
-             in-page at load time. A forged fingerprint only makes a thread read its own page \
-             at the build's offsets: no pointer leaves the page, as today. Any mismatch (the \
-             application links hints the BPF build did not see, the raw `bpf_tld_lookup` API, \
-             pages written by the C library) takes today's cached path unchanged. The \
-             prototype `bench_proto_k*` programs have this shape (comparing `start` in place \
-             of the fingerprint, at the same cost): {:.0} ns per run against the floor's {:.0}, \
-             {:.2}× ({:.2}× above the empty program), and {} per further read against \
-             {}.",
-            p3.ns(Prog::ProtoK1),
-            p3.ns(Prog::FloorK1),
-            proto_raw,
-            proto_net,
-            per_read(m_proto),
-            per_read(m_floor)
-        );
-        let _ = writeln!(
-            s,
-            "\n*Smaller, for the cached path (not prototyped):* keep `data` in `struct bpf_tld` \
-             from `bpf_tld_init` instead of reloading `value->data` in every lookup, and compile \
-             BPF with `-mcpu=v4` (sign-extending loads, Linux ≥ 6.6) to drop the `shl`/`sar` \
-             pairs."
-        );
-        let stall = if p4.slow > 0 {
+        let per_grace = p4.membarrier_ms * 1000.0 / p4.cycle_us;
+        let waits = if p4.slow > 0 {
             format!(
-                "In this run {} of {} registrations took over 1 ms, which makes the mean \
-                 {:.2} µs: ",
-                p4.slow, p4.samples, p4.ours_mean
+                "{} of {} registrations took over 1 ms (the slowest {:.1} ms)",
+                p4.slow,
+                p4.samples,
+                p4.ours_max / 1000.0
             )
         } else {
             format!(
-                "No registration in this run took over 1 ms ({} samples; `--quick` takes too \
-                 few for the following to show), but: ",
+                "none of {} registrations took over 1 ms (the slowest {:.0} µs)",
+                p4.samples, p4.ours_max
+            )
+        };
+        let below_ratio = p4.ours_mean_below_1ms / p4.bare_mean;
+        let waits_share = if below_ratio <= 1.2 {
+            format!(
+                " The mean misses because of those waits: without them it is {:.2} µs, {:.2}× \
+                 the bare mean.",
+                p4.ours_mean_below_1ms, below_ratio
+            )
+        } else {
+            format!(
+                " Most of the gap in the mean is those waits: without them it is {:.2} µs, \
+                 {:.2}× the bare mean; the rest is a heavier tail below 1 ms, which this report \
+                 does not attribute.",
+                p4.ours_mean_below_1ms, below_ratio
+            )
+        };
+        let mean_note = if p4_mean_met {
+            String::new()
+        } else if p4.slow > 0 {
+            format!(
+                "{} The reclaimer takes a batch when a grace period starts, so a page \
+                 released while one runs waits for the next: up to two grace periods of exits, \
+                 about {:.0} pages at this rate, are out of circulation at once, against the {} \
+                 pages the pool may hold here. A thread that then finds no free page waits for \
+                 the next batch. That is the bound doing its job (threads coming and going \
+                 faster than grace periods end, with memory capped). What would remove the \
+                 waits: a slack sized to about two grace periods of churn (here about {:.0} \
+                 pages, {:.1} MiB), i.e. trading memory for never waiting; or a page waiting one \
+                 grace period instead of up to two (a barrier started as each batch forms, not \
+                 after the previous one ends). Neither is implemented or measured here.",
+                waits_share,
+                2.0 * per_grace,
+                p4.pool_pages,
+                2.0 * per_grace,
+                2.0 * per_grace * page / 1048576.0
+            )
+        } else {
+            format!(
+                " The mean misses without any registration over 1 ms, nowhere near a grace \
+                 period: a few registrations of tens of µs move the mean of {} samples.",
                 p4.samples
             )
         };
         let _ = writeln!(
             s,
             "\n**P4** ({} for the median, {} for the mean). The typical registration costs \
-             what the bare one does: the runtime's own work (page from the pool, template copy, \
-             thread table) is small next to `pidfd_open` and the pinning update. {stall}the \
-             runtime reuses pages of exited threads only after \
-             `membarrier(MEMBARRIER_CMD_GLOBAL)` (a grace period, {:.1} ms here), and it runs \
-             that wait inside the first touch of whichever new thread finds 64 pages in \
-             quarantine. With threads coming and going, every 64th new thread stalls for a \
-             grace period. Proposed: never wait on the first-touch path. When the quarantine \
-             reaches its batch, map a fresh chunk for the new thread and hand the batch to a \
-             helper thread (or to the exiting thread's destructor) that runs the membarrier \
-             and then moves the batch to the free list; at most one batch is in flight.",
+             what the bare one does: the runtime's own work (a page from the pool, the template \
+             copy, a `HashMap` insert) is small next to `pidfd_open` and the pinning update. A \
+             new thread does not wait for a grace period on its first touch: pages of exited \
+             threads go to quarantine, and a background thread (`tld-reclaim`) runs \
+             `membarrier(MEMBARRIER_CMD_GLOBAL)` ({:.1} ms here) back to back, moving each \
+             batch to the free list. A thread that finds no free page maps a fresh chunk of 64, \
+             unless the pool is at its bound (peak live threads + 1 + 128 + 64 pages); only then \
+             does it wait for the reclaimer's batch (at most 500 ms). In this run P4's threads \
+             came and went one at a time, every {:.0} µs (spawn, both registrations, join), \
+             about {per_grace:.0} per grace period; the pool ended at {} pages, and {waits}.\
+             {mean_note}",
             verdict(p4_met),
             verdict(p4_mean_met),
-            p4.membarrier_ms
+            p4.membarrier_ms,
+            p4.cycle_us,
+            p4.pool_pages
         );
         let trend = if p5.touch_last_us > 1.15 * p5.touch_first_us {
-            "Registration slows as threads accumulate"
+            format!(
+                "First touch still slows as threads accumulate, by {:.0}% from the first 1000 \
+                 threads to the last; the report times the whole first touch, syscalls \
+                 included, and does not attribute the growth further.",
+                (p5.touch_last_us / p5.touch_first_us - 1.0) * 100.0
+            )
         } else {
-            "Registration"
+            "First touch does not slow as threads accumulate.".to_string()
         };
         let _ = writeln!(
             s,
-            "\n**P5** ({}). Memory is the page and little else. {trend} (median first touch \
-             {:.1} µs for the first 1000 threads, {:.1} µs for the last 1000), and costs {:.1} \
-             µs per thread at the process level against {:.1} µs in isolation (P4). What grows \
-             with the number of threads: `register_current` searches the thread table linearly \
-             twice under the pages lock (to find the caller's record, then to mark it \
-             registered), thread exit searches it again, and the connection lock is held \
-             across `pidfd_open` and the map update, so registrations on different CPUs \
-             serialize. Proposed: have `attach_current_thread` return the record and register \
-             it directly; keep the registered generation in a thread-local (or the record's \
-             slot index in a thread-local, with a free-slot list instead of `swap_remove`); and \
-             clone the map's fd (an `Arc`) and generation out of the lock before the syscalls, \
-             re-checking the generation afterwards.",
+            "\n**P5** ({}). Memory is the page and little else: +{:.0} bytes per thread, with \
+             {:.0}-byte pages. Registration holds the connection lock only to clone the map (an \
+             `Arc`) and its generation, and makes `pidfd_open` and the map update without it; \
+             the thread table is a `HashMap` keyed by the page, so neither registration nor \
+             thread exit searches it. Median first touch: {:.1} µs for the first 1000 threads, \
+             {:.1} µs for the last 1000. {trend} At the process level registration costs {:.1} \
+             µs per thread, against {:.1} µs in isolation (P4).",
             verdict(p5_met),
+            mem_extra,
+            page,
             p5.touch_first_us,
             p5.touch_last_us,
             reg_per_thread,
@@ -879,18 +1038,23 @@ impl Results<'_> {
         let _ = writeln!(
             s,
             "- P3: ours and the floors are programs of one object, loaded once and run \
-             interleaved in one thread. The floors read `tld_data_map`'s page at the offsets \
-             where the runtime puts the hints; the per-lookup cost is the least-squares slope \
-             over K = 1, 4, 16."
+             interleaved in one thread, against the same page. The floors read it at \
+             `TLD_LAYOUT_START + 8 * i`, which a `_Static_assert` ties to the generated \
+             header's `TLD_OFF_bench_hNN`. The `bench_tld_k*` programs call `bpf_tld_init` and \
+             take the fast path, since the runtime's pages carry the header's fingerprint; the \
+             `bench_cached_k*` programs call `__bpf_tld_init(task, &tld, 0)`, which skips the \
+             fingerprint check, so they run the cached path, as a program without the header \
+             would. Each program's first, untimed run resolves its keys into the cache. The \
+             per-lookup cost is the least-squares slope over K = 1, 4, 16 of the ns per run."
         );
         let _ = writeln!(
             s,
-            "- P4: each of {} fresh threads (after 16 warm-up threads) first makes one untimed \
-             update of another task storage map, so that the kernel's per-task storage exists \
-             for both sides; then it times `tld_runtime::thread_init()` and the bare \
-             registration (into `bare_reg_map`, laid out like `tld_data_map`) in alternating \
-             order. The median ratio is over per-thread ratios. Spawning the thread (70–117 µs) \
-             is not timed.",
+            "- P4: {} fresh threads (after 16 warm-up threads), spawned and joined one at a \
+             time, each first make one untimed update of another task storage map, so that the \
+             kernel's per-task storage exists for both sides; then each times \
+             `tld_runtime::thread_init()` and the bare registration (into `bare_reg_map`, laid \
+             out like `tld_data_map`, of a page faulted in beforehand) in alternating order. \
+             The median ratio is over per-thread ratios. Spawning and joining are not timed.",
             p4.samples
         );
         let _ = writeln!(
@@ -924,13 +1088,14 @@ fn describe(p: Prog) -> &'static str {
         Prog::FloorK4 => "floor: storage get + 4 fixed-offset reads",
         Prog::FloorK16 => "floor: storage get + 16 fixed-offset reads",
         Prog::InlineK1 => "storage get of `hint_value_map` + read (the syscall approach)",
-        Prog::TldK1 => "ours: `bpf_tld_init` + 1 lookup + read",
-        Prog::TldK4 => "ours: `bpf_tld_init` + 4 lookups + reads",
-        Prog::TldK16 => "ours: `bpf_tld_init` + 16 lookups + reads",
-        Prog::DiagInit => "`bpf_tld_init` alone",
-        Prog::DiagTwoGets => "the two storage gets of `bpf_tld_init`, alone",
-        Prog::ProtoK1 => "prototype fast path + 1 read (see Analysis)",
-        Prog::ProtoK4 => "prototype fast path + 4 reads",
-        Prog::ProtoK16 => "prototype fast path + 16 reads",
+        Prog::TldK1 => "ours, fast path: `bpf_tld_init` + 1 lookup + read",
+        Prog::TldK4 => "ours, fast path: `bpf_tld_init` + 4 lookups + reads",
+        Prog::TldK16 => "ours, fast path: `bpf_tld_init` + 16 lookups + reads",
+        Prog::CachedK1 => "ours, cached path: init + 1 cached lookup + read",
+        Prog::CachedK4 => "ours, cached path: init + 4 cached lookups + reads",
+        Prog::CachedK16 => "ours, cached path: init + 16 cached lookups + reads",
+        Prog::DiagInit => "`bpf_tld_init` alone (fast path: 1 storage get, fingerprint check)",
+        Prog::DiagInitCached => "the cached path's init alone (2 storage gets, cookie check)",
+        Prog::DiagTwoGets => "the cached path's two storage gets, alone",
     }
 }
