@@ -189,6 +189,21 @@ pub fn connect(skel: &TldTestSkel<'_>) {
     tld_runtime::connect(skel.maps.tld_data_map.as_fd()).expect("connect to tld_data_map");
 }
 
+/// `pidfd_open(tid, PIDFD_THREAD)`: a pidfd for thread `tid` of this process. Panics on
+/// failure.
+pub fn pidfd_of_thread(tid: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes two integers and touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::PIDFD_THREAD) };
+    assert!(
+        fd >= 0,
+        "pidfd_open({tid}): {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the kernel just returned this fd, and nothing else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+}
+
 /// The calling thread's id.
 pub fn gettid() -> i32 {
     // SAFETY: gettid cannot fail.

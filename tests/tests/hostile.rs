@@ -21,13 +21,13 @@
 
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject};
-use tld_tests::{bpf_required, gettid, run};
+use tld_tests::{bpf_required, gettid, pidfd_of_thread, run};
 
 #[allow(clippy::all, missing_docs, dead_code, unused_imports)]
 mod fuzz_skel {
@@ -850,14 +850,6 @@ impl Kernel<'_> {
     }
 }
 
-fn pidfd_of_this_thread() -> OwnedFd {
-    // SAFETY: pidfd_open takes a tid and flags by value.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, gettid(), libc::PIDFD_THREAD) };
-    assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
-    // SAFETY: pidfd_open returned a new fd that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
-}
-
 // ------------------------------------------------------------------------------------------
 // The fuzz loop.
 
@@ -1190,7 +1182,7 @@ fn fuzz(skel: &TldFuzzSkel<'static>, seed: u64, cases: u64) -> Stats {
             skel,
             data_map: skel.maps.tld_data_map.as_fd(),
             off_map: skel.maps.tld_off_map.as_fd(),
-            pidfd: pidfd_of_this_thread(),
+            pidfd: pidfd_of_thread(gettid()),
         },
         m: Mapping::new(),
         seed,
