@@ -12,7 +12,8 @@ use crate::{pages, runtime};
 /// Declare one with [`#[task_local_data]`](crate::task_local_data); the attribute turns
 /// `static NAME: T = init;` into `static NAME: TaskLocal<T>`. Every thread has its own copy,
 /// starting at `init`. Accesses are plain memory operations on the thread's page: no syscall,
-/// no lock.
+/// no lock. Only a thread's first access (to any hint) does more: it gives the thread its page
+/// and registers it with the kernel, so it should not happen in a signal handler.
 ///
 /// ```
 /// use tld_runtime::task_local_data;
