@@ -75,15 +75,9 @@ impl BarePages {
     }
 }
 
-/// The system page size.
+/// The system page size, as the runtime measured it.
 pub fn page_size() -> usize {
-    // SAFETY: sysconf reads a constant of the system.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 {
-        n as usize
-    } else {
-        4096
-    }
+    tld_runtime::status().page_size
 }
 
 /// The bare registration of the calling thread: `pidfd_open(gettid(), PIDFD_THREAD)`, one

@@ -1,7 +1,7 @@
 //! The kernel map: opening and checking a `tld_data_map`, and registering threads' pages in it.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -99,7 +99,7 @@ impl TldMap {
             },
             e => Error::from_errno("opening a pidfd for the thread", e),
         })?;
-        sys::map_update_int_key(self.fd.as_fd(), pidfd_raw(&pidfd), &[data, meta]).map_err(|e| {
+        sys::map_update_int_key(self.fd.as_fd(), pidfd.as_raw_fd(), &[data, meta]).map_err(|e| {
             match e {
                 libc::EOPNOTSUPP | libc::E2BIG => Error::Unsupported {
                     what: "user pointers (__uptr) in task storage",
@@ -118,14 +118,9 @@ impl TldMap {
             Err(libc::ESRCH) => return Ok(()),
             Err(e) => return Err(Error::from_errno("opening a pidfd for the thread", e)),
         };
-        match sys::map_delete_int_key(self.fd.as_fd(), pidfd_raw(&pidfd)) {
+        match sys::map_delete_int_key(self.fd.as_fd(), pidfd.as_raw_fd()) {
             Ok(()) | Err(libc::ENOENT) => Ok(()),
             Err(e) => Err(Error::from_errno("deleting the thread's map element", e)),
         }
     }
-}
-
-fn pidfd_raw(fd: &OwnedFd) -> i32 {
-    use std::os::fd::AsRawFd;
-    fd.as_raw_fd()
 }

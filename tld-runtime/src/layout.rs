@@ -108,9 +108,7 @@ pub struct Layout {
     pub block_size: usize,
     /// The hints in key order.
     pub entries: Vec<Entry>,
-    /// Data bytes used after `start` (each entry rounded up to 8).
-    pub data_used: usize,
-    /// The offset of the data area and the fingerprint.
+    /// The offset of the data area, the bytes used, and the fingerprint.
     pub plan: Plan,
     /// A new thread's block: `start`, the fingerprint, and every hint's initial value.
     pub template: Vec<u8>,
@@ -148,7 +146,6 @@ impl Layout {
             page_size,
             block_size,
             entries,
-            data_used: plan.data_used,
             plan,
             template,
             problem,

@@ -166,10 +166,10 @@ impl Pages {
         PagesForkLock(self.lock())
     }
 
-    /// Live threads, blocks ever mapped, blocks free, blocks in quarantine.
-    pub fn counts(&self) -> (usize, usize, usize, usize) {
+    /// Live threads, and blocks ever mapped (the pool's size).
+    pub fn counts(&self) -> (usize, usize) {
         let s = self.lock();
-        (s.threads.len(), s.total, s.free.len(), s.quarantine.len())
+        (s.threads.len(), s.total)
     }
 
     /// The most blocks the pool maps for the threads it has seen.

@@ -351,13 +351,13 @@ impl Runtime {
             0
         };
         drop(conn);
-        let (live, total, _, _) = self.pages.counts();
+        let (live, total) = self.pages.counts();
         let (published_keys, data_bytes) = match &self.meta {
             Ok(meta) => {
                 let meta = lock(meta);
                 (meta.count(), meta.used())
             }
-            Err(_) => (0, self.layout.data_used),
+            Err(_) => (0, self.layout.plan.data_used),
         };
         Status {
             connection,
