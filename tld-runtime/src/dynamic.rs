@@ -8,9 +8,13 @@
 use std::marker::PhantomData;
 
 use crate::error::Error;
+use crate::layout;
+use crate::lifecycle;
 use crate::metadata::Published;
+use crate::runtime::{lock, runtime};
+use crate::thread_state::{self, Phase};
 use crate::types::TldType;
-use crate::{pages, runtime};
+use crate::wire;
 
 /// A key created at run time, with a value of `size` bytes per thread.
 ///
@@ -47,12 +51,12 @@ impl DynamicKey {
     /// - [`Error::InvalidKey`] (EINVAL): not a C identifier of at most 61 bytes, or size 0;
     /// - the layout's own problem (such as [`Error::DuplicateKey`]) if nothing can be published.
     pub fn create(name: &str, size: usize) -> Result<DynamicKey, Error> {
-        runtime::create_key(name, size).map(DynamicKey::from)
+        create_key(name, size).map(DynamicKey::from)
     }
 
     /// The published key of that name, static or dynamic, if there is one.
     pub fn find(name: &str) -> Option<DynamicKey> {
-        runtime::find_key(name).map(DynamicKey::from)
+        find_key(name).map(DynamicKey::from)
     }
 
     /// The key's name.
@@ -70,16 +74,20 @@ impl DynamicKey {
         self.offset
     }
 
-    /// Where the calling thread's value lives.
+    /// Where the calling thread's value lives; `None` while the thread is being set up or torn
+    /// down (a re-entrant access).
     fn slot(&self) -> Option<*mut u8> {
-        let mut base = pages::current_block();
+        let mut base = thread_state::current_block();
         if base.is_null() {
-            runtime::enter_thread();
-            base = pages::current_block();
+            lifecycle::enter_thread();
+            base = thread_state::current_block();
         }
         if base.is_null() {
+            if thread_state::phase() == Phase::Busy {
+                return None;
+            }
             // The thread is exiting: keep a private value for what is left of its life.
-            return pages::fallback_slot(usize::MAX - self.offset, &vec![0; self.size]);
+            return thread_state::fallback_slot(usize::MAX - self.offset, &vec![0; self.size]);
         }
         // SAFETY: the offset was published for this process's layout: the value lies wholly
         // inside the first page of every thread's block.
@@ -90,12 +98,16 @@ impl DynamicKey {
     /// Returns the number of bytes copied.
     pub fn read(&self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.size);
-        if let Some(p) = self.slot() {
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                // SAFETY: `p..p + size` is this thread's value (see `slot`); BPF may write it
-                // concurrently, so each byte is read volatile.
-                *b = unsafe { p.add(i).read_volatile() };
+        match self.slot() {
+            Some(p) => {
+                for (i, b) in buf[..n].iter_mut().enumerate() {
+                    // SAFETY: `p..p + size` is this thread's value (see `slot`); BPF may write
+                    // it concurrently, so each byte is read volatile.
+                    *b = unsafe { p.add(i).read_volatile() };
+                }
             }
+            // A re-entrant read sees the initial value.
+            None => buf[..n].fill(0),
         }
         n
     }
@@ -112,6 +124,53 @@ impl DynamicKey {
         }
         n
     }
+}
+
+/// Creates a key at run time; see [`DynamicKey::create`].
+fn create_key(name: &str, size: usize) -> Result<Published, Error> {
+    let rt = runtime();
+    let invalid = |reason: String| Error::InvalidKey {
+        key: name.to_string(),
+        reason,
+    };
+    layout::check_key(name).map_err(invalid)?;
+    if size == 0 || size > u16::MAX as usize {
+        return Err(invalid(format!("size {size} is not in 1..=65535")));
+    }
+    let meta = rt.meta.as_ref().map_err(Clone::clone)?;
+    let mut meta = lock(meta);
+    if meta.entries().iter().any(|e| e.name == name) {
+        return Err(Error::KeyExists {
+            key: name.to_string(),
+        });
+    }
+    if meta.count() >= meta.capacity() {
+        return Err(Error::NoSlots {
+            key: name.to_string(),
+            max: meta.capacity(),
+        });
+    }
+    let available = meta.available();
+    if wire::round8(size) > available {
+        return Err(Error::NoRoom {
+            key: name.to_string(),
+            size: wire::round8(size),
+            available,
+        });
+    }
+    let offset = meta.publish(name, size);
+    Ok(Published {
+        name: name.to_string(),
+        size,
+        offset,
+    })
+}
+
+/// Finds a published key, static or dynamic.
+fn find_key(name: &str) -> Option<Published> {
+    let meta = runtime().meta.as_ref().ok()?;
+    let meta = lock(meta);
+    meta.entries().iter().find(|e| e.name == name).cloned()
 }
 
 impl From<Published> for DynamicKey {
@@ -156,7 +215,7 @@ impl<T: TldType> DynamicHint<T> {
     }
 
     fn check_type(name: &str) -> Result<(), Error> {
-        if std::mem::align_of::<T>() > 8 || std::mem::size_of::<T>() == 0 {
+        if std::mem::align_of::<T>() > wire::MAX_HINT_ALIGN || std::mem::size_of::<T>() == 0 {
             return Err(Error::InvalidKey {
                 key: name.to_string(),
                 reason: "the type needs size >= 1 and alignment <= 8".into(),

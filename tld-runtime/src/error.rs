@@ -145,6 +145,11 @@ pub enum Error {
     /// The calling thread is exiting; its hints are no longer registered.
     #[error("the calling thread is exiting")]
     ThreadExiting,
+
+    /// The calling thread is in the middle of its own setup or teardown: the call came from a
+    /// signal handler or a thread-local destructor that interrupted it.
+    #[error("the calling thread is being set up or torn down (a re-entrant call)")]
+    ThreadBusy,
 }
 
 impl Error {

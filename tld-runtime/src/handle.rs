@@ -3,9 +3,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::c_type::CType;
-use crate::registry::{Hint, Site};
+use crate::lifecycle;
+use crate::registry::{sealed, Hint, LayoutToken, Site};
+use crate::thread_state::{self, Phase};
 use crate::types::TldType;
-use crate::{pages, runtime};
+use crate::wire;
 
 /// A per-thread value that BPF programs can read and write by its key.
 ///
@@ -13,7 +15,9 @@ use crate::{pages, runtime};
 /// `static NAME: T = init;` into `static NAME: TaskLocal<T>`. Every thread has its own copy,
 /// starting at `init`. Accesses are plain memory operations on the thread's page: no syscall,
 /// no lock. Only a thread's first access (to any hint) does more: it gives the thread its page
-/// and registers it with the kernel, so it should not happen in a signal handler.
+/// and registers it with the kernel. An access that interrupts that setup on the same thread (a
+/// signal handler, a thread-local destructor) does not wait for it: it reads the initial value,
+/// and a store is dropped.
 ///
 /// ```
 /// use tld_runtime::task_local_data;
@@ -38,8 +42,25 @@ pub struct TaskLocal<T: TldType> {
 
 impl<T: TldType> TaskLocal<T> {
     /// Used by the `#[task_local_data]` expansion. Not public API.
+    ///
+    /// A type the format cannot hold (size 0, alignment over 8, larger than a 4 KiB page's
+    /// data area) is a compile-time error here too, whoever calls it.
     #[doc(hidden)]
     pub const fn __new(site: Site, init: T) -> Self {
+        const {
+            assert!(
+                std::mem::size_of::<T>() >= 1,
+                "tld: a hint's type must not be zero-sized"
+            );
+            assert!(
+                std::mem::align_of::<T>() <= wire::MAX_HINT_ALIGN,
+                "tld: a hint's type may need alignment 8 at most"
+            );
+            assert!(
+                std::mem::size_of::<T>() <= wire::MAX_HINT_SIZE,
+                "tld: a hint's type must fit in a page's data area (4088 bytes)"
+            );
+        }
         TaskLocal {
             offset: AtomicU32::new(0),
             site,
@@ -65,27 +86,36 @@ impl<T: TldType> TaskLocal<T> {
     /// Where the calling thread's copy lives, if it has a page and the layout knows this hint.
     #[inline(always)]
     fn slot(&'static self) -> Option<*mut T::Raw> {
-        let base = pages::current_block();
+        let base = thread_state::current_block();
         // Relaxed is enough: the offset was stored before this thread's block was published to
         // it (the layout runs inside a `OnceLock` that the thread passed through first).
         let off = self.offset.load(Ordering::Relaxed) as usize;
         if base.is_null() || off == 0 {
             return None;
         }
-        // SAFETY: `off` was assigned by the layout, which placed this hint wholly inside every
-        // block at an offset aligned for `T` (alignment <= 8); `base` is this thread's block.
+        // SAFETY: only the layout sets `off` (through `Hint::place`, which needs its token),
+        // and only for hints that passed its checks: the hint lies wholly inside every block at
+        // a multiple of 8, which suffices for `T` (alignment <= 8, checked in `__new`); `base`
+        // is this thread's block.
         Some(unsafe { base.add(off) }.cast::<T::Raw>())
     }
 
     /// Where the calling thread's copy lives, giving the thread its page first if needed.
+    /// `None` while the thread is being set up or torn down (a re-entrant access).
     #[cold]
     #[inline(never)]
     fn slot_slow(&'static self) -> Option<*mut T::Raw> {
-        runtime::enter_thread();
-        self.slot().or_else(|| {
-            pages::fallback_slot(self as *const Self as usize, self.init_bytes())
-                .map(|p| p.cast::<T::Raw>())
-        })
+        lifecycle::enter_thread();
+        if let Some(p) = self.slot() {
+            return Some(p);
+        }
+        match thread_state::phase() {
+            Phase::Busy => None,
+            Phase::New | Phase::Active | Phase::Exited => {
+                thread_state::fallback_slot(self as *const Self as usize, self.init_bytes())
+                    .map(|p| p.cast::<T::Raw>())
+            }
+        }
     }
 
     #[cold]
@@ -143,7 +173,11 @@ impl<T: TldType> TaskLocal<T> {
     }
 }
 
-impl<T: TldType> Hint for TaskLocal<T> {
+impl<T: TldType> sealed::Sealed for TaskLocal<T> {}
+
+// SAFETY: `size`, `align` and `init_bytes` come from `T` itself, and the handle accesses a
+// thread's block only at the offset `place` stores, for `size_of::<T>()` bytes.
+unsafe impl<T: TldType> Hint for TaskLocal<T> {
     fn site(&self) -> &Site {
         &self.site
     }
@@ -156,9 +190,6 @@ impl<T: TldType> Hint for TaskLocal<T> {
     fn c_type(&self) -> &'static CType {
         T::C_TYPE
     }
-    fn offset_cell(&self) -> &AtomicU32 {
-        &self.offset
-    }
     fn init_bytes(&self) -> &[u8] {
         // SAFETY: `TldType` promises that `T` has no padding, so all `size_of::<T>()` bytes
         // of `self.init` are initialized; the slice borrows `self`.
@@ -168,6 +199,10 @@ impl<T: TldType> Hint for TaskLocal<T> {
                 std::mem::size_of::<T>(),
             )
         }
+    }
+    fn place(&self, _token: LayoutToken, offset: u32) {
+        // Relaxed suffices: threads read offsets only after passing the runtime's OnceLock.
+        self.offset.store(offset, Ordering::Relaxed);
     }
 }
 

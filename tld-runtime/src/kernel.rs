@@ -5,11 +5,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::btf::Btf;
 use crate::error::Error;
-use crate::sys;
-
-/// Size of `struct tld_map_value`: two user pointers.
-const VALUE_SIZE: u32 = 16;
+use crate::{sys, wire};
 
 /// An open, checked `tld_data_map`.
 #[derive(Debug)]
@@ -56,14 +54,24 @@ impl TldMap {
                 sys::BPF_MAP_TYPE_TASK_STORAGE
             ));
         }
-        if info.key_size != 4 {
-            wrong.push(format!("its key has {} bytes instead of 4", info.key_size));
-        }
-        if info.value_size != VALUE_SIZE {
+        if info.key_size as usize != wire::MAP_KEY_SIZE {
             wrong.push(format!(
-                "its value has {} bytes instead of {VALUE_SIZE} (struct tld_map_value)",
-                info.value_size
+                "its key has {} bytes instead of {}",
+                info.key_size,
+                wire::MAP_KEY_SIZE
             ));
+        }
+        if info.value_size as usize != wire::MAP_VALUE_SIZE {
+            wrong.push(format!(
+                "its value has {} bytes instead of {} (struct tld_map_value)",
+                info.value_size,
+                wire::MAP_VALUE_SIZE
+            ));
+        }
+        if wrong.is_empty() {
+            if let Err(problem) = check_value_btf(&info) {
+                wrong.push(problem);
+            }
         }
         if !wrong.is_empty() {
             return Err(Error::NotATldMap {
@@ -76,6 +84,11 @@ impl TldMap {
             });
         }
         Ok(TldMap { fd, info })
+    }
+
+    /// Whether `self` and `other` are the same kernel map.
+    pub fn same_map(&self, other: &TldMap) -> bool {
+        self.info.id == other.info.id
     }
 
     /// The kernel's id of the map.
@@ -111,6 +124,31 @@ impl TldMap {
         })
     }
 
+    /// Checks, with thread `tid`'s element (just registered), that the kernel treats the
+    /// value's fields as user pointers: it never shows them to user space, so a lookup reads
+    /// zeros. A map whose fields are plain integers (no `__uptr` tag, or a pointee the kernel
+    /// does not know) reads back the addresses just stored, and pins nothing. This works
+    /// without the privilege that reading the map's BTF needs.
+    pub fn check_pins(&self, tid: i32) -> Result<(), Error> {
+        let pidfd = sys::pidfd_open_thread(tid)
+            .map_err(|e| Error::from_errno("opening a pidfd for the thread", e))?;
+        let value = sys::map_lookup_int_key(self.fd.as_fd(), pidfd.as_raw_fd())
+            .map_err(|e| Error::from_errno("reading the thread's map element back", e))?;
+        if value == [0, 0] {
+            return Ok(());
+        }
+        Err(Error::NotATldMap {
+            reason: format!(
+                "map \"{}\" (id {}): its value's fields are not __uptr pointers (the kernel \
+                 shows user space the addresses stored in them, so it pins nothing); the BPF \
+                 program must be compiled with clang 19 or later and carry the pointee structs' \
+                 definitions in its BTF",
+                self.name(),
+                self.id()
+            ),
+        })
+    }
+
     /// Deletes thread `tid`'s storage. A thread that is already gone is not an error.
     pub fn unregister(&self, tid: i32) -> Result<(), Error> {
         let pidfd = match sys::pidfd_open_thread(tid) {
@@ -122,5 +160,24 @@ impl TldMap {
             Ok(()) | Err(libc::ENOENT) => Ok(()),
             Err(e) => Err(Error::from_errno("deleting the thread's map element", e)),
         }
+    }
+}
+
+/// Checks, from the map's BTF, that its value is two `__uptr` pointers to complete structs.
+///
+/// Reading a BTF object by id needs `CAP_SYS_ADMIN`; without it the check passes here, and
+/// [`TldMap::check_pins`] settles the question once a thread is registered.
+fn check_value_btf(info: &sys::MapInfo) -> Result<(), String> {
+    if info.btf_id == 0 || info.btf_value_type_id == 0 {
+        return Err("it has no BTF for its value, so its pointers cannot be __uptr".into());
+    }
+    match sys::btf_data(info.btf_id) {
+        Ok(data) => Btf::parse(&data)?.check_tld_value(info.btf_value_type_id, sys::page_size()),
+        Err(libc::EPERM | libc::EACCES) => Ok(()),
+        Err(e) => Err(format!(
+            "its BTF (id {}) cannot be read: {}",
+            info.btf_id,
+            std::io::Error::from_raw_os_error(e)
+        )),
     }
 }

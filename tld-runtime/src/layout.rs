@@ -18,13 +18,9 @@
 use std::collections::HashMap;
 
 use crate::error::Error;
-use crate::metadata::{self, MetaPage};
-use crate::registry::Hint;
-
-/// Offset of the data area in a thread's page without a fingerprint: right after `start`.
-pub const DATA_START: usize = 8;
-/// Offset of the data area when bytes 8..16 hold the layout's fingerprint.
-pub const FINGERPRINT_START: usize = 16;
+use crate::metadata::MetaPage;
+use crate::registry::{Hint, LayoutToken};
+use crate::wire::{self, round8, DATA_START, FINGERPRINT_OFFSET, FINGERPRINT_START};
 
 /// Where a set of hints goes in a page: the part of the layout that the header generator
 /// computes too, so that BPF and the runtime agree.
@@ -87,11 +83,6 @@ fn fingerprint(hints: &[&'static dyn Hint], page_size: usize) -> u64 {
     h.max(1)
 }
 
-/// Rounds `n` up to a multiple of 8.
-pub const fn round8(n: usize) -> usize {
-    (n + 7) & !7
-}
-
 /// One laid-out hint.
 pub struct Entry {
     /// The hint.
@@ -117,9 +108,19 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Lays out `hints` (sorted by key) and stores each hint's offset in it.
+    /// Lays out `hints` (sorted by key) and gives each hint its offset.
+    ///
+    /// A hint that breaks a rule of the format on its own (size 0, alignment over 8, larger
+    /// than a page's data area, a key that is not a C identifier) gets no place at all: it
+    /// keeps its values in per-thread fallback storage. The others are placed even when the
+    /// layout as a whole cannot be published (duplicate keys, too many or too large hints), in a
+    /// block of as many pages as they need, so that they work as thread-locals.
     pub fn build(hints: Vec<&'static dyn Hint>, page_size: usize) -> Layout {
         let problem = check(&hints, page_size);
+        let hints: Vec<_> = hints
+            .into_iter()
+            .filter(|h| check_hint(*h, page_size).is_ok())
+            .collect();
         let plan = Plan::new(&hints, page_size);
         let entries: Vec<Entry> = hints
             .into_iter()
@@ -130,17 +131,15 @@ impl Layout {
         let block_size = end.max(page_size).div_ceil(page_size) * page_size;
 
         let mut template = vec![0u8; block_size];
-        template[..8].copy_from_slice(&(plan.start as u64).to_ne_bytes());
+        template[wire::DATA_START_FIELD..wire::DATA_START_FIELD + 8]
+            .copy_from_slice(&(plan.start as u64).to_ne_bytes());
         if let Some(fp) = plan.fingerprint {
-            template[8..16].copy_from_slice(&fp.to_ne_bytes());
+            template[FINGERPRINT_OFFSET..FINGERPRINT_OFFSET + 8].copy_from_slice(&fp.to_ne_bytes());
         }
         for e in &entries {
             let init = e.hint.init_bytes();
             template[e.offset..e.offset + init.len()].copy_from_slice(init);
-            // Relaxed suffices: threads read offsets only after passing the runtime's OnceLock.
-            e.hint
-                .offset_cell()
-                .store(e.offset as u32, std::sync::atomic::Ordering::Relaxed);
+            e.hint.place(LayoutToken::new(), e.offset as u32);
         }
         Layout {
             page_size,
@@ -183,7 +182,7 @@ pub fn check(hints: &[&'static dyn Hint], page_size: usize) -> Option<Error> {
             return Some(Error::InvalidHint { site, reason });
         }
     }
-    let max = metadata::max_entries(page_size);
+    let max = wire::max_entries(page_size);
     if hints.len() > max {
         return Some(Error::TooManyKeys {
             count: hints.len(),
@@ -210,10 +209,11 @@ pub fn check_hint(hint: &dyn Hint, page_size: usize) -> Result<(), String> {
     if hint.size() == 0 {
         return Err("its type has size 0".into());
     }
-    if hint.align() > 8 {
+    if hint.align() > wire::MAX_HINT_ALIGN {
         return Err(format!(
-            "its type needs alignment {}; at most 8 is possible",
-            hint.align()
+            "its type needs alignment {}; at most {} is possible",
+            hint.align(),
+            wire::MAX_HINT_ALIGN
         ));
     }
     if hint.size() > page_size - DATA_START {
@@ -232,11 +232,11 @@ pub fn check_key(key: &str) -> Result<(), String> {
     if bytes.is_empty() {
         return Err("the key is empty".into());
     }
-    if bytes.len() >= metadata::NAME_LEN {
+    if bytes.len() > wire::MAX_KEY_LEN {
         return Err(format!(
             "the key has {} bytes; at most {} fit",
             bytes.len(),
-            metadata::NAME_LEN - 1
+            wire::MAX_KEY_LEN
         ));
     }
     let ident_start = |b: u8| b.is_ascii_alphabetic() || b == b'_';
@@ -259,13 +259,5 @@ mod tests {
         assert!(check_key("").is_err());
         assert!(check_key(&"k".repeat(61)).is_ok());
         assert!(check_key(&"k".repeat(62)).is_err());
-    }
-
-    #[test]
-    fn rounding() {
-        assert_eq!(round8(1), 8);
-        assert_eq!(round8(8), 8);
-        assert_eq!(round8(1000), 1000);
-        assert_eq!(round8(1001), 1008);
     }
 }

@@ -36,20 +36,26 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod btf;
 mod c_type;
+mod connection;
 mod dynamic;
 mod error;
 mod handle;
 pub mod header;
 mod kernel;
 mod layout;
+mod lifecycle;
 mod metadata;
-mod pages;
+mod pool;
 mod registry;
 mod runtime;
 mod status;
 mod sys;
+mod thread_state;
+mod thread_table;
 mod types;
+pub mod wire;
 
 pub use c_type::{CField, CStruct, CType};
 pub use dynamic::{DynamicHint, DynamicKey};
@@ -78,10 +84,5 @@ pub mod __private {
     pub use bytemuck;
     pub use linkme;
 
-    /// The largest value a hint may have: the data area of a 4 KiB page.
-    pub const MAX_HINT_SIZE: usize = 4096 - 8;
-    /// The largest alignment a hint may have.
-    pub const MAX_HINT_ALIGN: usize = 8;
-    /// The longest key: the metadata name field is 62 bytes with its NUL.
-    pub const MAX_KEY_LEN: usize = 61;
+    pub use crate::wire::{MAX_HINT_ALIGN, MAX_HINT_SIZE, MAX_KEY_LEN};
 }

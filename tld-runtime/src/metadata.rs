@@ -1,6 +1,6 @@
 //! The metadata page: one per process, read by BPF to find keys.
 //!
-//! Layout (see WIRE_FORMAT.md): `u16 cnt; u16 size; struct { char name[62]; u16 size; }
+//! Layout (see [`crate::wire`]): `u16 cnt; u16 size; struct { char name[62]; u16 size; }
 //! metadata[PAGE_SIZE / 64 - 1];`. Entries are published by filling `name` and `size`
 //! completely and only then storing `cnt + 1` with release ordering.
 //!
@@ -11,18 +11,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use crate::sys;
-
-/// Bytes of one metadata entry.
-pub const ENTRY_SIZE: usize = 64;
-/// Bytes of an entry's name field, NUL included.
-pub const NAME_LEN: usize = 62;
-/// Offset of `metadata[0]` in the page.
-const ENTRIES_OFFSET: usize = 4;
-
-/// The number of entries a metadata page of `page_size` bytes holds.
-pub const fn max_entries(page_size: usize) -> usize {
-    page_size / ENTRY_SIZE - 1
-}
+use crate::wire::{self, max_entries, NAME_LEN};
 
 /// One published entry, as the runtime remembers it (the page itself is never read back).
 #[derive(Debug, Clone)]
@@ -104,9 +93,9 @@ impl MetaPage {
         assert!(i < max_entries(self.page_size), "metadata page is full");
         assert!(name.len() < NAME_LEN && !name.contains('\0'));
         let offset = self.start + self.used;
-        let used = self.used + crate::layout::round8(size);
+        let used = self.used + wire::round8(size);
         assert!(self.start + used <= self.page_size && size <= u16::MAX as usize);
-        let entry = ENTRIES_OFFSET + i * ENTRY_SIZE;
+        let entry = wire::entry_offset(i);
         let mut name_field = [0u8; NAME_LEN];
         name_field[..name.len()].copy_from_slice(name.as_bytes());
         // SAFETY: entry `i` lies within the page (i < max_entries). No reader considers it yet
@@ -114,9 +103,10 @@ impl MetaPage {
         unsafe {
             let p = self.page.as_ptr().add(entry);
             p.cast::<[u8; NAME_LEN]>().write_volatile(name_field);
-            self.atomic_u16(entry + NAME_LEN)
+            self.atomic_u16(entry + wire::ENTRY_SIZE_OFFSET)
                 .store(size as u16, Ordering::Relaxed);
-            self.atomic_u16(2).store(used as u16, Ordering::Relaxed);
+            self.atomic_u16(wire::META_SIZE_OFFSET)
+                .store(used as u16, Ordering::Relaxed);
         }
         self.used = used;
         self.entries.push(Published {
@@ -125,7 +115,8 @@ impl MetaPage {
             offset,
         });
         // SAFETY: `cnt` is the page's first u16. Release orders the entry before the count.
-        unsafe { self.atomic_u16(0) }.store(self.entries.len() as u16, Ordering::Release);
+        unsafe { self.atomic_u16(wire::META_CNT_OFFSET) }
+            .store(self.entries.len() as u16, Ordering::Release);
         offset
     }
 

@@ -5,7 +5,6 @@
 //! to [`crate::layout`].
 
 use std::fmt;
-use std::sync::atomic::AtomicU32;
 
 use crate::c_type::CType;
 
@@ -40,8 +39,16 @@ impl fmt::Display for Site {
 
 /// A hint as the runtime sees it, with its value type erased.
 ///
-/// Implemented only by [`crate::TaskLocal`]. Not part of the public API.
-pub trait Hint: Sync + 'static {
+/// Implemented only by [`crate::TaskLocal`]: the trait is sealed, so no other type can claim to
+/// be a hint, and only the layout can give a hint its place in a thread's page (the method that
+/// does takes a [`LayoutToken`], which nothing outside this crate can make). Not part of the
+/// public API.
+///
+/// # Safety
+/// An implementation promises that `size`, `align` and `init_bytes` describe the value type
+/// exactly, and that the hint reads and writes a thread's page only at the offset the layout
+/// gave it, for at most `size` bytes.
+pub unsafe trait Hint: Sync + 'static + sealed::Sealed {
     /// The declaration.
     fn site(&self) -> &Site;
     /// `size_of` the value.
@@ -50,10 +57,27 @@ pub trait Hint: Sync + 'static {
     fn align(&self) -> usize;
     /// The C description of the value's type.
     fn c_type(&self) -> &'static CType;
-    /// Where the layout stores the hint's offset in a thread's block (0: not laid out).
-    fn offset_cell(&self) -> &AtomicU32;
     /// The initial value's bytes, copied into every new thread's block.
     fn init_bytes(&self) -> &[u8];
+    /// Gives the hint its offset in a thread's block. Only the layout can call it.
+    #[doc(hidden)]
+    fn place(&self, token: LayoutToken, offset: u32);
+}
+
+/// Proof that the caller is this crate's layout: the only way to call [`Hint::place`].
+#[derive(Debug, Clone, Copy)]
+pub struct LayoutToken(());
+
+impl LayoutToken {
+    /// Made only by the layout.
+    pub(crate) const fn new() -> LayoutToken {
+        LayoutToken(())
+    }
+}
+
+pub(crate) mod sealed {
+    /// Only this crate's types can be hints.
+    pub trait Sealed {}
 }
 
 /// Every hint linked into this binary (or shared object).

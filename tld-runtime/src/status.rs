@@ -44,6 +44,9 @@ pub enum Connection {
 pub struct Status {
     /// The link to the kernel.
     pub connection: Connection,
+    /// Why the last attempt to change the connection failed (a `connect` to a bad map, a
+    /// replaced pin that could not be used), while the previous map stayed connected.
+    pub last_error: Option<Error>,
     /// Hints declared in this binary.
     pub hints: usize,
     /// Keys published in the metadata page, where BPF can find them.
@@ -92,6 +95,9 @@ impl fmt::Display for Status {
                 }
             }
             Connection::Detached { reason } => write!(f, "detached: {reason}")?,
+        }
+        if let Some(e) = &self.last_error {
+            write!(f, " (the last change failed: {e})")?;
         }
         write!(
             f,

@@ -5,16 +5,18 @@
 //! set hints then need no C library beyond libc, and libbpf never prints on their stderr.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 /// `BPF_MAP_TYPE_TASK_STORAGE` from `<linux/bpf.h>`.
 pub const BPF_MAP_TYPE_TASK_STORAGE: u32 = 29;
 
+const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
 const BPF_OBJ_GET: libc::c_int = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const BPF_BTF_GET_FD_BY_ID: libc::c_int = 19;
 const BPF_ANY: u64 = 0;
 
 /// The calling thread's errno.
@@ -65,6 +67,22 @@ pub struct MapInfo {
     pub map_flags: u32,
     /// The map's name, NUL-padded.
     pub name: [u8; 16],
+    /// `ifindex` (unused here).
+    pub ifindex: u32,
+    /// `btf_vmlinux_value_type_id` (unused here).
+    pub btf_vmlinux_value_type_id: u32,
+    /// `netns_dev` (unused here).
+    pub netns_dev: u64,
+    /// `netns_ino` (unused here).
+    pub netns_ino: u64,
+    /// The id of the BTF object that describes the key and value, 0 if none.
+    pub btf_id: u32,
+    /// The key's type in that BTF.
+    pub btf_key_type_id: u32,
+    /// The value's type in that BTF.
+    pub btf_value_type_id: u32,
+    /// `btf_vmlinux_id` (unused here).
+    pub btf_vmlinux_id: u32,
 }
 
 impl MapInfo {
@@ -75,24 +93,79 @@ impl MapInfo {
     }
 }
 
-/// `BPF_OBJ_GET_INFO_BY_FD` for a map.
-pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, i32> {
+/// `BPF_OBJ_GET_INFO_BY_FD`: fills `info` (a `struct bpf_*_info` prefix) for the object `fd`.
+///
+/// # Safety
+/// `T` must be a prefix of the info struct of the object's kind, and every pointer in it must
+/// be valid for the writes the kernel makes through it.
+unsafe fn obj_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> Result<(), i32> {
     #[repr(C)]
     struct Attr {
         bpf_fd: u32,
         info_len: u32,
         info: u64,
     }
-    let mut info = MapInfo::default();
     let mut attr = Attr {
         bpf_fd: fd.as_raw_fd() as u32,
-        info_len: std::mem::size_of::<MapInfo>() as u32,
-        info: &mut info as *mut MapInfo as u64,
+        info_len: std::mem::size_of::<T>() as u32,
+        info: info as *mut T as u64,
     };
     // SAFETY: `Attr` is the `info` member of `union bpf_attr`; `info` points at a writable
-    // buffer of `info_len` bytes that outlives the call.
-    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
+    // buffer of `info_len` bytes that outlives the call, and the caller vouches for its
+    // pointers.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }.map(drop)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a map.
+pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, i32> {
+    let mut info = MapInfo::default();
+    // SAFETY: `MapInfo` is a prefix of `struct bpf_map_info` and holds no pointers.
+    unsafe { obj_info(fd, &mut info) }?;
     Ok(info)
+}
+
+/// The raw BTF (header, types and strings) of the BTF object with id `btf_id`.
+pub fn btf_data(btf_id: u32) -> Result<Vec<u8>, i32> {
+    #[repr(C)]
+    struct GetFdAttr {
+        btf_id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct BtfInfo {
+        btf: u64,
+        btf_size: u32,
+        id: u32,
+        name: u64,
+        name_len: u32,
+        kernel_btf: u32,
+    }
+    let mut attr = GetFdAttr {
+        btf_id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    // SAFETY: `GetFdAttr` is the `*_get_fd_by_id` member of `union bpf_attr`; no pointers.
+    let fd = unsafe { bpf(BPF_BTF_GET_FD_BY_ID, &mut attr) }?;
+    // SAFETY: on success the kernel returned a new file descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut info = BtfInfo::default();
+    // SAFETY: `BtfInfo` is `struct bpf_btf_info`; with null buffers the kernel writes only the
+    // sizes.
+    unsafe { obj_info(fd.as_fd(), &mut info) }?;
+    let mut data = vec![0u8; info.btf_size as usize];
+    let mut info = BtfInfo {
+        btf: data.as_mut_ptr() as u64,
+        btf_size: data.len() as u32,
+        ..BtfInfo::default()
+    };
+    // SAFETY: `info.btf` points at `data`, writable for `btf_size` bytes, which outlives the
+    // call; the name buffer is null with length 0.
+    unsafe { obj_info(fd.as_fd(), &mut info) }?;
+    data.truncate(info.btf_size as usize);
+    Ok(data)
 }
 
 /// `BPF_OBJ_GET`: opens a pinned BPF object.
@@ -122,6 +195,22 @@ struct ElemAttr {
     key: u64,
     value: u64,
     flags: u64,
+}
+
+/// `BPF_MAP_LOOKUP_ELEM(map, &key, &value)` for a map with an `int` key and a 16-byte value.
+pub fn map_lookup_int_key(map: BorrowedFd<'_>, key: i32) -> Result<[u64; 2], i32> {
+    let mut value = [0u64; 2];
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        _pad: 0,
+        key: &key as *const i32 as u64,
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    // SAFETY: `ElemAttr` is the element member of `union bpf_attr`; `key` points at a readable
+    // int and `value` at a writable buffer of the map's value size (16, checked at connect).
+    unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }?;
+    Ok(value)
 }
 
 /// `BPF_MAP_UPDATE_ELEM(map, &key, &value, BPF_ANY)` for a map with an `int` key.
@@ -205,12 +294,14 @@ pub fn map_pages(len: usize) -> Result<NonNull<u8>, i32> {
     NonNull::new(p.cast::<u8>()).ok_or(libc::ENOMEM)
 }
 
-/// Waits until every CPU has passed through a quiescent state (an RCU grace period): after it,
-/// no non-sleepable BPF program that started before the call is still running.
-pub fn membarrier_global() -> Result<(), i32> {
-    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
-    // SAFETY: membarrier takes its arguments by value and touches no user memory.
-    let ret = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+/// `madvise(addr, len, advice)`.
+///
+/// # Safety
+/// `addr..addr + len` must be memory that this module mapped ([`map_pages`]) and that no Rust
+/// reference points into: `MADV_DONTNEED` replaces its contents with zeros.
+pub unsafe fn madvise(addr: usize, len: usize, advice: libc::c_int) -> Result<(), i32> {
+    // SAFETY: the caller vouches for the range; madvise touches no other memory.
+    let ret = unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) };
     if ret < 0 {
         Err(errno())
     } else {

@@ -3,12 +3,15 @@
 //! For `#[task_local_data] pub static NAME: T = init;` the output is
 //!
 //! ```text
-//! pub static NAME: ::tld_runtime::TaskLocal<T> = ::tld_runtime::TaskLocal::<T>::__new(
-//!     ::tld_runtime::__private::Site { key: "name", rust_name: "NAME", type_name: "T", .. },
-//!     init,
-//! );
-//! const _: () = {
+//! pub static NAME: ::tld_runtime::TaskLocal<T> = {
 //!     // size >= 1, align <= MAX_HINT_ALIGN, size <= MAX_HINT_SIZE: asserts spanned at T
+//!     const { .. }
+//!     ::tld_runtime::TaskLocal::<T>::__new(
+//!         ::tld_runtime::__private::Site { key: "name", rust_name: "NAME", type_name: "T", .. },
+//!         init,
+//!     )
+//! };
+//! const _: () = {
 //!     #[distributed_slice(::tld_runtime::__private::TLD_HINTS_V0_1)]
 //!     #[linkme(crate = ::tld_runtime::__private::linkme)]
 //!     static __TLD_HINT: &'static dyn ::tld_runtime::__private::Hint = &NAME;
@@ -60,25 +63,29 @@ pub(super) fn expand(item: &HintStatic, key: &Key) -> TokenStream {
     let handle_ty = quote_spanned!(ty_span=> ::tld_runtime::TaskLocal<#ty>);
     let constructor = quote_spanned!(ty_span=> ::tld_runtime::TaskLocal::<#ty>::__new);
 
+    // The checks run in the initializer, before the constructor: a type they refuse stops the
+    // evaluation there, with their message at the user's type, and the constructor's own
+    // (identical) checks never report a second error from inside the runtime.
     quote! {
         #(#attrs)*
-        #vis #static_token #ident: #handle_ty = #constructor(
-            ::tld_runtime::__private::Site {
-                key: #key_lit,
-                rust_name: #rust_name,
-                type_name: #type_name_lit,
-                module_path: ::core::module_path!(),
-                file: ::core::file!(),
-                line: ::core::line!(),
-                column: ::core::column!(),
-            },
-            #init,
-        )#semi_token
+        #vis #static_token #ident: #handle_ty = {
+            const { #checks }
+            #constructor(
+                ::tld_runtime::__private::Site {
+                    key: #key_lit,
+                    rust_name: #rust_name,
+                    type_name: #type_name_lit,
+                    module_path: ::core::module_path!(),
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                    column: ::core::column!(),
+                },
+                #init,
+            )
+        }#semi_token
 
         #(#cfgs)*
         const _: () = {
-            #checks
-
             #[::tld_runtime::__private::linkme::distributed_slice(::tld_runtime::__private::TLD_HINTS_V0_1)]
             #[linkme(crate = ::tld_runtime::__private::linkme)]
             static __TLD_HINT: &'static dyn ::tld_runtime::__private::Hint = &#ident;

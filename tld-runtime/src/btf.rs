@@ -1,0 +1,388 @@
+//! Reading a map's BTF, to check that its value is what the format needs: two `__uptr` pointers.
+//!
+//! A task storage map whose value is 16 bytes of anything accepts updates, but the kernel pins
+//! user pages only for members whose pointer type carries the `uptr` type tag, and only when
+//! the pointee is a complete struct (a program that reaches the struct only through the tagged
+//! pointer may leave a forward declaration in its BTF, and the kernel then treats the member as
+//! a plain integer). Registering a thread in such a map would succeed and pin nothing, so
+//! connecting refuses it, with the reason.
+//!
+//! The BTF comes from the kernel (the object that describes the map's key and value) and is
+//! parsed defensively: every read is bounded, and anything malformed is a reason, not a panic.
+
+/// BTF kinds (`BTF_KIND_*` in `<linux/btf.h>`).
+mod kind {
+    pub const INT: u32 = 1;
+    pub const PTR: u32 = 2;
+    pub const ARRAY: u32 = 3;
+    pub const STRUCT: u32 = 4;
+    pub const UNION: u32 = 5;
+    pub const ENUM: u32 = 6;
+    pub const FWD: u32 = 7;
+    pub const TYPEDEF: u32 = 8;
+    pub const VOLATILE: u32 = 9;
+    pub const CONST: u32 = 10;
+    pub const RESTRICT: u32 = 11;
+    pub const FUNC: u32 = 12;
+    pub const FUNC_PROTO: u32 = 13;
+    pub const VAR: u32 = 14;
+    pub const DATASEC: u32 = 15;
+    pub const FLOAT: u32 = 16;
+    pub const DECL_TAG: u32 = 17;
+    pub const TYPE_TAG: u32 = 18;
+    pub const ENUM64: u32 = 19;
+}
+
+const BTF_MAGIC: u16 = 0xeb9f;
+/// Modifier chains longer than this are treated as malformed (a loop, or garbage).
+const MAX_CHAIN: usize = 32;
+
+/// One type record: its kind, name, `size_or_type`, and its trailing data.
+#[derive(Debug, Clone, Copy)]
+struct Type<'a> {
+    kind: u32,
+    name_off: u32,
+    vlen: usize,
+    size_or_type: u32,
+    extra: &'a [u8],
+}
+
+/// Parsed BTF: type records by id (id 0 is `void`), and the string section.
+pub struct Btf<'a> {
+    types: Vec<Type<'a>>,
+    strings: &'a [u8],
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl<'a> Btf<'a> {
+    /// Parses raw BTF as the kernel returns it.
+    pub fn parse(data: &'a [u8]) -> Result<Btf<'a>, String> {
+        let bad = |what: &str| format!("its BTF is malformed ({what})");
+        if u16_at(data, 0) != Some(BTF_MAGIC) {
+            return Err(bad("bad magic"));
+        }
+        let hdr_len = u32_at(data, 4).ok_or_else(|| bad("short header"))? as usize;
+        let field = |at| u32_at(data, at).map(|v| v as usize);
+        let (type_off, type_len, str_off, str_len) =
+            match (field(8), field(12), field(16), field(20)) {
+                (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
+                _ => return Err(bad("short header")),
+            };
+        let section = |off: usize, len: usize| {
+            let start = hdr_len.checked_add(off)?;
+            data.get(start..start.checked_add(len)?)
+        };
+        let type_data = section(type_off, type_len).ok_or_else(|| bad("type section"))?;
+        let strings = section(str_off, str_len).ok_or_else(|| bad("string section"))?;
+
+        let mut types = vec![Type {
+            kind: 0,
+            name_off: 0,
+            vlen: 0,
+            size_or_type: 0,
+            extra: &[],
+        }];
+        let mut at = 0;
+        while at < type_data.len() {
+            let (Some(name_off), Some(info), Some(size_or_type)) = (
+                u32_at(type_data, at),
+                u32_at(type_data, at + 4),
+                u32_at(type_data, at + 8),
+            ) else {
+                return Err(bad("truncated type"));
+            };
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            let extra_len = match kind {
+                kind::INT | kind::VAR | kind::DECL_TAG => 4,
+                kind::ARRAY => 12,
+                kind::STRUCT | kind::UNION | kind::DATASEC | kind::ENUM64 => 12 * vlen,
+                kind::ENUM | kind::FUNC_PROTO => 8 * vlen,
+                kind::PTR
+                | kind::FWD
+                | kind::TYPEDEF
+                | kind::VOLATILE
+                | kind::CONST
+                | kind::RESTRICT
+                | kind::FUNC
+                | kind::FLOAT
+                | kind::TYPE_TAG => 0,
+                other => return Err(bad(&format!("unknown kind {other}"))),
+            };
+            let extra = type_data
+                .get(at + 12..at + 12 + extra_len)
+                .ok_or_else(|| bad("truncated type"))?;
+            types.push(Type {
+                kind,
+                name_off,
+                vlen,
+                size_or_type,
+                extra,
+            });
+            at += 12 + extra_len;
+        }
+        Ok(Btf { types, strings })
+    }
+
+    fn get(&self, id: u32) -> Option<&Type<'a>> {
+        self.types.get(id as usize)
+    }
+
+    fn name(&self, t: &Type<'_>) -> &str {
+        let start = t.name_off as usize;
+        let Some(rest) = self.strings.get(start..) else {
+            return "";
+        };
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or("")
+    }
+
+    /// Follows typedefs and qualifiers (and type tags, collecting their names) from `id`.
+    /// Returns the first other type, with its id.
+    fn strip(&self, mut id: u32, tags: &mut Vec<String>) -> Option<(u32, &Type<'a>)> {
+        for _ in 0..MAX_CHAIN {
+            let t = self.get(id)?;
+            match t.kind {
+                kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT => {}
+                kind::TYPE_TAG => tags.push(self.name(t).to_string()),
+                _ => return Some((id, t)),
+            }
+            id = t.size_or_type;
+        }
+        None
+    }
+
+    /// Describes a type for a message: `struct x`, `__u64`, `pointer`, ...
+    fn describe(&self, t: &Type<'_>) -> String {
+        let name = self.name(t);
+        match t.kind {
+            kind::STRUCT => format!("struct {name}"),
+            kind::UNION => format!("union {name}"),
+            kind::FWD => format!("an incomplete struct {name} (forward declaration)"),
+            kind::PTR => "a pointer".into(),
+            kind::ARRAY => "an array".into(),
+            _ if name.is_empty() => format!("a type of BTF kind {}", t.kind),
+            _ => format!("`{name}`"),
+        }
+    }
+
+    /// Checks that type `value_id` is a struct of two `__uptr` pointers to complete structs of
+    /// at most `page_size` bytes, at offsets 0 and 8. Returns every problem found.
+    pub fn check_tld_value(&self, value_id: u32, page_size: usize) -> Result<(), String> {
+        let mut tags = Vec::new();
+        let Some((_, value)) = self.strip(value_id, &mut tags) else {
+            return Err(format!(
+                "its value type (BTF id {value_id}) cannot be resolved"
+            ));
+        };
+        if value.kind != kind::STRUCT {
+            return Err(format!(
+                "its value is {}, not a struct of two __uptr pointers",
+                self.describe(value)
+            ));
+        }
+        if value.vlen != 2 {
+            return Err(format!(
+                "its value, {}, has {} members instead of two __uptr pointers (data, meta)",
+                self.describe(value),
+                value.vlen
+            ));
+        }
+        let mut problems = Vec::new();
+        for (i, role) in ["data", "meta"].into_iter().enumerate() {
+            let member = &value.extra[i * 12..i * 12 + 12];
+            let (Some(name_off), Some(ty), Some(offset)) =
+                (u32_at(member, 0), u32_at(member, 4), u32_at(member, 8))
+            else {
+                return Err("its BTF is malformed (struct member)".into());
+            };
+            let name = self.name(&Type {
+                kind: 0,
+                name_off,
+                vlen: 0,
+                size_or_type: 0,
+                extra: &[],
+            });
+            let label = format!("member {} (`{name}`, the {role} page)", i + 1);
+            // A bitfield offset has the high byte set only with kind_flag; a plain member's
+            // offset is in bits.
+            if offset != (i as u32) * 64 {
+                problems.push(format!("{label} is at bit {offset} instead of {}", i * 64));
+                continue;
+            }
+            if let Err(p) = self.check_uptr(ty, page_size) {
+                problems.push(format!("{label} {p}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    fn check_uptr(&self, ty: u32, page_size: usize) -> Result<(), String> {
+        let mut tags = Vec::new();
+        let Some((_, ptr)) = self.strip(ty, &mut tags) else {
+            return Err("has a type that cannot be resolved".into());
+        };
+        if ptr.kind != kind::PTR {
+            return Err(format!("is {}, not a __uptr pointer", self.describe(ptr)));
+        }
+        let mut tags = Vec::new();
+        let Some((_, pointee)) = self.strip(ptr.size_or_type, &mut tags) else {
+            return Err("points at a type that cannot be resolved".into());
+        };
+        if !tags.iter().any(|t| t == "uptr") {
+            return Err(
+                "is a plain pointer: it lacks the __uptr tag (btf_type_tag(\"uptr\")), so the \
+                 kernel pins nothing (compile the BPF program with clang 19 or later)"
+                    .into(),
+            );
+        }
+        if pointee.kind != kind::STRUCT {
+            return Err(format!(
+                "points at {}; the kernel treats it as a plain integer (the BPF object must \
+                 carry the struct's full definition in its BTF)",
+                self.describe(pointee)
+            ));
+        }
+        let size = pointee.size_or_type as usize;
+        if size == 0 || size > page_size {
+            return Err(format!(
+                "points at {} of {size} bytes; it must have 1 to {page_size} (one page)",
+                self.describe(pointee)
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds raw BTF from (name, info, size_or_type, extra) records.
+    fn build(strings: &[u8], types: &[(u32, u32, u32, Vec<u8>)]) -> Vec<u8> {
+        let mut t = Vec::new();
+        for (name, info, sot, extra) in types {
+            t.extend(name.to_ne_bytes());
+            t.extend(info.to_ne_bytes());
+            t.extend(sot.to_ne_bytes());
+            t.extend(extra);
+        }
+        let mut out = Vec::new();
+        out.extend(BTF_MAGIC.to_ne_bytes());
+        out.extend([1u8, 0]);
+        out.extend(24u32.to_ne_bytes());
+        out.extend(0u32.to_ne_bytes());
+        out.extend((t.len() as u32).to_ne_bytes());
+        out.extend((t.len() as u32).to_ne_bytes());
+        out.extend((strings.len() as u32).to_ne_bytes());
+        out.extend(t);
+        out.extend(strings);
+        out
+    }
+
+    fn member(name: u32, ty: u32, bit: u32) -> Vec<u8> {
+        [name, ty, bit]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect()
+    }
+
+    const fn info(kind: u32, vlen: u32) -> u32 {
+        kind << 24 | vlen
+    }
+
+    // Strings: 1 "uptr", 6 "v", 8 "data", 13 "meta", 18 "d", 20 "m"
+    const STRINGS: &[u8] = b"\0uptr\0v\0data\0meta\0d\0m\0";
+
+    fn map_value(tagged: bool, pointee_kind: u32) -> Vec<u8> {
+        // 1: struct d (4096), 2: struct m (4036), 3: tag uptr -> 1, 4: tag uptr -> 2,
+        // 5: ptr -> 3 (or 1), 6: ptr -> 4 (or 2), 7: struct v { 5 data; 6 meta; }
+        let pointee = |size| match pointee_kind {
+            kind::STRUCT => (info(kind::STRUCT, 0), size),
+            k => (info(k, 0), 0),
+        };
+        let (d_info, d_size) = pointee(4096);
+        let (m_info, m_size) = pointee(4036);
+        let mut members = member(8, 5, 0);
+        members.extend(member(13, 6, 64));
+        build(
+            STRINGS,
+            &[
+                (18, d_info, d_size, vec![]),
+                (20, m_info, m_size, vec![]),
+                (1, info(kind::TYPE_TAG, 0), 1, vec![]),
+                (1, info(kind::TYPE_TAG, 0), 2, vec![]),
+                (0, info(kind::PTR, 0), if tagged { 3 } else { 1 }, vec![]),
+                (0, info(kind::PTR, 0), if tagged { 4 } else { 2 }, vec![]),
+                (6, info(kind::STRUCT, 2), 16, members),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_value_of_two_uptr_pointers_passes() {
+        let data = map_value(true, kind::STRUCT);
+        let btf = Btf::parse(&data).unwrap();
+        assert_eq!(btf.check_tld_value(7, 4096), Ok(()));
+    }
+
+    #[test]
+    fn untagged_pointers_and_forward_declarations_are_named() {
+        let data = map_value(false, kind::STRUCT);
+        let err = Btf::parse(&data)
+            .unwrap()
+            .check_tld_value(7, 4096)
+            .unwrap_err();
+        assert!(err.contains("member 1 (`data`") && err.contains("lacks the __uptr tag"));
+        assert!(err.contains("member 2 (`meta`"), "{err}");
+
+        let data = map_value(true, kind::FWD);
+        let err = Btf::parse(&data)
+            .unwrap()
+            .check_tld_value(7, 4096)
+            .unwrap_err();
+        assert!(err.contains("forward declaration"), "{err}");
+    }
+
+    #[test]
+    fn a_plain_struct_value_is_refused() {
+        let mut members = member(8, 1, 0);
+        members.extend(member(13, 1, 64));
+        let data = build(
+            STRINGS,
+            &[
+                (0, info(kind::INT, 0), 8, vec![0, 0, 0, 64]),
+                (6, info(kind::STRUCT, 2), 16, members),
+            ],
+        );
+        let err = Btf::parse(&data)
+            .unwrap()
+            .check_tld_value(2, 4096)
+            .unwrap_err();
+        assert!(err.contains("not a __uptr pointer"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_a_reason_not_a_panic() {
+        assert!(Btf::parse(&[]).is_err());
+        assert!(Btf::parse(&[0x9f, 0xeb, 1, 0, 200, 0, 0, 0]).is_err());
+        let mut data = map_value(true, kind::STRUCT);
+        data.truncate(data.len() - 30);
+        let _ = Btf::parse(&data).map(|b| b.check_tld_value(7, 4096));
+        let data = map_value(true, kind::STRUCT);
+        let btf = Btf::parse(&data).unwrap();
+        assert!(btf.check_tld_value(99, 4096).is_err());
+        assert!(btf.check_tld_value(0, 4096).is_err());
+    }
+}

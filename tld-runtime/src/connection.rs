@@ -1,0 +1,341 @@
+//! The connection to the kernel: which `tld_data_map` threads are registered in, how the runtime
+//! gets one (`connect`, `connect_pinned`, auto-connect, the pin watcher), and moving every
+//! thread from one map to the next.
+//!
+//! A connection changes all at once or not at all. Moving to a new map registers every live
+//! thread in it first; only if all of them are registered does the new map replace the old one,
+//! whose elements are then deleted (best effort: page retirement keeps threads isolated even
+//! from elements left behind). If any registration fails, the elements made in the new map are
+//! deleted and nothing else changes.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::kernel::TldMap;
+use crate::runtime::{lock, Runtime};
+use crate::status::MapSource;
+use crate::thread_table::SlotId;
+
+/// Where libbpf's `LIBBPF_PIN_BY_NAME` pins a map named `tld_data_map`.
+pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/tld_data_map";
+/// Environment variable naming the pin path for auto-connect; empty switches auto-connect off.
+pub const PIN_PATH_ENV: &str = "TLD_MAP_PATH";
+/// Environment variable setting how often, in milliseconds, the watcher looks at the pin path;
+/// 0 switches the watcher off. The default is 1000.
+pub const WATCH_INTERVAL_ENV: &str = "TLD_WATCH_INTERVAL_MS";
+
+/// The (device, inode) of a pin: a new pin at the same path has another.
+type PinIdentity = (u64, u64);
+
+#[derive(Default)]
+pub(crate) struct ConnState {
+    /// Shared so that a thread can register itself without holding the lock.
+    pub map: Option<Arc<TldMap>>,
+    pub source: Option<MapSource>,
+    /// Identity of the pin the map was opened from, to notice a new pin.
+    pin_identity: Option<PinIdentity>,
+    /// A pin that failed to connect: the watcher does not retry it until it changes.
+    rejected_pin: Option<PinIdentity>,
+    /// Bumped on every new map; a thread is registered when its record carries the current one.
+    pub generation: u64,
+    /// `connect` or `connect_pinned` was called: auto-connect no longer runs.
+    explicit: bool,
+    /// Why the runtime is not connected, while no map is.
+    pub failure: Option<Error>,
+    /// Why the last attempt to change the connection failed, while a map stays connected.
+    pub last_error: Option<Error>,
+    /// A watcher thread is following the pin path.
+    pub watching: bool,
+}
+
+impl Runtime {
+    /// Registers the thread in `slot` with the map, connecting first through auto-connect if
+    /// nothing is connected. While the watcher waits for a pin to appear, a new thread leaves
+    /// the looking to it (`retry` false), which saves a syscall.
+    pub(crate) fn register(&'static self, slot: SlotId, retry: bool) -> Result<(), Error> {
+        let meta = self.published()?;
+        let (map, generation, tid, block) = {
+            let mut conn = lock(&self.conn);
+            let Some(map) = conn.map.clone() else {
+                if !retry && conn.watching {
+                    return Err(conn.failure.clone().unwrap_or(Error::AutoConnectDisabled));
+                }
+                // Connecting registers every live thread, this one included.
+                return self.auto_connect(&mut conn);
+            };
+            let mut threads = lock(&self.threads);
+            let record = *threads.get(slot).ok_or(Error::ThreadExiting)?;
+            if record.registered == conn.generation {
+                return Ok(());
+            }
+            threads.mark_exposed(slot);
+            (map, conn.generation, record.tid, record.block)
+        };
+        // The syscalls run without the lock, so that new threads register in parallel.
+        map.register(tid, block as u64, meta)?;
+        let conn = lock(&self.conn);
+        if conn.generation == generation {
+            lock(&self.threads).mark_registered(slot, generation);
+            return Ok(());
+        }
+        // The connection changed meanwhile, and the change registered this thread itself
+        // wherever it now belongs: the element just made is stale, unless it is in that map.
+        let stale = conn.map.as_ref().is_none_or(|m| !m.same_map(&map));
+        drop(conn);
+        if stale {
+            let _ = map.unregister(tid);
+        }
+        Ok(())
+    }
+
+    fn auto_connect(&'static self, conn: &mut ConnState) -> Result<(), Error> {
+        if conn.explicit {
+            return Err(conn.failure.clone().unwrap_or(Error::AutoConnectDisabled));
+        }
+        let Some(path) = auto_connect_path() else {
+            conn.failure = Some(Error::AutoConnectDisabled);
+            return Err(Error::AutoConnectDisabled);
+        };
+        let result = self.connect_pin(conn, &path);
+        if let Err(e) = &result {
+            self.record_failure(conn, e.clone());
+        }
+        self.start_watcher(conn);
+        result
+    }
+
+    /// Opens the map pinned at `path` and moves every thread to it. On failure nothing changes
+    /// but `rejected_pin`.
+    pub(crate) fn connect_pin(&self, conn: &mut ConnState, path: &Path) -> Result<(), Error> {
+        let identity = pin_identity(path);
+        let result = TldMap::open_pinned(path)
+            .and_then(|map| self.install(conn, map, MapSource::Pinned(path.to_path_buf())));
+        match &result {
+            Ok(()) => {
+                conn.pin_identity = identity;
+                conn.rejected_pin = None;
+            }
+            Err(_) => conn.rejected_pin = identity,
+        }
+        result
+    }
+
+    /// Registers every live thread in `map` and, if all of them are, makes it the connected
+    /// map and deletes their elements in the previous one. If any registration fails, deletes
+    /// the elements made in `map` and leaves everything else as it was.
+    pub(crate) fn install(
+        &self,
+        conn: &mut ConnState,
+        map: TldMap,
+        source: MapSource,
+    ) -> Result<(), Error> {
+        let meta = self.published()?;
+        let same_map = conn.map.as_ref().is_some_and(|old| old.same_map(&map));
+        let generation = conn.generation + 1;
+        let mut threads = lock(&self.threads);
+        let mut done = Vec::with_capacity(threads.len());
+        let mut failure = None;
+        for (slot, record) in threads.iter_mut() {
+            record.exposed = true;
+            let registered = map.register(record.tid, record.block as u64, meta);
+            match registered {
+                Ok(()) => done.push((slot, record.tid)),
+                // The thread is exiting; its record is about to go.
+                Err(e) if e.errno() == Some(libc::ESRCH) => continue,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            // The first element made shows whether the kernel pins the pages at all.
+            if done.len() == 1 && !same_map {
+                if let Err(e) = map.check_pins(record.tid) {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if done.is_empty() && failure.is_none() && !same_map {
+            failure = self.probe(&map, meta).err();
+        }
+        if let Some(e) = failure {
+            // Registering again in the map already connected changed nothing worth undoing.
+            if !same_map {
+                for &(_, tid) in &done {
+                    let _ = map.unregister(tid);
+                }
+            }
+            return Err(e);
+        }
+        for &(slot, _) in &done {
+            threads.mark_registered(slot, generation);
+        }
+        let old = conn.map.replace(Arc::new(map));
+        conn.generation = generation;
+        conn.source = Some(source);
+        conn.failure = None;
+        conn.last_error = None;
+        if let Some(old) = old.filter(|_| !same_map && self.knobs.clean_old_maps) {
+            for (_, record) in threads.iter() {
+                let _ = old.unregister(record.tid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `map` pins pages when no thread could show it: registers the calling thread
+    /// with a spare block, looks the element up, and deletes it again.
+    fn probe(&self, map: &TldMap, meta: u64) -> Result<(), Error> {
+        let block = lock(&self.pool)
+            .take()
+            .map_err(|e| Error::from_errno("mapping a page", e))?;
+        // SAFETY: the block came from the pool, so nobody uses it, and it has `block_size`
+        // bytes, as does the template.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.layout.template.as_ptr(),
+                block as *mut u8,
+                self.layout.block_size,
+            )
+        };
+        let tid = crate::sys::gettid();
+        let result = map
+            .register(tid, block as u64, meta)
+            .and_then(|()| map.check_pins(tid));
+        let _ = map.unregister(tid);
+        // SAFETY: the block is ours alone again: its element is gone (or stale), and it is
+        // not in the pool.
+        if unsafe { crate::pool::retire(block, self.layout.block_size) } {
+            lock(&self.pool).put(block);
+        }
+        result
+    }
+
+    /// Lets the map go, deleting the threads' elements in it (the map may live on in a
+    /// loaded program), and records why.
+    fn detach(&self, conn: &mut ConnState, reason: Error) {
+        if let Some(old) = conn.map.take().filter(|_| self.knobs.clean_old_maps) {
+            for (_, record) in lock(&self.threads).iter() {
+                let _ = old.unregister(record.tid);
+            }
+        }
+        conn.source = None;
+        conn.pin_identity = None;
+        conn.failure = Some(reason);
+        conn.last_error = None;
+    }
+
+    /// Records a failed attempt: as the reason the runtime is detached, or, while a map stays
+    /// connected, as the last error.
+    fn record_failure(&self, conn: &mut ConnState, e: Error) {
+        if conn.map.is_some() {
+            conn.last_error = Some(e);
+        } else {
+            conn.failure = Some(e);
+        }
+    }
+
+    /// Runs an explicit `connect`: `open` makes the change; if it fails, only the record of why
+    /// changes. Auto-connect stops once an explicit connect succeeds, or when nothing was
+    /// connected.
+    pub(crate) fn connect(
+        &'static self,
+        open: impl FnOnce(&mut ConnState) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut conn = lock(&self.conn);
+        let was_connected = conn.map.is_some();
+        let result = self.published().and_then(|_| open(&mut conn));
+        if result.is_ok() || !was_connected {
+            conn.explicit = true;
+        }
+        if let Err(e) = &result {
+            self.record_failure(&mut conn, e.clone());
+        }
+        self.start_watcher(&mut conn);
+        result
+    }
+
+    /// Starts the thread that follows the pin path, if the connection has one to follow.
+    fn start_watcher(&'static self, conn: &mut ConnState) {
+        if conn.watching || watch_interval().is_none() || self.watched_path(conn).is_none() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("tld-watch".into())
+            .stack_size(64 * 1024)
+            .spawn(move || self.watch());
+        conn.watching = spawned.is_ok();
+    }
+
+    /// The pin path the watcher follows: the one connected to, or auto-connect's.
+    fn watched_path(&self, conn: &ConnState) -> Option<PathBuf> {
+        match &conn.source {
+            Some(MapSource::Pinned(path)) => Some(path.clone()),
+            Some(MapSource::Fd) => None,
+            None if conn.explicit => match &conn.failure {
+                Some(Error::MapNotFound { path }) => Some(path.clone()),
+                _ => None,
+            },
+            None => auto_connect_path(),
+        }
+    }
+
+    /// The watcher's loop: a `stat` of the pin path per interval. A pin that appears is
+    /// connected to, a pin that is replaced (a restarted scheduler) is moved to, and a pin
+    /// that goes away is let go of. A pin that failed is not tried again until it changes. It
+    /// never touches a hint, so it has no page of its own.
+    fn watch(&'static self) {
+        let Some(interval) = watch_interval() else {
+            return;
+        };
+        loop {
+            std::thread::sleep(interval);
+            let mut conn = lock(&self.conn);
+            let Some(path) = self.watched_path(&conn) else {
+                conn.watching = false;
+                return;
+            };
+            let now = pin_identity(&path);
+            if now == conn.pin_identity || (now.is_some() && now == conn.rejected_pin) {
+                continue;
+            }
+            match now {
+                None => {
+                    conn.rejected_pin = None;
+                    self.detach(&mut conn, Error::MapNotFound { path });
+                }
+                Some(_) => {
+                    if let Err(e) = self.connect_pin(&mut conn, &path) {
+                        self.record_failure(&mut conn, e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The pin path auto-connect tries, or `None` when `TLD_MAP_PATH` is set and empty.
+fn auto_connect_path() -> Option<PathBuf> {
+    match std::env::var_os(PIN_PATH_ENV) {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => Some(PathBuf::from(DEFAULT_PIN_PATH)),
+    }
+}
+
+/// How often the watcher looks, or `None` if it is off.
+fn watch_interval() -> Option<Duration> {
+    let ms = std::env::var(WATCH_INTERVAL_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1000);
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+/// The identity of the pin at `path`, if there is one.
+fn pin_identity(path: &Path) -> Option<PinIdentity> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}

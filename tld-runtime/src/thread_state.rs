@@ -1,0 +1,104 @@
+//! The calling thread's own state: its block (the one TLS load of the hot path), where it is in
+//! its life, and private storage for values that have no place in a block.
+//!
+//! A thread goes through four phases:
+//!
+//! ```text
+//! New --first access--> Busy --block attached--> Active --exit--> Busy --> Exited
+//! ```
+//!
+//! `Busy` is the thread being set up or torn down. Anything that touches a hint during it (a
+//! signal handler that interrupts the setup, a thread-local destructor that runs inside it)
+//! must not wait for the setup, which it interrupted and which cannot finish until it returns:
+//! in `Busy` a read gives the hint's initial value and a store does nothing, as tracing's
+//! callsites do while they register. Once the thread has its block, every access is a plain
+//! memory access, whatever the phase.
+
+use std::cell::{Cell, RefCell};
+
+use crate::thread_table::SlotId;
+
+/// Where the calling thread is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// It has not touched a hint yet.
+    New,
+    /// It is being set up or torn down: accesses must not block or allocate.
+    Busy,
+    /// It has its block.
+    Active,
+    /// It has released its block for good; values live in [`fallback_slot`]s.
+    Exited,
+}
+
+thread_local! {
+    /// The calling thread's block, or null before its first access and after it exits.
+    static BLOCK: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
+    static PHASE: Cell<Phase> = const { Cell::new(Phase::New) };
+    /// The thread's record in the thread table, while it has a block.
+    static SLOT: Cell<Option<SlotId>> = const { Cell::new(None) };
+    /// Storage for values that have no place in a block (see [`fallback_slot`]).
+    static FALLBACK: RefCell<Vec<(usize, Box<[u64]>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The calling thread's block, or null. The hot path: one TLS load.
+#[inline(always)]
+pub fn current_block() -> *mut u8 {
+    BLOCK.with(Cell::get)
+}
+
+/// The calling thread's phase.
+pub fn phase() -> Phase {
+    PHASE.with(Cell::get)
+}
+
+/// Moves the calling thread to `phase`.
+pub fn set_phase(phase: Phase) {
+    PHASE.with(|p| p.set(phase));
+}
+
+/// The calling thread's slot in the thread table, while it has a block.
+pub fn current_slot() -> Option<SlotId> {
+    SLOT.with(Cell::get)
+}
+
+/// Gives the calling thread `block`, recorded in the thread table at `slot`.
+pub fn attach(block: *mut u8, slot: SlotId) {
+    SLOT.with(|s| s.set(Some(slot)));
+    BLOCK.with(|b| b.set(block));
+}
+
+/// Takes the calling thread's block and slot away. From here on its hints have no block.
+pub fn detach() -> Option<(*mut u8, SlotId)> {
+    let block = BLOCK.with(|b| b.replace(std::ptr::null_mut()));
+    let slot = SLOT.with(|s| s.take());
+    slot.filter(|_| !block.is_null()).map(|slot| (block, slot))
+}
+
+/// Per-thread storage for a value that has no place in the thread's block: a hint that the
+/// layout did not place, or any value on a thread whose block is gone. `id` names the value;
+/// `init` is its first content. The values stay private to the thread. Returns `None` while
+/// the thread's thread-locals are being destroyed, or when called re-entrantly.
+pub fn fallback_slot(id: usize, init: &[u8]) -> Option<*mut u8> {
+    FALLBACK
+        .try_with(|slots| {
+            let mut slots = slots.try_borrow_mut().ok()?;
+            if let Some((_, buf)) = slots.iter_mut().find(|(k, _)| *k == id) {
+                return Some(buf.as_mut_ptr().cast::<u8>());
+            }
+            let mut buf = vec![0u64; init.len().div_ceil(8).max(1)].into_boxed_slice();
+            // SAFETY: `buf` has at least `init.len()` bytes, and the two do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    init.as_ptr(),
+                    buf.as_mut_ptr().cast::<u8>(),
+                    init.len(),
+                )
+            };
+            let p = buf.as_mut_ptr().cast::<u8>();
+            slots.push((id, buf));
+            Some(p)
+        })
+        .ok()
+        .flatten()
+}

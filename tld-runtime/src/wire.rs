@@ -1,0 +1,103 @@
+//! The wire format's numbers: the layout of the pages that user space and BPF share.
+//!
+//! Every part of the project that reads or writes the format takes its numbers from here: the
+//! runtime (which writes the pages), the header generator (which tells BPF where to read), the
+//! tests, and tools such as an inspector that decode pages of any writer. A test compiles the
+//! BPF header against these values, so the two cannot drift apart.
+//!
+//! ```text
+//! tld_data_map value (16 bytes):   { data __uptr *; meta __uptr *; }
+//!
+//! metadata page (one per process): u16 cnt | u16 size | entry[0] | entry[1] | ...
+//!   entry (64 bytes):              char name[62] (NUL-padded) | u16 size (0: not yet published)
+//!
+//! data page (one per thread):      u64 start | [u64 fingerprint] | value 0 | value 1 | ...
+//!   value i lives at start + sum over j < i of round8(entry[j].size)
+//! ```
+//!
+//! The full description, with the publication rules and the kernel's lifetime rules, is in
+//! `docs/wire-format.md` in the repository.
+
+/// Bytes of one `tld_data_map` value: two user pointers (`data`, then `meta`).
+pub const MAP_VALUE_SIZE: usize = 16;
+/// Bytes of a `tld_data_map` key: an `int` (a pidfd, for user space).
+pub const MAP_KEY_SIZE: usize = 4;
+
+/// Offset in the metadata page of `cnt`, the number of entries readers may look at (a `u16`,
+/// stored with release ordering after the entry it counts).
+pub const META_CNT_OFFSET: usize = 0;
+/// Offset in the metadata page of `size`, the data bytes a thread's page reserves for the
+/// process's keys (a `u16`).
+pub const META_SIZE_OFFSET: usize = 2;
+/// Offset in the metadata page of the first entry.
+pub const META_ENTRIES_OFFSET: usize = 4;
+/// Bytes of one metadata entry.
+pub const META_ENTRY_SIZE: usize = 64;
+/// Bytes of an entry's name field, the terminating NUL included.
+pub const NAME_LEN: usize = 62;
+/// The longest key, in bytes: the name field less its NUL.
+pub const MAX_KEY_LEN: usize = NAME_LEN - 1;
+/// Offset of an entry's `size` (a `u16`) within the entry.
+pub const ENTRY_SIZE_OFFSET: usize = NAME_LEN;
+
+/// Offset in a data page of `start`, the `u64` that says where the data area begins.
+pub const DATA_START_FIELD: usize = 0;
+/// `start` when the data area follows `start` directly.
+pub const DATA_START: usize = 8;
+/// Offset in a data page of the layout fingerprint, when `start` is [`FINGERPRINT_START`].
+pub const FINGERPRINT_OFFSET: usize = 8;
+/// `start` when bytes 8..16 hold the layout fingerprint.
+pub const FINGERPRINT_START: usize = 16;
+
+/// Every value is placed at a multiple of this many bytes from the page's start, so a hint's
+/// type may need at most this alignment.
+pub const VALUE_ALIGN: usize = 8;
+/// The largest alignment a hint's type may have.
+pub const MAX_HINT_ALIGN: usize = VALUE_ALIGN;
+
+/// The page size the compile-time limits assume (4 KiB, as on x86-64).
+pub const BASE_PAGE_SIZE: usize = 4096;
+/// The largest hint on 4 KiB pages: the page less `start`.
+pub const MAX_HINT_SIZE: usize = BASE_PAGE_SIZE - DATA_START;
+
+/// The number of entries a metadata page of `page_size` bytes holds: 63 on 4 KiB pages.
+pub const fn max_entries(page_size: usize) -> usize {
+    page_size / META_ENTRY_SIZE - 1
+}
+
+/// The bytes a metadata page of `page_size` bytes uses: `cnt`, `size` and every entry.
+pub const fn meta_bytes(page_size: usize) -> usize {
+    META_ENTRIES_OFFSET + max_entries(page_size) * META_ENTRY_SIZE
+}
+
+/// The largest data area of a page of `page_size` bytes: the page less `start`.
+pub const fn max_data(page_size: usize) -> usize {
+    page_size - DATA_START
+}
+
+/// Offset in the metadata page of entry `i`.
+pub const fn entry_offset(i: usize) -> usize {
+    META_ENTRIES_OFFSET + i * META_ENTRY_SIZE
+}
+
+/// Rounds `n` up to a multiple of [`VALUE_ALIGN`]: the room a value of `n` bytes takes.
+pub const fn round8(n: usize) -> usize {
+    (n + VALUE_ALIGN - 1) & !(VALUE_ALIGN - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_of_a_4k_page() {
+        assert_eq!(max_entries(4096), 63);
+        assert_eq!(meta_bytes(4096), 4036);
+        assert_eq!(max_data(4096), 4088);
+        assert_eq!(max_entries(65536), 1023);
+        assert_eq!(entry_offset(1), 68);
+        assert_eq!(round8(1), 8);
+        assert_eq!(round8(8), 8);
+        assert_eq!(round8(1001), 1008);
+    }
+}
