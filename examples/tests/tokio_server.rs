@@ -13,7 +13,7 @@ fn server() -> Command {
 #[test]
 fn the_self_test_passes() {
     let out = server()
-        .args(["--self-test", "200"])
+        .args(["--self-test", "200", "--hogs", "1"])
         .output()
         .expect("run tokio_server");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -4,7 +4,12 @@
 //! cargo run -p tld-examples --bin tokio_server                      # serve on 127.0.0.1:7878
 //! printf 'interactive 20000\nbatch 200000\n' | nc -q1 127.0.0.1 7878
 //! cargo run -p tld-examples --bin tokio_server -- --self-test 200   # serve, load, check, exit
+//! cargo run --release -p tld-examples --bin tokio_server -- --self-test 400 --hogs 4
 //! ```
+//!
+//! `--hogs N` adds N threads that only burn CPU for the length of the self-test: CPU load that
+//! carries no hint, against which a scheduler that honours the hints can favour the workers
+//! while they poll interactive requests. The self-test prints the p50 latency of each kind.
 //!
 //! Each line a client sends is a request: `interactive N` or `batch N`, where N is how many
 //! units of CPU work it takes. The handler is the same async function for both; what differs
@@ -31,6 +36,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -283,6 +289,7 @@ struct Options {
     addr: SocketAddr,
     workers: usize,
     self_test: Option<u32>,
+    hogs: usize,
 }
 
 fn options() -> Result<Options, String> {
@@ -290,6 +297,7 @@ fn options() -> Result<Options, String> {
         addr: "127.0.0.1:7878".parse().expect("a valid address"),
         workers: 4,
         self_test: None,
+        hogs: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -302,15 +310,18 @@ fn options() -> Result<Options, String> {
                     return Err("--workers: at least 1".into());
                 }
             }
+            "--hogs" => o.hogs = value()?.parse().map_err(|e| format!("--hogs: {e}"))?,
             "--self-test" => {
                 o.self_test = Some(value()?.parse().map_err(|e| format!("--self-test: {e}"))?)
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: tokio_server [--addr IP:PORT] [--workers N] [--self-test REQUESTS]\n\
+                    "usage: tokio_server [--addr IP:PORT] [--workers N] \
+                     [--self-test REQUESTS [--hogs N]]\n\
                      Serves `interactive N` and `batch N` requests, one per line; with \
                      --self-test, serves on a free loopback port, sends REQUESTS requests, \
-                     checks the replies and exits."
+                     checks the replies and exits; --hogs N burns CPU on N more threads \
+                     meanwhile."
                 );
                 std::process::exit(0);
             }
@@ -328,7 +339,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let violations = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let violations = Arc::new(AtomicU64::new(0));
     let parked = violations.clone();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.workers)
@@ -338,7 +349,7 @@ fn main() -> ExitCode {
             if PRIORITY.get() != PRIORITY.initial_value()
                 || LATENCY.get() != LATENCY.initial_value()
             {
-                parked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                parked.fetch_add(1, Ordering::Relaxed);
             }
         })
         .build()
@@ -373,8 +384,24 @@ fn main() -> ExitCode {
         rt.block_on(std::future::pending::<()>());
         return ExitCode::SUCCESS;
     };
+    let stop_hogs = Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..opts.hogs)
+        .map(|_| {
+            let stop = stop_hogs.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            })
+        })
+        .collect();
     let result = rt.block_on(self_test(local, requests));
-    let bad_parks = violations.load(std::sync::atomic::Ordering::Relaxed);
+    stop_hogs.store(true, Ordering::Relaxed);
+    for hog in hogs {
+        let _ = hog.join();
+    }
+    let bad_parks = violations.load(Ordering::Relaxed);
     match result {
         Ok(()) if bad_parks == 0 => {
             println!("self-test: passed (no worker ever parked holding a request's hints)");
