@@ -171,7 +171,6 @@ macro_rules! tuple_sets {
                 ($(self.$idx.enter(),)+)
             }
             #[inline(always)]
-            #[allow(non_snake_case)]
             fn leave(&mut self, saved: Self::Saved) {
                 $( self.$rev.leave(saved.$rev); )+
             }
