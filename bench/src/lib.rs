@@ -11,6 +11,7 @@ pub mod machine;
 pub mod measure;
 pub mod registration;
 pub mod rust_side;
+pub mod scoped;
 
 /// The generated libbpf-rs skeleton of `bpf/bench_tld.bpf.c`.
 #[allow(clippy::all, missing_docs, dead_code)]

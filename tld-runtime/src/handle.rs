@@ -215,3 +215,58 @@ impl<T: TldType + std::fmt::Debug> std::fmt::Debug for TaskLocal<T> {
             .finish()
     }
 }
+
+/// The swap that scoped hints are built on (see `scoped.rs`): one slot lookup for the read and
+/// the write.
+impl<T: TldType> TaskLocal<T> {
+    /// Writes the calling thread's copy and returns the value it replaces, like
+    /// [`Cell::replace`](std::cell::Cell::replace).
+    ///
+    /// A read and a store of the thread's page, with one lookup of the slot. It is not atomic
+    /// with respect to a BPF program writing the same hint in between.
+    ///
+    /// ```
+    /// use tld_runtime::task_local_data;
+    ///
+    /// #[task_local_data]
+    /// static PRIORITY: i32 = 0;
+    ///
+    /// assert_eq!(PRIORITY.replace(5), 0);
+    /// assert_eq!(PRIORITY.replace(7), 5);
+    /// assert_eq!(PRIORITY.get(), 7);
+    /// ```
+    #[inline]
+    pub fn replace(&'static self, value: T) -> T {
+        let raw = value.into_raw();
+        match self.slot() {
+            // SAFETY: as in `set` and `get`: `p` points at this thread's aligned, live copy,
+            // accessed only by volatile reads and writes.
+            Some(p) => T::from_raw(unsafe { replace_volatile(p, raw) }),
+            None => self.replace_slow(raw),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn replace_slow(&'static self, raw: T::Raw) -> T {
+        match self.slot_slow() {
+            // SAFETY: as in `replace`.
+            Some(p) => T::from_raw(unsafe { replace_volatile(p, raw) }),
+            None => self.init,
+        }
+    }
+}
+
+/// A volatile read of `p` followed by a volatile write of `value` to it.
+///
+/// # Safety
+/// `p` must be valid for volatile reads and writes of `R`.
+#[inline(always)]
+unsafe fn replace_volatile<R>(p: *mut R, value: R) -> R {
+    // SAFETY: the caller promises that `p` is valid for volatile reads and writes.
+    unsafe {
+        let old = p.read_volatile();
+        p.write_volatile(value);
+        old
+    }
+}

@@ -26,6 +26,11 @@
 //! assert_eq!(PRIORITY.get(), 5);
 //! ```
 //!
+//! A hint can also follow a unit of work rather than a thread: [`TaskLocal::scoped`] and
+//! [`TaskLocal::set_scoped`] set it for a closure or a guard's lifetime, and
+//! [`HintFutureExt::with_hint`] carries it with a future into every poll, on whichever thread
+//! polls it (see [`HintFutureExt`]).
+//!
 //! The runtime lays the hints out on first use, gives each thread a page, and registers that page
 //! with the kernel's `tld_data_map` (a BPF task storage map) when one is available: see
 //! [`connect`], [`connect_pinned`] and [`status`]. Without a map, hints keep working as plain
@@ -50,6 +55,7 @@ mod metadata;
 mod pool;
 mod registry;
 mod runtime;
+mod scoped;
 mod status;
 mod sys;
 mod thread_state;
@@ -63,6 +69,7 @@ pub use error::Error;
 pub use handle::TaskLocal;
 pub use registry::Site;
 pub use runtime::{connect, connect_pinned, status, thread_init};
+pub use scoped::{HintFutureExt, HintGuard, HintSet, Hinted};
 pub use status::{Connection, MapSource, Status};
 pub use types::TldType;
 

@@ -1,4 +1,4 @@
-//! `tld-bench-report`: runs every measurement of the benchmark suite (P1–P5) in one process
+//! `tld-bench-report`: runs every measurement of the benchmark suite (P1–P5, S1–S2) in one process
 //! run, prints the ratio table, and writes it as Markdown (the README's Performance section).
 //!
 //! ```text
@@ -25,6 +25,7 @@ use tld_bench::machine::Machine;
 use tld_bench::measure::{self, interleave, median, ns_per_call, slope, Comparison};
 use tld_bench::registration::{self, BarePages, RegSample};
 use tld_bench::rust_side::{self, SyscallHint};
+use tld_bench::scoped::{self, Scoped};
 use tld_bench_hints::{ALL, H00};
 
 /// Command-line options.
@@ -552,6 +553,8 @@ fn report(opts: &Options) -> Result<(), String> {
     let p1 = p1(opts.quick);
     eprintln!("P2: HINT.set vs bpf_map_update_elem ...");
     let p2 = p2(bench, opts.quick)?;
+    eprintln!("S1, S2: scoped hints: HINT.scoped vs HINT.set, a with_hint poll vs a bare poll ...");
+    let scoped = scoped::measure(opts.quick);
     eprintln!("P3: BPF lookups vs floor programs (test_run, repeat) ...");
     let p3 = p3(bench, opts.quick)?;
     eprintln!("P4: registering fresh threads ...");
@@ -586,6 +589,7 @@ fn report(opts: &Options) -> Result<(), String> {
         p4: &p4,
         p5: &p5,
         base: &p5_base,
+        scoped: &scoped,
     }
     .markdown();
     println!("{md}");
@@ -607,6 +611,7 @@ struct Results<'a> {
     p4: &'a P4,
     p5: &'a P5Child,
     base: &'a P5Child,
+    scoped: &'a Scoped,
 }
 
 impl Results<'_> {
@@ -620,6 +625,7 @@ impl Results<'_> {
             p4,
             p5,
             base,
+            scoped,
         } = *self;
         let page = registration::page_size() as f64;
 
@@ -766,6 +772,7 @@ impl Results<'_> {
             p5.registered,
             verdict(p5_met)
         );
+        s.push_str(&scoped.rows());
 
         let _ = writeln!(
             s,
@@ -1065,12 +1072,13 @@ impl Results<'_> {
              anonymous memory); the kernel's task storage elements are not counted.",
             p5.threads
         );
+        s.push_str(&scoped.notes());
 
         let _ = writeln!(
             s,
             "\n### Rerunning\n\n`make bench` (as root, or with CAP_BPF + CAP_PERFMON + \
              CAP_SYS_ADMIN, on Linux ≥ 6.13 with clang-19) runs the criterion benchmarks for \
-             P1, P2 and P4 with short measurement times, then `tld-bench-report`, which runs \
+             P1, P2, P4, S1 and S2 with short measurement times, then `tld-bench-report`, which runs \
              everything above, prints this section and writes it to `target/tld-bench.md`. The \
              report alone: `cargo run --release -p tld-bench --bin tld-bench-report` (`--quick` \
              for a smoke run, `--dump-jit DIR` to keep the JIT-compiled BPF for `objdump -D -b \

@@ -1,0 +1,366 @@
+//! Scoped hints: a value that holds for a closure, a guard's lifetime, or every poll of a future,
+//! and is then put back.
+//!
+//! - [`TaskLocal::scoped`] runs a closure with the hint set and restores the previous value.
+//! - [`TaskLocal::set_scoped`] returns a [`HintGuard`] that restores it when dropped.
+//! - [`HintFutureExt::with_hint`] wraps a future in [`Hinted`], which carries the hint with the
+//!   task: it is set on whichever thread polls the future, for the length of each poll.
+//!
+//! All three restore on early return and on panic (the restore runs while unwinding).
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::handle::TaskLocal;
+use crate::types::TldType;
+
+impl<T: TldType> TaskLocal<T> {
+    /// Runs `f` with the calling thread's copy set to `value`, then puts back the value it had.
+    ///
+    /// The previous value comes back however `f` ends: by returning, by an early return or `?`
+    /// inside it, or by a panic. Scopes nest: an inner scope puts back the outer scope's value.
+    /// Whatever `f` itself stores into the hint is overwritten by the restore.
+    ///
+    /// ```
+    /// use tld_runtime::task_local_data;
+    ///
+    /// #[task_local_data]
+    /// static PRIORITY: i32 = 0;
+    ///
+    /// let seen = PRIORITY.scoped(10, || {
+    ///     let inner = PRIORITY.scoped(20, || PRIORITY.get());
+    ///     (PRIORITY.get(), inner)
+    /// });
+    /// assert_eq!(seen, (10, 20));
+    /// assert_eq!(PRIORITY.get(), 0);
+    ///
+    /// // A panic inside the scope does not leave the value behind.
+    /// let caught = std::panic::catch_unwind(|| PRIORITY.scoped(30, || panic!("request failed")));
+    /// assert!(caught.is_err());
+    /// assert_eq!(PRIORITY.get(), 0);
+    /// ```
+    #[inline]
+    pub fn scoped<R>(&'static self, value: T, f: impl FnOnce() -> R) -> R {
+        let _guard = self.set_scoped(value);
+        f()
+    }
+
+    /// Sets the calling thread's copy to `value` until the returned guard is dropped, which
+    /// puts back the value the hint had when this was called.
+    ///
+    /// The guard is neither `Send` nor `Sync`: it restores the thread it was made on, so it
+    /// cannot move to another one. Holding it across an `.await` therefore makes the future
+    /// `!Send`, and `tokio::spawn` refuses it; in async code use
+    /// [`with_hint`](HintFutureExt::with_hint), which follows the task from thread to thread.
+    ///
+    /// Guards of one hint are meant to be dropped in the reverse order of their creation, which
+    /// is what Rust does with guards bound to variables in one scope, and in nested scopes. Each
+    /// guard puts back exactly the value it saved, so if guards are dropped in another order,
+    /// the hint ends at the value saved by the guard dropped last. A guard passed to
+    /// [`std::mem::forget`] never restores anything.
+    ///
+    /// ```
+    /// use tld_runtime::task_local_data;
+    ///
+    /// #[task_local_data]
+    /// static BUDGET_US: u32 = 10_000;
+    ///
+    /// fn handle(urgent: bool) -> Result<u32, String> {
+    ///     let _budget = urgent.then(|| BUDGET_US.set_scoped(500));
+    ///     if BUDGET_US.get() > 1_000 {
+    ///         return Err("not urgent".into()); // the guard restores here too
+    ///     }
+    ///     Ok(BUDGET_US.get())
+    /// }
+    ///
+    /// assert_eq!(handle(true), Ok(500));
+    /// assert_eq!(handle(false), Err("not urgent".into()));
+    /// assert_eq!(BUDGET_US.get(), 10_000);
+    /// ```
+    #[inline]
+    #[must_use = "the hint is restored when the guard is dropped: `let _ = ...` restores it at once; \
+                  bind it with `let _guard = ...`"]
+    pub fn set_scoped(&'static self, value: T) -> HintGuard<T> {
+        let previous = self.replace(value);
+        HintGuard {
+            hint: self,
+            previous,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Puts a hint's previous value back when dropped. Made by [`TaskLocal::set_scoped`].
+///
+/// Not `Send` and not `Sync`: it restores the thread it was made on.
+#[must_use = "the hint is restored when the guard is dropped"]
+pub struct HintGuard<T: TldType> {
+    hint: &'static TaskLocal<T>,
+    previous: T,
+    /// A raw pointer is neither `Send` nor `Sync`, and neither is the guard.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: TldType> HintGuard<T> {
+    /// The value the hint gets back when the guard is dropped.
+    pub fn previous(&self) -> T {
+        self.previous
+    }
+}
+
+impl<T: TldType> Drop for HintGuard<T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.hint.set(self.previous);
+    }
+}
+
+impl<T: TldType + std::fmt::Debug> std::fmt::Debug for HintGuard<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HintGuard")
+            .field("key", &self.hint.key())
+            .field("previous", &self.previous)
+            .finish()
+    }
+}
+
+mod sealed {
+    /// The work behind [`HintSet`](super::HintSet), out of users' reach.
+    pub trait Apply {
+        /// The calling thread's values from before [`Apply::enter`].
+        type Saved: Copy;
+        /// Saves the calling thread's values, then stores the set's values.
+        fn enter(&self) -> Self::Saved;
+        /// Takes the calling thread's current values as the set's own (so that what the task
+        /// stored, or a BPF program wrote, during the poll stays with the task), then puts
+        /// `saved` back. Undoes [`Apply::enter`]s in the reverse order.
+        fn leave(&mut self, saved: Self::Saved);
+    }
+}
+
+/// One or more hints and their values, carried by a [`Hinted`] future.
+///
+/// Implemented for a pair `(&'static TaskLocal<T>, T)` and for tuples of up to eight
+/// `HintSet`s, so several hints travel together:
+/// `fut.with_hints(((&PRIORITY, 10), (&LATENCY, hint)))`. Sealed: it cannot be implemented
+/// outside this crate.
+pub trait HintSet: sealed::Apply {}
+
+impl<T: TldType> sealed::Apply for (&'static TaskLocal<T>, T) {
+    type Saved = T;
+    #[inline(always)]
+    fn enter(&self) -> T {
+        self.0.replace(self.1)
+    }
+    #[inline(always)]
+    fn leave(&mut self, saved: T) {
+        self.1 = self.0.replace(saved);
+    }
+}
+
+impl<T: TldType> HintSet for (&'static TaskLocal<T>, T) {}
+
+macro_rules! tuple_sets {
+    ($( ($($name:ident $idx:tt),+) ($($rev:tt),+) ;)*) => {$(
+        impl<$($name: HintSet),+> sealed::Apply for ($($name,)+) {
+            type Saved = ($($name::Saved,)+);
+            #[inline(always)]
+            fn enter(&self) -> Self::Saved {
+                ($(self.$idx.enter(),)+)
+            }
+            #[inline(always)]
+            fn leave(&mut self, saved: Self::Saved) {
+                $( self.$rev.leave(saved.$rev); )+
+            }
+        }
+        impl<$($name: HintSet),+> HintSet for ($($name,)+) {}
+    )*};
+}
+
+tuple_sets! {
+    (A 0) (0);
+    (A 0, B 1) (1, 0);
+    (A 0, B 1, C 2) (2, 1, 0);
+    (A 0, B 1, C 2, D 3) (3, 2, 1, 0);
+    (A 0, B 1, C 2, D 3, E 4) (4, 3, 2, 1, 0);
+    (A 0, B 1, C 2, D 3, E 4, F 5) (5, 4, 3, 2, 1, 0);
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6) (6, 5, 4, 3, 2, 1, 0);
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7) (7, 6, 5, 4, 3, 2, 1, 0);
+}
+
+/// Carries hints with a future: [`with_hint`](HintFutureExt::with_hint) and
+/// [`with_hints`](HintFutureExt::with_hints). Implemented for every [`Future`].
+///
+/// On an async executor a few worker threads poll many tasks, so what a hint should describe is
+/// the task being polled, not the thread. A [`Hinted`] future sets its hints on the polling
+/// thread at the start of every poll, and puts back that thread's previous values when the poll
+/// returns or unwinds. A task that moves between worker threads takes its hints along and leaves
+/// nothing behind on the threads it left; a BPF program that runs for a worker thread during a
+/// poll (a scheduler at a preemption, a tracer) sees the task's values.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll, Wake, Waker};
+///
+/// use tld_runtime::{task_local_data, HintFutureExt, TldType};
+///
+/// #[derive(TldType, Clone, Copy, Default, Debug, PartialEq)]
+/// #[repr(C)]
+/// pub struct Latency {
+///     pub budget_us: u32,
+///     pub class: u32,
+/// }
+///
+/// #[task_local_data]
+/// static PRIORITY: i32 = 0;
+///
+/// #[task_local_data]
+/// static LATENCY: Latency = Latency { budget_us: 0, class: 0 };
+///
+/// async fn handle_request() -> (i32, Latency) {
+///     // Code inside the task sees the task's hints, at every poll.
+///     (PRIORITY.get(), LATENCY.get())
+/// }
+///
+/// let urgent = Latency { budget_us: 500, class: 2 };
+/// let task = handle_request()
+///     .with_hint(&PRIORITY, 10)
+///     .with_hint(&LATENCY, urgent);
+/// // The same with one wrapper: task.with_hints(((&PRIORITY, 10), (&LATENCY, urgent)))
+///
+/// // Poll it by hand here; an executor such as tokio does this in `spawn` or `block_on`.
+/// struct Noop;
+/// impl Wake for Noop {
+///     fn wake(self: Arc<Self>) {}
+/// }
+/// let waker = Waker::from(Arc::new(Noop));
+/// let result = pin!(task).poll(&mut Context::from_waker(&waker));
+/// assert_eq!(result, Poll::Ready((10, urgent)));
+/// // The polling thread has its own values back.
+/// assert_eq!((PRIORITY.get(), LATENCY.get()), (0, Latency::default()));
+/// ```
+pub trait HintFutureExt: Future + Sized {
+    /// Wraps the future so that `hint` is `value` on the polling thread during each of its
+    /// polls.
+    ///
+    /// Chain calls to carry several hints, or use [`with_hints`](Self::with_hints). A wrapper
+    /// inside another (a hinted future awaited by a hinted task) wins during its own polls, and
+    /// the outer value is back when it returns.
+    ///
+    /// The hint is the task's own while the task runs: if code inside the future stores into
+    /// it, or a BPF program writes it during a poll, the wrapper keeps that value for the
+    /// task's later polls, and the worker thread still gets its own value back.
+    ///
+    /// A wrapper that is never polled touches no hint, and dropping a wrapper drops the inner
+    /// future without setting the hint.
+    fn with_hint<T: TldType>(
+        self,
+        hint: &'static TaskLocal<T>,
+        value: T,
+    ) -> Hinted<Self, (&'static TaskLocal<T>, T)> {
+        Hinted {
+            inner: self,
+            hints: (hint, value),
+        }
+    }
+
+    /// Wraps the future so that every hint in `hints` has its value on the polling thread
+    /// during each of its polls: a pair `(&HINT, value)` or a tuple of them.
+    ///
+    /// One wrapper with a tuple costs a little less per poll than a chain of wrappers. If a
+    /// hint appears twice, the later value wins during the poll.
+    ///
+    /// ```
+    /// use tld_runtime::{task_local_data, HintFutureExt};
+    ///
+    /// #[task_local_data]
+    /// static PRIORITY: i32 = 0;
+    /// #[task_local_data]
+    /// static BUDGET_US: u32 = 0;
+    ///
+    /// async fn handle() {}
+    ///
+    /// let task = handle().with_hints(((&PRIORITY, 10), (&BUDGET_US, 500)));
+    /// # drop(task);
+    /// ```
+    fn with_hints<H: HintSet>(self, hints: H) -> Hinted<Self, H> {
+        Hinted { inner: self, hints }
+    }
+}
+
+impl<F: Future> HintFutureExt for F {}
+
+/// A future whose hints are set on the polling thread for each of its polls. Made by
+/// [`HintFutureExt::with_hint`] and [`HintFutureExt::with_hints`].
+///
+/// `Send`, `Sync` and `Unpin` when the inner future and the hint values are.
+#[must_use = "futures do nothing unless polled"]
+pub struct Hinted<F, H> {
+    inner: F,
+    hints: H,
+}
+
+impl<F, H> Hinted<F, H> {
+    /// The inner future.
+    pub fn get_ref(&self) -> &F {
+        &self.inner
+    }
+
+    /// The inner future, mutably.
+    pub fn get_mut(&mut self) -> &mut F {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner future; its later polls do not set the hints.
+    pub fn into_inner(self) -> F {
+        self.inner
+    }
+}
+
+/// Undoes a [`sealed::Apply::enter`] when dropped: at the end of a poll, or while a panic from
+/// it unwinds.
+struct Leave<'a, H: sealed::Apply> {
+    hints: &'a mut H,
+    saved: H::Saved,
+}
+
+impl<H: sealed::Apply> Drop for Leave<'_, H> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.hints.leave(self.saved);
+    }
+}
+
+impl<F: Future, H: HintSet> Future for Hinted<F, H> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `inner` is structurally pinned and `hints` is not. Nothing moves `inner` out
+        // of a pinned `Hinted`: there is no `Drop` impl, `get_mut` and `into_inner` need an
+        // unpinned `Hinted` (or `F: Unpin`, through the auto `Unpin` impl), and `hints` is
+        // only ever reached as `&mut H`, never as a pinned reference.
+        let this = unsafe { self.get_unchecked_mut() };
+        let saved = this.hints.enter();
+        let _leave = Leave {
+            hints: &mut this.hints,
+            saved,
+        };
+        // SAFETY: `this.inner` lives in the pinned `Hinted` and is never moved (see above).
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        inner.poll(cx)
+    }
+}
+
+impl<F: std::fmt::Debug, H: std::fmt::Debug> std::fmt::Debug for Hinted<F, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hinted")
+            .field("inner", &self.inner)
+            .field("hints", &self.hints)
+            .finish()
+    }
+}
