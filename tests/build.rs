@@ -25,6 +25,12 @@ fn main() {
         &out.join("tld_fuzz.skel.rs"),
         &[],
     );
+    // Stale writers and look-alike maps, for the isolation and connect tests.
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_isolation.bpf.c"),
+        &out.join("tld_isolation.skel.rs"),
+        &[],
+    );
     // Written against the generated header.
     tld_bpf_build::build_skeleton(
         &bpf.join("tld_typed.bpf.c"),

@@ -27,6 +27,12 @@ mod typed_skel {
 }
 pub use typed_skel::TldTypedSkel;
 
+#[allow(clippy::all, missing_docs, dead_code)]
+mod isolation_skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_isolation.skel.rs"));
+}
+pub use isolation_skel::TldIsolationSkel;
+
 pub mod typed;
 
 /// Mirror of `struct tld_read_ctx`.
@@ -99,6 +105,11 @@ pub fn load(test: &str) -> Option<TldTestSkel<'static>> {
 /// Loads the object built against the generated header, as [`load`] does.
 pub fn load_typed(test: &str) -> Option<TldTypedSkel<'static>> {
     load_skel(test, typed_skel::TldTypedSkelBuilder::default())
+}
+
+/// Loads the object with the stale writers and the look-alike maps, as [`load`] does.
+pub fn load_isolation(test: &str) -> Option<TldIsolationSkel<'static>> {
+    load_skel(test, isolation_skel::TldIsolationSkelBuilder::default())
 }
 
 fn load_skel<B, O, S>(test: &str, builder: B) -> Option<S>
