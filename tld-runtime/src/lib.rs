@@ -47,6 +47,7 @@ mod metadata;
 mod pages;
 mod registry;
 mod runtime;
+pub mod schema;
 mod status;
 mod sys;
 mod types;
