@@ -244,19 +244,20 @@ fn load(
 /// Words a failed load: a privilege problem, a map the verifier refuses, or anything else with
 /// the end of libbpf's log.
 fn load_error(e: libbpf_rs::Error, log: &str, map: &TldMap) -> Error {
-    let permission = matches!(e.kind(), libbpf_rs::ErrorKind::PermissionDenied)
-        || log.contains("Operation not permitted");
-    if permission {
+    // The verifier refuses with EACCES and a log; a missing privilege (EPERM, or EACCES from
+    // an LSM) comes without one.
+    let verifier = log.contains("BEGIN PROG LOAD LOG");
+    if !verifier && e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
         return Error::Privilege {
             action: "loading the BPF task iterator".into(),
             needs: privilege::ITERATOR_NEEDS.into(),
-            errno: Some(libc::EPERM),
+            errno: None,
         };
     }
     let tail: Vec<&str> = log.lines().rev().take(12).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     let mut detail = format!("{e}");
-    if log.contains("invalid mem access") || log.contains("expected=") {
+    if log.contains("invalid access to memory") || log.contains("invalid mem access") {
         detail.push_str(&format!(
             "\nthe verifier refuses to read the pages of map {} through its value's pointers: \
              its value is probably not two __uptr pointers of {} and {} bytes",

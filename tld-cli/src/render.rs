@@ -66,13 +66,23 @@ pub fn errors(tasks: &[Task]) -> Vec<String> {
         .collect()
 }
 
-/// A value as a table shows it: decoded, or `0x` and the hex when it has no decoded form, cut
-/// to [`VALUE_WIDTH`] characters unless `full`.
-pub fn value_text(key: &Key, full: bool) -> String {
-    let text = match key.value {
+/// A value as a table shows it: decoded, or `0x` and the hex when it has no decoded form.
+fn full_text(key: &Key) -> String {
+    match key.value {
         Value::Null => format!("0x{}", key.hex),
         ref v => v.to_string(),
-    };
+    }
+}
+
+/// Whether a table cuts `key`'s value (without `--full`).
+pub fn is_cut(key: &Key) -> bool {
+    full_text(key).chars().count() > VALUE_WIDTH
+}
+
+/// A value as a table shows it, cut to [`VALUE_WIDTH`] characters (ending in `…`) unless
+/// `full`.
+pub fn value_text(key: &Key, full: bool) -> String {
+    let text = full_text(key);
     if full || text.chars().count() <= VALUE_WIDTH {
         return text;
     }
@@ -94,7 +104,8 @@ pub fn keys_table(task: &Task, full: bool) -> String {
     finish(&t).lines().map(|l| format!("  {l}\n")).collect()
 }
 
-/// The `show` output: a heading for the process, then one section per thread with its keys.
+/// The `show` output: a heading for each process, then one section per thread with its keys,
+/// and a note when values were cut.
 pub fn show(tasks: &[Task], map: &str, full: bool) -> String {
     let mut out = String::new();
     let mut pids: Vec<i32> = tasks.iter().map(|t| t.pid).collect();
@@ -103,24 +114,16 @@ pub fn show(tasks: &[Task], map: &str, full: bool) -> String {
         if i > 0 {
             out.push('\n');
         }
-        let threads: Vec<&Task> = tasks.iter().filter(|t| t.pid == *pid).collect();
-        let leader = threads
-            .iter()
-            .find(|t| t.tid == *pid)
-            .map_or("", |t| t.comm.as_str());
-        let count = match threads.len() {
-            1 => "1 registered thread".to_string(),
-            n => format!("{n} registered threads"),
-        };
-        out.push_str(&format!("pid {pid}"));
-        if !leader.is_empty() {
-            out.push_str(&format!(" ({leader})"));
-        }
-        out.push_str(&format!(", {count}, map {map}\n"));
-        for task in threads {
+        out.push_str(&format!("pid {pid}, map {map}\n"));
+        for task in tasks.iter().filter(|t| t.pid == *pid) {
             out.push('\n');
             out.push_str(&thread_section(task, full));
         }
+    }
+    if !full && tasks.iter().flat_map(|t| &t.keys).any(is_cut) {
+        out.push_str(&format!(
+            "\n(values longer than {VALUE_WIDTH} characters are cut; --full shows them whole)\n"
+        ));
     }
     out
 }

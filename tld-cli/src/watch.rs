@@ -205,12 +205,12 @@ fn wait(deadline: Instant) -> std::io::Result<bool> {
 
 /// Runs the live view until the user quits.
 pub fn run(choice: &Choice, schema: &Schema, args: &WatchArgs) -> Result<u8, Error> {
+    crate::privilege::require_iterator()?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::Other(
             "watch needs a terminal; use `tld show --json` from scripts".into(),
         ));
     }
-    crate::privilege::require_iterator()?;
     let map = TldMap::open(choice)?;
     let inspector = Inspector::new(&map, Some(args.id))?;
     let first = select(inspector.snapshot()?, args.id, args.thread);
