@@ -29,7 +29,7 @@ use skel::{TldIterSkel, TldIterSkelBuilder};
 /// `"TLDR"`, the first word of every record.
 pub const RECORD_MAGIC: u32 = 0x5244_4c54;
 /// Bytes of [`RecordHeader`].
-pub const HEADER_SIZE: usize = 40;
+pub const HEADER_SIZE: usize = 56;
 /// The largest page the inspector accepts from the iterator (64 KiB pages).
 const MAX_PAGE: u32 = 64 * 1024;
 
@@ -42,6 +42,8 @@ pub struct RawTask {
     pub tid: i32,
     /// The thread's name.
     pub comm: String,
+    /// The process's name (its main thread's).
+    pub process: String,
     /// The data page's bytes, or `None` if the element has no data pointer.
     pub data: Option<Vec<u8>>,
     /// The metadata page's bytes, or `None` if the element has no meta pointer.
@@ -59,6 +61,8 @@ pub struct RecordHeader {
     pub tid: i32,
     /// The task's name, NUL-padded.
     pub comm: [u8; 16],
+    /// The process's name, NUL-padded.
+    pub pcomm: [u8; 16],
     /// Bytes of data page that follow.
     pub data_len: u32,
     /// Bytes of metadata page that follow the data page.
@@ -77,8 +81,9 @@ impl RecordHeader {
             pid: u32_at(8) as i32,
             tid: u32_at(12) as i32,
             comm: b[16..32].try_into().unwrap(),
-            data_len: u32_at(32),
-            meta_len: u32_at(36),
+            pcomm: b[32..48].try_into().unwrap(),
+            data_len: u32_at(48),
+            meta_len: u32_at(52),
         };
         let expected = HEADER_SIZE as u64 + u64::from(h.data_len) + u64::from(h.meta_len);
         if h.data_len > MAX_PAGE || h.meta_len > MAX_PAGE || u64::from(h.rec_size) != expected {
@@ -89,6 +94,12 @@ impl RecordHeader {
         }
         Ok(h)
     }
+}
+
+/// The text of a NUL-padded name field.
+fn c_string(field: &[u8]) -> String {
+    let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
 }
 
 /// Reads records from the iterator's output, one at a time.
@@ -136,11 +147,11 @@ impl<R: Read> Records<R> {
         };
         let data = page(h.data_len)?;
         let meta = page(h.meta_len)?;
-        let end = h.comm.iter().position(|&c| c == 0).unwrap_or(h.comm.len());
         Ok(Some(RawTask {
             pid: h.pid,
             tid: h.tid,
-            comm: String::from_utf8_lossy(&h.comm[..end]).into_owned(),
+            comm: c_string(&h.comm),
+            process: c_string(&h.pcomm),
             data,
             meta,
         }))
@@ -241,13 +252,18 @@ fn load(
     open.load()
 }
 
+/// The errno in a libbpf-rs error, which shows it only in its message ("... (os error 13)").
+fn os_error(e: &libbpf_rs::Error) -> Option<i32> {
+    let text = e.to_string();
+    let at = text.rfind("(os error ")? + "(os error ".len();
+    text[at..].split(')').next()?.parse().ok()
+}
+
 /// Words a failed load: a privilege problem, a map the verifier refuses, or anything else with
 /// the end of libbpf's log.
 fn load_error(e: libbpf_rs::Error, log: &str, map: &TldMap) -> Error {
-    // The verifier refuses with EACCES and a log; a missing privilege (EPERM, or EACCES from
-    // an LSM) comes without one.
-    let verifier = log.contains("BEGIN PROG LOAD LOG");
-    if !verifier && e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+    // A missing privilege is EPERM; the verifier refuses a program with EACCES.
+    if os_error(&e) == Some(libc::EPERM) {
         return Error::Privilege {
             action: "loading the BPF task iterator".into(),
             needs: privilege::ITERATOR_NEEDS.into(),
@@ -265,6 +281,12 @@ fn load_error(e: libbpf_rs::Error, log: &str, map: &TldMap) -> Error {
             map.layout.data_size,
             map.layout.meta_size
         ));
+        if !map.layout_from_btf {
+            detail.push_str(
+                " (those are the standard sizes, assumed because reading the map's BTF needs \
+                 CAP_SYS_ADMIN; run tld as root to use the map's own)",
+            );
+        }
     }
     if !tail.is_empty() {
         detail.push_str("\nlibbpf:\n");
@@ -290,6 +312,7 @@ mod tests {
         let mut c = [0u8; 16];
         c[..comm.len()].copy_from_slice(comm.as_bytes());
         r.extend_from_slice(&c);
+        r.extend_from_slice(b"process\0\0\0\0\0\0\0\0\0");
         r.extend_from_slice(&(data.len() as u32).to_ne_bytes());
         r.extend_from_slice(&(meta.len() as u32).to_ne_bytes());
         r.extend_from_slice(data);
@@ -309,6 +332,18 @@ mod tests {
     }
 
     #[test]
+    fn errnos_of_libbpf_errors() {
+        assert_eq!(
+            os_error(&libbpf_rs::Error::from_raw_os_error(libc::EPERM)),
+            Some(libc::EPERM)
+        );
+        assert_eq!(
+            os_error(&libbpf_rs::Error::from_raw_os_error(libc::EACCES)),
+            Some(libc::EACCES)
+        );
+    }
+
+    #[test]
     fn reads_records_across_partial_reads() {
         let mut stream = record(10, 11, "worker", &[1; 64], &[2; 36]);
         stream.extend(record(10, 12, "no-pages", &[], &[]));
@@ -317,8 +352,13 @@ mod tests {
             .unwrap();
         assert_eq!(tasks.len(), 2);
         assert_eq!(
-            (tasks[0].pid, tasks[0].tid, tasks[0].comm.as_str()),
-            (10, 11, "worker")
+            (
+                tasks[0].pid,
+                tasks[0].tid,
+                tasks[0].comm.as_str(),
+                tasks[0].process.as_str()
+            ),
+            (10, 11, "worker", "process")
         );
         assert_eq!(tasks[0].data.as_deref(), Some(&[1u8; 64][..]));
         assert_eq!(tasks[0].meta.as_deref(), Some(&[2u8; 36][..]));
@@ -338,7 +378,7 @@ mod tests {
         let items: Vec<_> = Records::new(&bad[..]).collect();
         assert!(items[0].as_ref().unwrap_err().contains("inconsistent"));
 
-        let items: Vec<_> = Records::new(&[0u8; 40][..]).collect();
+        let items: Vec<_> = Records::new(&[0u8; HEADER_SIZE][..]).collect();
         assert!(items[0].as_ref().unwrap_err().contains("magic"));
     }
 }

@@ -114,8 +114,10 @@ pub fn show(tasks: &[Task], map: &str, full: bool) -> String {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&format!("pid {pid}, map {map}\n"));
-        for task in tasks.iter().filter(|t| t.pid == *pid) {
+        let threads: Vec<&Task> = tasks.iter().filter(|t| t.pid == *pid).collect();
+        let process = threads.first().map_or("", |t| t.process.as_str());
+        out.push_str(&format!("pid {pid} ({process}), map {map}\n"));
+        for task in threads {
             out.push('\n');
             out.push_str(&thread_section(task, full));
         }

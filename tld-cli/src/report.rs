@@ -49,6 +49,9 @@ pub struct Task {
     pub tid: i32,
     /// The thread's name.
     pub comm: String,
+    /// The process's name (its main thread's), for the human output; not in the JSON.
+    #[serde(skip)]
+    pub process: String,
     /// The keys, in metadata order; empty when [`Self::error`] is set.
     pub keys: Vec<Key>,
     /// Why the task's pages cannot be decoded.
@@ -93,6 +96,7 @@ impl Task {
             pid: raw.pid,
             tid: raw.tid,
             comm: raw.comm.clone(),
+            process: raw.process.clone(),
             keys,
             error,
         }

@@ -239,12 +239,16 @@ pub fn run(choice: &Choice, schema: &Schema, args: &WatchArgs) -> Result<u8, Err
     for refresh in 1u64.. {
         let started = Instant::now();
         let doc = Document::from_raw(&raw, schema);
+        let what = match doc.tasks.first() {
+            Some(t) if t.pid == args.id => format!("pid {} ({})", t.pid, t.process),
+            Some(t) => format!("tid {} ({}) of pid {}", t.tid, t.comm, t.pid),
+            None => format!("id {}", args.id),
+        };
         let mut lines: Vec<Line> = vec![
             vec![plain(format!(
-                "tld watch {}  map {}  every {} ms  refresh {refresh}  (q: quit)",
-                args.id,
+                "tld watch: {what}, refresh {refresh} every {} ms, map {}; q quits",
+                args.interval,
                 map.label(),
-                args.interval
             ))],
             Vec::new(),
         ];
@@ -277,6 +281,7 @@ mod tests {
                 pid: 1,
                 tid: 1,
                 comm: "main".into(),
+                process: "app".into(),
                 keys: vec![
                     Key {
                         key: "stable".into(),

@@ -6,8 +6,8 @@
 //!
 //! # Format
 //!
-//! One JSON object, byte-for-byte deterministic (keys sorted, struct fields in declaration
-//! order, two-space indentation):
+//! One JSON object, byte-for-byte deterministic: keys sorted, struct fields in declaration
+//! order, two-space indentation (the example below puts small objects on one line):
 //!
 //! ```json
 //! {

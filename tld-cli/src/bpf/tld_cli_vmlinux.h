@@ -38,6 +38,7 @@ struct task_struct {
 	int pid;		/* thread id (user space's tid) */
 	int tgid;		/* thread group id (user space's pid) */
 	char comm[16];		/* the thread's name */
+	struct task_struct *group_leader;	/* the process's main thread */
 } __attribute__((preserve_access_index));
 
 struct seq_file;

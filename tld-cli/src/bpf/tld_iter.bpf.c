@@ -25,6 +25,16 @@
  * before load. The pages are pinned for as long as the element exists, and
  * the element outlives this program's RCU read-side section, so the copies
  * never touch freed memory.
+ *
+ * What the verifier allows through those pointers (checked on Linux 6.18):
+ *  - each must be tested against NULL before any use;
+ *  - a helper such as bpf_seq_write() may read up to the pointee's size
+ *    through it; one byte more is refused at load time ("invalid access to
+ *    memory, mem_size=4036 ..."), which is why the sizes come from the map's
+ *    BTF and not from this file;
+ *  - the read-only mode of the map fd the loader passes does not restrict the
+ *    program: a store through the pointer, or F_CREATE, would load just the
+ *    same. This program is read-only because it contains neither.
  */
 #include "tld_cli_vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -61,11 +71,12 @@ struct tld_iter_rec {
 	__s32 pid;		/* the task's thread group id */
 	__s32 tid;		/* the task's id */
 	char comm[16];		/* the task's name, NUL-padded */
+	char pcomm[16];		/* its process's name (the group leader's), NUL-padded */
 	__u32 data_len;		/* bytes of the data page that follow; 0: no data pointer */
 	__u32 meta_len;		/* bytes of the metadata page after them; 0: no meta pointer */
 };
 
-_Static_assert(sizeof(struct tld_iter_rec) == 40, "tld_iter_rec layout (mirrored in iter.rs)");
+_Static_assert(sizeof(struct tld_iter_rec) == 56, "tld_iter_rec layout (mirrored in iter.rs)");
 
 /* Set by the loader before load (read-only data: the verifier sees constants). */
 const volatile __u32 data_size = 4096;	/* size of the data pointer's pointee in the map's BTF */
@@ -95,6 +106,7 @@ int tld_dump(struct bpf_iter__task *ctx)
 	rec.pid = task->tgid;
 	rec.tid = task->pid;
 	__builtin_memcpy(rec.comm, task->comm, sizeof(rec.comm));
+	__builtin_memcpy(rec.pcomm, task->group_leader->comm, sizeof(rec.pcomm));
 	rec.data_len = data ? data_size : 0;
 	rec.meta_len = meta ? meta_size : 0;
 	rec.rec_size = sizeof(rec) + rec.data_len + rec.meta_len;
