@@ -59,7 +59,7 @@ impl Choice {
             },
             _ => Choice::Pin {
                 path: PathBuf::from(DEFAULT_PIN_PATH),
-                origin: "the default; TLD_MAP_PATH is not set",
+                origin: "the default, as TLD_MAP_PATH is unset or empty",
             },
         }
     }

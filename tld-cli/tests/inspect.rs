@@ -334,6 +334,36 @@ fn a_missing_or_wrong_map_is_a_clear_error() {
         stderr(&out)
     );
 
+    // The default: TLD_MAP_PATH, else /sys/fs/bpf/tld_data_map (an empty TLD_MAP_PATH counts
+    // as unset).
+    let mut cmd = std::process::Command::new(tld_bin());
+    cmd.args(["ps"])
+        .env("TLD_MAP_PATH", "/sys/fs/bpf/tld_cli_no_such_pin_either");
+    let out = run_bounded(cmd);
+    assert!(
+        stderr(&out).contains(
+            "no BPF object is pinned at /sys/fs/bpf/tld_cli_no_such_pin_either (from TLD_MAP_PATH)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    if std::path::Path::new("/sys/fs/bpf/tld_data_map").exists() {
+        eprintln!("not checking the default path: a map is pinned there on this machine");
+    } else {
+        let mut cmd = std::process::Command::new(tld_bin());
+        cmd.args(["ps"]).env("TLD_MAP_PATH", "");
+        let out = run_bounded(cmd);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains(
+                "no BPF object is pinned at /sys/fs/bpf/tld_data_map (the default, as \
+                 TLD_MAP_PATH is unset or empty)"
+            ),
+            "{}",
+            stderr(&out)
+        );
+    }
+
     // --pin and --map-id exclude each other.
     let out = tld(&["ps", "--pin", "/x", "--map-id", "1"]);
     assert_eq!(out.status.code(), Some(2));
