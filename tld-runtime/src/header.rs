@@ -62,7 +62,8 @@ pub const VMLINUX_SUBSET: &str = include_str!("../../bpf/tld_vmlinux.h");
 
 /// Writes [`generate`]'s header to `path`, and next to it the two headers it builds on,
 /// `task_local_data.bpf.h` ([`BPF_HEADER`]) and `tld_vmlinux.h` ([`VMLINUX_SUBSET`]), so that
-/// one `-I` of that directory is all a BPF build needs.
+/// one `-I` of that directory is all a BPF build needs. Also writes the hints' JSON schema
+/// ([`crate::schema`]) at [`crate::schema::path_for`]`(path)`.
 ///
 /// If the hints cannot be published, nothing is written, and the error (kind `InvalidData`)
 /// says why. Files are only rewritten when their contents change, so that builds depending on
@@ -70,7 +71,10 @@ pub const VMLINUX_SUBSET: &str = include_str!("../../bpf/tld_vmlinux.h");
 pub fn write(path: impl AsRef<Path>) -> std::io::Result<()> {
     let text = try_generate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let schema = crate::schema::generate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     let path = path.as_ref();
+    write_if_changed(&crate::schema::path_for(path), &schema)?;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     write_if_changed(&dir.join("task_local_data.bpf.h"), BPF_HEADER)?;
     write_if_changed(&dir.join("tld_vmlinux.h"), VMLINUX_SUBSET)?;

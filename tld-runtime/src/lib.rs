@@ -55,6 +55,7 @@ mod metadata;
 mod pool;
 mod registry;
 mod runtime;
+pub mod schema;
 mod scoped;
 mod status;
 mod sys;
