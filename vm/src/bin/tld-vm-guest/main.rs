@@ -1,0 +1,151 @@
+//! Runs inside the VM (started by its `/init`): the tests of `scx_tld` under a kernel with
+//! sched_ext, and the kernel tests of `tests/tests/`. Every outcome is a `TLDVM RESULT` line on
+//! the console (see `tld_vm::console`), which the host reads.
+//!
+//! ```text
+//! tld-vm-guest suite    every test
+//! tld-vm-guest demo     the latency measurement only, for `make demo-sched`
+//! tld-vm-guest app      (internal) the application process of the lifecycle tests
+//! tld-vm-guest fork-exec  (internal) the fork-and-exec role
+//! ```
+
+mod hints;
+mod kernel_tests;
+mod latency;
+mod lifecycle;
+mod sched;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tld_vm::console::PREFIX;
+use tld_vm::guest::report;
+
+// This program's hints are exactly the scheduler's: name the crate so that they are linked in.
+use tld_sched_hints as _;
+
+use sched::Sched;
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let code = match mode.as_str() {
+        "suite" => {
+            suite();
+            0
+        }
+        "demo" => {
+            demo();
+            0
+        }
+        "app" => lifecycle::app_main(),
+        "fork-exec" => lifecycle::fork_exec_main(),
+        _ => {
+            eprintln!("usage: tld-vm-guest suite|demo");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Checks that the kernel can run the scheduler at all.
+fn environment() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let state = sched::state();
+    let ok = state == "disabled";
+    report(
+        "environment",
+        ok,
+        &format!(
+            "Linux {} with {cpus} CPUs; sched_ext state before any scheduler: {state}",
+            release.trim()
+        ),
+    );
+    ok
+}
+
+fn suite() {
+    if environment() {
+        kernel_tests::run_all("/tests");
+        attach_detach();
+        match Sched::start(&[]) {
+            Ok(sched) => scheduler_tests(sched),
+            Err(e) => report("scheduler/start", false, &e),
+        }
+        let (stopped, clean) = (
+            sched::STOPPED.load(Ordering::Relaxed),
+            sched::CLEAN.load(Ordering::Relaxed),
+        );
+        report(
+            "scheduler/never-errored",
+            stopped > 0 && stopped == clean,
+            &format!(
+                "{clean}/{stopped} scx_tld runs of this suite detached cleanly on SIGINT or \
+                 SIGTERM with exit code 0; none was ejected by the kernel"
+            ),
+        );
+    }
+    println!("{PREFIX} DONE");
+}
+
+/// Every test that needs the scheduler, which they take turns restarting.
+fn scheduler_tests(sched: Sched) {
+    hints::per_thread();
+    hints::changes();
+    let mut sched = match latency::measure(sched) {
+        Ok((measured, sched)) => {
+            latency::report_all(&measured);
+            sched
+        }
+        Err(e) => return report("latency", false, &e),
+    };
+    sched = match lifecycle::app_first_and_restart(sched) {
+        Ok(s) => s,
+        Err(e) => return report("lifecycle", false, &e),
+    };
+    lifecycle::churn(&mut sched);
+    lifecycle::fork_exec(&mut sched);
+    sched.stop(libc::SIGINT);
+}
+
+/// The scheduler attaches (state `enabled`, its ops name) and detaches cleanly on SIGINT.
+fn attach_detach() {
+    let sched = match Sched::start(&[]) {
+        Ok(s) => s,
+        Err(e) => return report("scheduler/attach-detach", false, &e),
+    };
+    let state = sched::state();
+    let ops = sched::ops_name().unwrap_or_default();
+    let stopped = sched.stop(libc::SIGINT);
+    let disabled = sched::wait_state("disabled", Duration::from_secs(10));
+    report(
+        "scheduler/attach-detach",
+        state == "enabled" && ops.starts_with("tld_") && stopped.clean() && disabled,
+        &format!(
+            "attached: state {state}, ops {ops}; SIGINT: exit {}, {}, state disabled: {disabled}",
+            stopped.status,
+            if stopped.clean() {
+                "unregistered from user space"
+            } else {
+                "NOT clean"
+            }
+        ),
+    );
+}
+
+/// `make demo-sched`: the latency cases only.
+fn demo() {
+    if environment() {
+        match Sched::start(&[]) {
+            Ok(sched) => match latency::measure(sched) {
+                Ok((measured, sched)) => {
+                    latency::report_all(&measured);
+                    sched.stop(libc::SIGINT);
+                }
+                Err(e) => report("latency", false, &e),
+            },
+            Err(e) => report("scheduler/start", false, &e),
+        }
+    }
+    println!("{PREFIX} DONE");
+}
