@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn picks_the_newest_cloud_kernel() {
-        let mut names = vec![
+        let mut names = [
             "linux-binary-7.2.12+deb13-cloud-amd64",
             "linux-binary-7.3.4+deb13-cloud-amd64",
             "linux-binary-7.2.6+deb13-cloud-amd64",
