@@ -173,6 +173,7 @@ pub fn mirror_in(text: &str) -> Option<String> {
 /// apt-get and apt-cache with a configuration of their own, under `<cache>/apt`.
 struct Apt {
     dir: PathBuf,
+    mirror: String,
     options: Vec<String>,
 }
 
@@ -213,7 +214,11 @@ impl Apt {
         .into_iter()
         .flat_map(|o| ["-o".to_string(), o])
         .collect();
-        Ok(Apt { dir, options })
+        Ok(Apt {
+            dir,
+            mirror,
+            options,
+        })
     }
 
     fn command(&self, tool: &str) -> Command {
@@ -223,14 +228,23 @@ impl Apt {
     }
 
     fn update(&self) -> Result<()> {
-        run_output(self.command("apt-get").args(["-q", "update"]))
-            .map(drop)
-            .map_err(|e| {
-                Error::Unavailable(format!(
-                    "cannot read the package lists of {SUITE}: {e}\n(the VM's kernel comes from \
-                     there; set {MIRROR_ENV} to another Debian mirror if this one is unreachable)"
-                ))
-            })
+        // --error-on=any: without it, apt-get update exits 0 when it could not fetch anything.
+        let out = self
+            .command("apt-get")
+            .args(["-q", "--error-on=any", "update"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::Failed(format!("running apt-get: {e}")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&out.stderr);
+        Err(Error::Unavailable(format!(
+            "cannot read the package lists of {SUITE} from {}: {}\n(the VM's kernel comes from \
+             there; set {MIRROR_ENV} to another Debian mirror if this one is unreachable)",
+            self.mirror,
+            crate::console::tail(said.trim(), 3)
+        )))
     }
 
     fn newest_kernel(&self) -> Result<String> {

@@ -68,6 +68,7 @@ fn suite() {
     if environment() {
         kernel_tests::run_all("/tests");
         attach_detach();
+        error_exit_reported();
         match Sched::start(&[]) {
             Ok(sched) => scheduler_tests(sched),
             Err(e) => report("scheduler/start", false, &e),
@@ -131,6 +132,39 @@ fn attach_detach() {
             }
         ),
     );
+}
+
+/// When the kernel ejects the scheduler (here: SysRq-S, which switches every task back to the
+/// fair class), the loader notices, prints scx's exit information and exits non-zero.
+fn error_exit_reported() {
+    let sched = match Sched::start(&[]) {
+        Ok(s) => s,
+        Err(e) => return report("scheduler/error-exit-reported", false, &e),
+    };
+    let trigger = std::fs::write("/proc/sysrq-trigger", "S");
+    let exited = sched.wait_exit(Duration::from_secs(30));
+    let disabled = sched::wait_state("disabled", Duration::from_secs(10));
+    let (passed, details) = match (&trigger, &exited) {
+        (Err(e), _) => (false, format!("writing /proc/sysrq-trigger: {e}")),
+        (Ok(()), None) => (false, "still running 30 s after SysRq-S".to_string()),
+        (Ok(()), Some(s)) => {
+            let exit_line = s
+                .log
+                .lines()
+                .find(|l| l.contains("EXIT:"))
+                .unwrap_or("no EXIT line")
+                .trim()
+                .to_string();
+            (
+                !s.status.success() && exit_line.contains("EXIT:") && disabled,
+                format!(
+                    "after SysRq-S: exit {}, reported {exit_line:?}, state disabled: {disabled}",
+                    s.status
+                ),
+            )
+        }
+    };
+    report("scheduler/error-exit-reported", passed, &details);
 }
 
 /// `make demo-sched`: the latency cases only.

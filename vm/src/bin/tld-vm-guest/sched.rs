@@ -142,6 +142,27 @@ impl Sched {
     }
 }
 
+impl Sched {
+    /// Waits up to `timeout` for it to exit by itself (after the kernel ejected it), without
+    /// signalling it; `None` if it is still running then (it is killed). Not counted among the
+    /// stops of [`CLEAN`] and [`STOPPED`].
+    pub fn wait_exit(mut self, timeout: Duration) -> Option<Stopped> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(Stopped {
+                    status,
+                    log: self.log_text(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
 /// Waits up to `timeout` for `state()` to become `want`.
 pub fn wait_state(want: &str, timeout: Duration) -> bool {
     let start = Instant::now();
