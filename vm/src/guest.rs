@@ -148,6 +148,22 @@ pub fn sleep_ms(ms: u64) {
     std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
+/// Sleeps 1 ms at a time (each wake-up is an enqueue, where the scheduler reads the hints)
+/// until the scheduler's record of the calling thread shows `priority`, at most `max` times;
+/// returns the number of wake-ups. Usually 1: a read can miss when the kernel's task storage is
+/// busy on that CPU (threads registering or exiting at the same moment), and the scheduler then
+/// applies the default policy for that one enqueue.
+pub fn wake_until_read(records: &Records, priority: i32, max: u32) -> u32 {
+    let tid = gettid();
+    for n in 1..=max {
+        sleep_ms(1);
+        if records.get(tid).is_some_and(|r| r.priority == priority) {
+            return n;
+        }
+    }
+    max
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

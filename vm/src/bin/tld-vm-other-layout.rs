@@ -7,7 +7,7 @@
 
 use tld_runtime::task_local_data;
 use tld_sched_hints::{LatencyHint, LATENCY, PRIORITY};
-use tld_vm::guest::{flags, gettid, sleep_ms, Records};
+use tld_vm::guest::{flags, gettid, wake_until_read, Records};
 
 /// A hint `scx_tld` does not know: it changes this program's layout.
 #[task_local_data]
@@ -24,8 +24,7 @@ fn run() -> i32 {
     REQUEST_ID.set(42);
     PRIORITY.set(88);
     LATENCY.set(LatencyHint::batch());
-    sleep_ms(2);
-    sleep_ms(2);
+    wake_until_read(&records, 88, 50);
     // SAFETY: getpid cannot fail.
     let pid = unsafe { libc::getpid() };
     match records.get(gettid()) {

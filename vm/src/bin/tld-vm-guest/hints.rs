@@ -7,7 +7,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tld_sched_hints::{LatencyHint, LATENCY, PRIORITY};
-use tld_vm::guest::{flags, gettid, monotonic_ns, report, sleep_ms, weight_of, Record, Records};
+use tld_vm::guest::{
+    flags, gettid, monotonic_ns, report, wake_until_read, weight_of, Record, Records,
+};
 
 /// The hints thread `i` of the per-thread test sets: priorities -16 ..= 15, and a budget and a
 /// class of its own.
@@ -63,15 +65,12 @@ pub fn per_thread() {
     let mut fast = 0;
     thread::scope(|s| {
         for i in 0..THREADS {
-            let (tids, set, checked) = (&tids, &set, &checked);
+            let (tids, set, checked, records) = (&tids, &set, &checked, &records);
             s.spawn(move || {
                 let (prio, lat) = hints_of(i);
                 PRIORITY.set(prio);
                 LATENCY.set(lat);
-                // Each wake-up is an enqueue, where the scheduler reads the hints.
-                for _ in 0..3 {
-                    sleep_ms(2);
-                }
+                wake_until_read(records, prio, 50);
                 tids.lock().unwrap().push((i, gettid()));
                 set.wait();
                 checked.wait();

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tld_sched_hints::{LatencyHint, LATENCY, PRIORITY};
-use tld_vm::guest::{gettid, report, sleep_ms, Records, DATA_MAP_PIN};
+use tld_vm::guest::{gettid, report, sleep_ms, wake_until_read, Records, DATA_MAP_PIN};
 
 use crate::hints::mismatch;
 use crate::sched::{self, Sched};
@@ -250,23 +250,29 @@ pub fn churn(sched: &mut Sched) {
     };
     let start = Instant::now();
     let mut tids = Vec::with_capacity(THREADS);
+    let mut most_wakeups = 0;
     for wave in 0..THREADS / WAVE {
-        let handles: Vec<_> = (0..WAVE)
-            .map(|j| {
-                let i = wave * WAVE + j;
-                thread::spawn(move || {
-                    PRIORITY.set(1000 + i as i32);
-                    LATENCY.set(LatencyHint {
-                        budget_us: i as u32,
-                        class: LatencyHint::CLASS_NORMAL,
-                    });
-                    sleep_ms(1);
-                    sleep_ms(1);
-                    (i, gettid())
+        thread::scope(|s| {
+            let handles: Vec<_> = (0..WAVE)
+                .map(|j| {
+                    let i = wave * WAVE + j;
+                    let records = &records;
+                    s.spawn(move || {
+                        PRIORITY.set(1000 + i as i32);
+                        LATENCY.set(LatencyHint {
+                            budget_us: i as u32,
+                            class: LatencyHint::CLASS_NORMAL,
+                        });
+                        let wakeups = wake_until_read(records, 1000 + i as i32, 50);
+                        (i, gettid(), wakeups)
+                    })
                 })
-            })
-            .collect();
-        tids.extend(handles.into_iter().filter_map(|h| h.join().ok()));
+                .collect();
+            for (i, tid, wakeups) in handles.into_iter().filter_map(|h| h.join().ok()) {
+                most_wakeups = most_wakeups.max(wakeups);
+                tids.push((i, tid));
+            }
+        });
     }
     let elapsed = start.elapsed();
     let pid = std::process::id();
@@ -286,8 +292,9 @@ pub fn churn(sched: &mut Sched) {
         "lifecycle/1000-threads",
         tids.len() == THREADS && wrong.is_empty() && alive,
         &format!(
-            "{} threads created and exited in {:.1} s; the scheduler read the hints of {}/{THREADS}; \
-             scheduler still running: {alive}; runtime: {} threads registered now{}",
+            "{} threads created and exited in {:.1} s; the scheduler read the hints of {}/{THREADS} \
+             (each within {most_wakeups} wake-ups of 1 ms); scheduler still running: {alive}; \
+             runtime: {} threads registered now{}",
             tids.len(),
             elapsed.as_secs_f64(),
             tids.len() - wrong.len(),
@@ -322,8 +329,7 @@ pub fn fork_exec_main() -> i32 {
     let lat = LatencyHint::interactive(900);
     PRIORITY.set(66);
     LATENCY.set(lat);
-    sleep_ms(2);
-    sleep_ms(2);
+    wake_until_read(&records, 66, 50);
     if mismatch(records.get(gettid()), std::process::id(), 66, lat).is_some() {
         return 1;
     }
@@ -335,8 +341,7 @@ pub fn fork_exec_main() -> i32 {
     }
     if pid == 0 {
         PRIORITY.set(77);
-        sleep_ms(2);
-        sleep_ms(2);
+        wake_until_read(&records, 77, 50);
         // SAFETY: getpid cannot fail.
         let me = unsafe { libc::getpid() } as u32;
         let code = if mismatch(records.get(gettid()), me, 77, lat).is_some() {
@@ -360,8 +365,7 @@ pub fn fork_exec_main() -> i32 {
     } else {
         100
     };
-    sleep_ms(2);
-    sleep_ms(2);
+    wake_until_read(&records, 66, 50);
     if mismatch(records.get(gettid()), std::process::id(), 66, lat).is_some() {
         return 5;
     }
