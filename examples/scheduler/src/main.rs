@@ -311,6 +311,11 @@ impl log::Log for Logger {
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
             let msg = record.args().to_string();
+            // libbpf warns that the skeleton has no link for the struct_ops map: scx_ops_attach!
+            // attaches it on its own, so the warning says nothing.
+            if !self.verbose && msg.contains("BPF map skeleton link is uninitialized") {
+                return;
+            }
             eprintln!("scx_tld: {}", msg.trim_end());
         }
     }
