@@ -230,7 +230,21 @@ impl Drop for Guard {
     }
 }
 
-/// The kernel command line the guest programs expect: quiet, and the init script at `/init`.
+/// The kernel command line the guest programs expect: quiet, the init script at `/init`, and
+/// an oops ends the guest at once (it powers off through `panic=-1`) instead of hanging it.
 pub fn default_append() -> String {
-    "quiet loglevel=3 rdinit=/init".to_string()
+    "quiet loglevel=3 rdinit=/init oops=panic".to_string()
+}
+
+/// The first line of a kernel crash report on `console`, if the guest kernel crashed.
+///
+/// Under TCG with several vCPUs, the guest kernel can crash with "Oops: int3" at a site it
+/// just patched (a static key flipped when a sched_ext scheduler attaches or detaches): another
+/// vCPU still ran a stale translation of the old bytes. That is an emulation problem, not a
+/// kernel or scheduler one; callers retry such a run once.
+pub fn kernel_crash(console: &str) -> Option<String> {
+    console
+        .lines()
+        .find(|l| l.contains("Oops:") || l.contains("Kernel panic") || l.contains("BUG: kernel"))
+        .map(|l| l.trim_end_matches('\r').trim().to_string())
 }

@@ -161,7 +161,21 @@ fn suite(mode: Mode) -> Result<bool> {
         timeout.as_secs(),
         boot.console.display()
     );
-    let outcome = qemu::run(&boot)?;
+    let mut outcome = qemu::run(&boot)?;
+    if let Some(crash) = qemu::kernel_crash(&outcome.console) {
+        println!(
+            "tld-vm: the guest kernel crashed ({crash}) after {:.1} s; last lines of the \
+             console:\n{}\ntld-vm: under TCG this is most likely the emulator running a stale \
+             translation of kernel code patched at attach or detach; running the guest once more",
+            outcome.elapsed.as_secs_f64(),
+            tail(&outcome.console, 25)
+        );
+        let _ = std::fs::rename(&boot.console, cache.join("console-crashed.log"));
+        outcome = qemu::run(&boot)?;
+        if let Some(crash) = qemu::kernel_crash(&outcome.console) {
+            println!("FAIL guest: the guest kernel crashed again ({crash})");
+        }
+    }
     if let Some(why) = &outcome.kvm_failure {
         println!("tld-vm: KVM did not work here ({why}); used TCG");
     }

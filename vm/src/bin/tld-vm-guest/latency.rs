@@ -206,6 +206,20 @@ pub fn measure(sched: Sched) -> Result<(Measured, Sched), String> {
 
     // The control: the same thread, with its hint, under a scheduler that ignores hints.
     let stopped = sched.stop(libc::SIGINT);
+    let disabled = crate::sched::wait_state("disabled", std::time::Duration::from_secs(10));
+    report(
+        "scheduler/detach-on-sigint",
+        stopped.clean() && disabled,
+        &format!(
+            "SIGINT under load: exit {}, {}, state disabled: {disabled}",
+            stopped.status,
+            if stopped.clean() {
+                "unregistered from user space"
+            } else {
+                "NOT clean"
+            }
+        ),
+    );
     if !stopped.clean() {
         hogs.stop();
         sleeper.stop();

@@ -67,11 +67,12 @@ fn environment() -> bool {
 fn suite() {
     if environment() {
         kernel_tests::run_all("/tests");
-        attach_detach();
-        error_exit_reported();
+        // Every attach and detach flips static keys, which the kernel patches into its code
+        // while the other CPU runs; under emulation that is where a guest can crash (see
+        // tld_vm::qemu), so the suite attaches and detaches no more often than its tests need.
         match Sched::start(&[]) {
             Ok(sched) => scheduler_tests(sched),
-            Err(e) => report("scheduler/start", false, &e),
+            Err(e) => report("scheduler/attach", false, &e),
         }
         let (stopped, clean) = (
             sched::STOPPED.load(Ordering::Relaxed),
@@ -81,8 +82,8 @@ fn suite() {
             "scheduler/never-errored",
             stopped > 0 && stopped == clean,
             &format!(
-                "{clean}/{stopped} scx_tld runs of this suite detached cleanly on SIGINT or \
-                 SIGTERM with exit code 0; none was ejected by the kernel"
+                "{clean}/{stopped} scx_tld runs stopped by SIGINT or SIGTERM detached cleanly \
+                 with exit code 0; the kernel ejected none (but the error-exit test's, on purpose)"
             ),
         );
     }
@@ -91,6 +92,7 @@ fn suite() {
 
 /// Every test that needs the scheduler, which they take turns restarting.
 fn scheduler_tests(sched: Sched) {
+    attached(&sched);
     hints::per_thread();
     hints::changes();
     let mut sched = match latency::measure(sched) {
@@ -106,41 +108,24 @@ fn scheduler_tests(sched: Sched) {
     };
     lifecycle::churn(&mut sched);
     lifecycle::fork_exec(&mut sched);
-    sched.stop(libc::SIGINT);
+    error_exit_reported(sched);
 }
 
-/// The scheduler attaches (state `enabled`, its ops name) and detaches cleanly on SIGINT.
-fn attach_detach() {
-    let sched = match Sched::start(&[]) {
-        Ok(s) => s,
-        Err(e) => return report("scheduler/attach-detach", false, &e),
-    };
+/// The scheduler attached: state `enabled`, and its ops name. (Detaching cleanly is checked
+/// where the tests stop it: SIGINT before the latency control, SIGTERM in the restart test.)
+fn attached(sched: &Sched) {
     let state = sched::state();
     let ops = sched::ops_name().unwrap_or_default();
-    let stopped = sched.stop(libc::SIGINT);
-    let disabled = sched::wait_state("disabled", Duration::from_secs(10));
     report(
-        "scheduler/attach-detach",
-        state == "enabled" && ops.starts_with("tld_") && stopped.clean() && disabled,
-        &format!(
-            "attached: state {state}, ops {ops}; SIGINT: exit {}, {}, state disabled: {disabled}",
-            stopped.status,
-            if stopped.clean() {
-                "unregistered from user space"
-            } else {
-                "NOT clean"
-            }
-        ),
+        "scheduler/attach",
+        state == "enabled" && ops.starts_with("tld_"),
+        &format!("{}: state {state}, ops {ops}", sched.args),
     );
 }
 
 /// When the kernel ejects the scheduler (here: SysRq-S, which switches every task back to the
 /// fair class), the loader notices, prints scx's exit information and exits non-zero.
-fn error_exit_reported() {
-    let sched = match Sched::start(&[]) {
-        Ok(s) => s,
-        Err(e) => return report("scheduler/error-exit-reported", false, &e),
-    };
+fn error_exit_reported(sched: Sched) {
     let trigger = std::fs::write("/proc/sysrq-trigger", "S");
     let exited = sched.wait_exit(Duration::from_secs(30));
     let disabled = sched::wait_state("disabled", Duration::from_secs(10));
