@@ -2,7 +2,7 @@
 /*
  * intf.h - what scx_tld's BPF side shares with user space. Mirrored, field
  * for field, by src/stats.rs (stats) and by the VM tests, which read the
- * pinned `records` map (vm/src/guest/record.rs). Change all of them together.
+ * pinned `records` map (`Record` in vm/src/guest.rs). Change all of them together.
  */
 #ifndef __SCX_TLD_INTF_H
 #define __SCX_TLD_INTF_H
