@@ -1,28 +1,37 @@
 # The two commands that do everything on a fresh machine:
 #   make demo   - build and run the demo (BPF reads per-thread hints set from Rust)
-#   make test   - run every test, BPF ones against the running kernel
+#   make test   - run every test, BPF ones against the running kernel, then the VM suite
+#                 (scx_tld and the kernel tests under a Linux 7.x kernel with sched_ext, in qemu)
 # Both install the system packages they need when run as root, and otherwise print the command.
 
 SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev
+# What the VM suite needs (vm/): qemu, and cpio and a static busybox for the initramfs. Installed
+# without recommends: qemu's recommends are a GUI.
+VM_PACKAGES := qemu-system-x86 cpio busybox-static
 CARGO ?= cargo
 
-.PHONY: all deps demo test lint fmt bench doc clean
+.PHONY: all deps demo demo-sched test vm-test lint fmt bench doc clean
 
 all: test
 
 # Installs what is missing; as non-root, prints the apt command instead.
 deps:
-	@missing=""; \
+	@missing=""; vm_missing=""; \
 	for p in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
-	if [ -n "$$missing" ]; then \
+	for p in $(VM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || vm_missing="$$vm_missing $$p"; \
+	done; \
+	if [ -n "$$missing$$vm_missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    echo "installing:$$missing$$vm_missing"; \
+	    apt-get update -qq; \
+	    if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || exit 1; fi; \
+	    if [ -n "$$vm_missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$vm_missing || exit 1; fi; \
 	  else \
-	    echo "missing system packages:$$missing"; \
-	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; \
+	    echo "missing system packages:$$missing$$vm_missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing$$vm_missing"; \
 	    exit 1; \
 	  fi; \
 	fi
@@ -32,6 +41,19 @@ demo: deps
 
 test: deps
 	$(CARGO) test --workspace
+	$(CARGO) run -q -p tld-vm -- test
+
+# The VM suite alone: boots Debian's newest trixie-backports cloud kernel (Linux 7.x, sched_ext)
+# in qemu, runs scx_tld's tests and a subset of the kernel tests there, and prints a pass/fail
+# line per test. The kernel is downloaded once and cached in target/tld-vm/ (or TLD_VM_CACHE).
+# Without qemu or the kernel package it says SKIPPED, unless TLD_REQUIRE_BPF=1.
+vm-test: deps
+	$(CARGO) run -q -p tld-vm -- test
+
+# What the hints change: the wake-up delay of a thread sleeping 1 ms under CPU hogs, with and
+# without its latency hint, measured under scx_tld in the VM.
+demo-sched: deps
+	$(CARGO) run -q -p tld-vm -- demo
 
 lint: deps
 	$(CARGO) fmt --all --check

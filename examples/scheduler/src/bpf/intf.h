@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * intf.h - what scx_tld's BPF side shares with user space. Mirrored, field
+ * for field, by src/stats.rs (stats) and by the VM tests, which read the
+ * pinned `records` map (`Record` in vm/src/guest.rs). Change all of them together.
+ */
+#ifndef __SCX_TLD_INTF_H
+#define __SCX_TLD_INTF_H
+
+/* Bits of tld_sched_record.flags. */
+#define TLD_REC_PRIORITY	(1U << 0)	/* the priority hint was found */
+#define TLD_REC_LATENCY		(1U << 1)	/* the latency hint was found */
+#define TLD_REC_FAST_PATH	(1U << 2)	/* read at the generated header's constant offsets */
+#define TLD_REC_CRITICAL	(1U << 3)	/* queued as a critical (latency) task */
+
+/* What the scheduler last read for one thread: value of the map `records`,
+ * keyed by thread id. Updated at every enqueue of a thread that has hints. */
+struct tld_sched_record {
+	s32 tgid;		/* the thread's process */
+	s32 priority;		/* the priority hint (0 if absent) */
+	u32 budget_us;		/* latency.budget_us (0 if absent) */
+	u32 class;		/* latency.class (0 if absent) */
+	u32 weight;		/* the weight the hints gave */
+	u32 flags;		/* TLD_REC_* */
+	u64 slice_ns;		/* the slice the hints gave */
+	u64 reads;		/* enqueues at which the hints were read */
+	u64 fast_reads;		/* ... of which on the fast path */
+	u64 read_ns;		/* when they were last read (CLOCK_MONOTONIC) */
+	u64 changed_ns;		/* the first read that saw the current values */
+	u64 before_change_ns;	/* the read before that one */
+};
+_Static_assert(sizeof(struct tld_sched_record) == 72, "tld_sched_record layout");
+
+/* Per-CPU counters: value of the map `stats`. */
+struct tld_sched_stats {
+	u64 enqueues;		/* ops.enqueue calls */
+	u64 direct;		/* wake-ups placed directly on an idle CPU */
+	u64 critical;		/* enqueues as a critical task */
+	u64 preempt_kicks;	/* CPUs told to preempt for a critical task */
+	u64 no_hints;		/* hint reads of threads that have none */
+	u64 fast_reads;		/* hint reads on the fast path */
+	u64 cached_reads;	/* hint reads through the offset cache */
+};
+_Static_assert(sizeof(struct tld_sched_stats) == 56, "tld_sched_stats layout");
+
+#endif /* __SCX_TLD_INTF_H */

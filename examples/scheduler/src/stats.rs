@@ -1,0 +1,112 @@
+//! The scheduler's per-CPU counters (`struct tld_sched_stats` in `src/bpf/intf.h`), summed over
+//! CPUs, and how they are printed.
+
+use std::fmt;
+
+/// Mirror of `struct tld_sched_stats`: counters since the scheduler was loaded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// `ops.enqueue` calls.
+    pub enqueues: u64,
+    /// Wake-ups placed directly on an idle CPU.
+    pub direct: u64,
+    /// Enqueues as a critical (latency-hinted) task.
+    pub critical: u64,
+    /// CPUs told to preempt for a critical task.
+    pub preempt_kicks: u64,
+    /// Hint reads of threads that have no hints (never touched one).
+    pub no_hints: u64,
+    /// Hint reads on the fast path (the page has the generated header's layout).
+    pub fast_reads: u64,
+    /// Hint reads through the per-task offset cache.
+    pub cached_reads: u64,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Stats>() == 56,
+    "mirror of tld_sched_stats"
+);
+
+impl Stats {
+    /// Parses one CPU's value, as the kernel returns it.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Stats> {
+        if bytes.len() < std::mem::size_of::<Stats>() {
+            return None;
+        }
+        let field = |i: usize| {
+            let start = i * 8;
+            u64::from_ne_bytes(bytes[start..start + 8].try_into().expect("8 bytes"))
+        };
+        Some(Stats {
+            enqueues: field(0),
+            direct: field(1),
+            critical: field(2),
+            preempt_kicks: field(3),
+            no_hints: field(4),
+            fast_reads: field(5),
+            cached_reads: field(6),
+        })
+    }
+
+    /// The sum of two sets of counters.
+    pub fn add(&self, o: &Stats) -> Stats {
+        Stats {
+            enqueues: self.enqueues + o.enqueues,
+            direct: self.direct + o.direct,
+            critical: self.critical + o.critical,
+            preempt_kicks: self.preempt_kicks + o.preempt_kicks,
+            no_hints: self.no_hints + o.no_hints,
+            fast_reads: self.fast_reads + o.fast_reads,
+            cached_reads: self.cached_reads + o.cached_reads,
+        }
+    }
+
+    /// What changed since `earlier`.
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        Stats {
+            enqueues: self.enqueues.wrapping_sub(earlier.enqueues),
+            direct: self.direct.wrapping_sub(earlier.direct),
+            critical: self.critical.wrapping_sub(earlier.critical),
+            preempt_kicks: self.preempt_kicks.wrapping_sub(earlier.preempt_kicks),
+            no_hints: self.no_hints.wrapping_sub(earlier.no_hints),
+            fast_reads: self.fast_reads.wrapping_sub(earlier.fast_reads),
+            cached_reads: self.cached_reads.wrapping_sub(earlier.cached_reads),
+        }
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "enq {} direct {} critical {} preempt {} | hints: fast {} cached {} none {}",
+            self.enqueues,
+            self.direct,
+            self.critical,
+            self.preempt_kicks,
+            self.fast_reads,
+            self.cached_reads,
+            self.no_hints
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sums_and_subtracts() {
+        let mut bytes = Vec::new();
+        for v in 1..=7u64 {
+            bytes.extend_from_slice(&v.to_ne_bytes());
+        }
+        let s = Stats::from_bytes(&bytes).unwrap();
+        assert_eq!((s.enqueues, s.cached_reads), (1, 7));
+        let d = s.add(&s);
+        assert_eq!(d.fast_reads, 12);
+        assert_eq!(d.since(&s), s);
+        assert!(Stats::from_bytes(&bytes[..55]).is_none());
+    }
+}

@@ -1,0 +1,170 @@
+//! Runs inside the VM (started by its `/init`): the tests of `scx_tld` under a kernel with
+//! sched_ext, and the kernel tests of `tests/tests/`. Every outcome is a `TLDVM RESULT` line on
+//! the console (see `tld_vm::console`), which the host reads.
+//!
+//! ```text
+//! tld-vm-guest suite    every test
+//! tld-vm-guest demo     the latency measurement only, for `make demo-sched`
+//! tld-vm-guest app      (internal) the application process of the lifecycle tests
+//! tld-vm-guest fork-exec  (internal) the fork-and-exec role
+//! ```
+
+mod hints;
+mod kernel_tests;
+mod latency;
+mod lifecycle;
+mod sched;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tld_vm::console::PREFIX;
+use tld_vm::guest::report;
+
+// This program's hints are exactly the scheduler's: name the crate so that they are linked in.
+use tld_sched_hints as _;
+
+use sched::Sched;
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let code = match mode.as_str() {
+        "suite" => {
+            suite();
+            0
+        }
+        "demo" => {
+            demo();
+            0
+        }
+        "app" => lifecycle::app_main(),
+        "fork-exec" => lifecycle::fork_exec_main(),
+        _ => {
+            eprintln!("usage: tld-vm-guest suite|demo");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Checks that the kernel can run the scheduler at all.
+fn environment() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let state = sched::state();
+    let ok = state == "disabled";
+    report(
+        "environment",
+        ok,
+        &format!(
+            "Linux {} with {cpus} CPUs; sched_ext state before any scheduler: {state}",
+            release.trim()
+        ),
+    );
+    ok
+}
+
+fn suite() {
+    if environment() {
+        kernel_tests::run_all("/tests");
+        // Every attach and detach flips static keys, which the kernel patches into its code
+        // while the other CPU runs; under emulation that is where a guest can crash (see
+        // tld_vm::qemu), so the suite attaches and detaches no more often than its tests need.
+        match Sched::start(&[]) {
+            Ok(sched) => scheduler_tests(sched),
+            Err(e) => report("scheduler/attach", false, &e),
+        }
+        let (stopped, clean) = (
+            sched::STOPPED.load(Ordering::Relaxed),
+            sched::CLEAN.load(Ordering::Relaxed),
+        );
+        report(
+            "scheduler/never-errored",
+            stopped > 0 && stopped == clean,
+            &format!(
+                "{clean}/{stopped} scx_tld runs stopped by SIGINT or SIGTERM detached cleanly \
+                 with exit code 0; the kernel ejected none (but the error-exit test's, on purpose)"
+            ),
+        );
+    }
+    println!("{PREFIX} DONE");
+}
+
+/// Every test that needs the scheduler, which they take turns restarting.
+fn scheduler_tests(sched: Sched) {
+    attached(&sched);
+    hints::per_thread();
+    hints::changes();
+    let mut sched = match latency::measure(sched) {
+        Ok((measured, sched)) => {
+            latency::report_all(&measured);
+            sched
+        }
+        Err(e) => return report("latency", false, &e),
+    };
+    sched = match lifecycle::app_first_and_restart(sched) {
+        Ok(s) => s,
+        Err(e) => return report("lifecycle", false, &e),
+    };
+    lifecycle::churn(&mut sched);
+    lifecycle::fork_exec(&mut sched);
+    error_exit_reported(sched);
+}
+
+/// The scheduler attached: state `enabled`, and its ops name. (Detaching cleanly is checked
+/// where the tests stop it: SIGINT before the latency control, SIGTERM in the restart test.)
+fn attached(sched: &Sched) {
+    let state = sched::state();
+    let ops = sched::ops_name().unwrap_or_default();
+    report(
+        "scheduler/attach",
+        state == "enabled" && ops.starts_with("tld_"),
+        &format!("{}: state {state}, ops {ops}", sched.args),
+    );
+}
+
+/// When the kernel ejects the scheduler (here: SysRq-S, which switches every task back to the
+/// fair class), the loader notices, prints scx's exit information and exits non-zero.
+fn error_exit_reported(sched: Sched) {
+    let trigger = std::fs::write("/proc/sysrq-trigger", "S");
+    let exited = sched.wait_exit(Duration::from_secs(30));
+    let disabled = sched::wait_state("disabled", Duration::from_secs(10));
+    let (passed, details) = match (&trigger, &exited) {
+        (Err(e), _) => (false, format!("writing /proc/sysrq-trigger: {e}")),
+        (Ok(()), None) => (false, "still running 30 s after SysRq-S".to_string()),
+        (Ok(()), Some(s)) => {
+            let exit_line = s
+                .log
+                .lines()
+                .find(|l| l.contains("EXIT:"))
+                .unwrap_or("no EXIT line")
+                .trim()
+                .to_string();
+            (
+                !s.status.success() && exit_line.contains("EXIT:") && disabled,
+                format!(
+                    "after SysRq-S: exit {}, reported {exit_line:?}, state disabled: {disabled}",
+                    s.status
+                ),
+            )
+        }
+    };
+    report("scheduler/error-exit-reported", passed, &details);
+}
+
+/// `make demo-sched`: the latency cases only.
+fn demo() {
+    if environment() {
+        match Sched::start(&[]) {
+            Ok(sched) => match latency::measure(sched) {
+                Ok((measured, sched)) => {
+                    latency::report_all(&measured);
+                    sched.stop(libc::SIGINT);
+                }
+                Err(e) => report("latency", false, &e),
+            },
+            Err(e) => report("scheduler/start", false, &e),
+        }
+    }
+    println!("{PREFIX} DONE");
+}

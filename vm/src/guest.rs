@@ -1,0 +1,185 @@
+//! Pieces shared by the programs that run inside the VM (`tld-vm-guest` and
+//! `tld-vm-other-layout`): how they report, and how they read what `scx_tld` read.
+
+use std::path::Path;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use crate::console::PREFIX;
+
+/// Where the guest has `scx_tld` pin its map of per-thread records (`--pin-records`).
+pub const RECORDS_PIN: &str = "/sys/fs/bpf/scx_tld_records";
+
+/// Where `scx_tld` pins `tld_data_map`, and where tld-runtime looks for it.
+pub const DATA_MAP_PIN: &str = "/sys/fs/bpf/tld_data_map";
+
+/// Prints one test's outcome for the host.
+pub fn report(name: &str, passed: bool, details: &str) {
+    let verdict = if passed { "PASS" } else { "FAIL" };
+    println!(
+        "{PREFIX} RESULT {name} {verdict} {}",
+        details.replace('\n', " ")
+    );
+}
+
+/// Bits of [`Record::flags`] (`TLD_REC_*` in the scheduler's `intf.h`).
+pub mod flags {
+    /// The priority hint was found.
+    pub const PRIORITY: u32 = 1 << 0;
+    /// The latency hint was found.
+    pub const LATENCY: u32 = 1 << 1;
+    /// Read at the generated header's constant offsets.
+    pub const FAST_PATH: u32 = 1 << 2;
+    /// Queued as a critical (latency) task.
+    pub const CRITICAL: u32 = 1 << 3;
+}
+
+/// What `scx_tld` last read for one thread: mirror of `struct tld_sched_record` in
+/// `examples/scheduler/src/bpf/intf.h`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The thread's process.
+    pub tgid: i32,
+    /// The priority hint.
+    pub priority: i32,
+    /// `latency.budget_us`.
+    pub budget_us: u32,
+    /// `latency.class`.
+    pub class: u32,
+    /// The weight the hints gave.
+    pub weight: u32,
+    /// [`flags`].
+    pub flags: u32,
+    /// The slice the hints gave.
+    pub slice_ns: u64,
+    /// Enqueues at which the hints were read.
+    pub reads: u64,
+    /// ... of which on the fast path.
+    pub fast_reads: u64,
+    /// When they were last read (`CLOCK_MONOTONIC`).
+    pub read_ns: u64,
+    /// The first read that saw the current values.
+    pub changed_ns: u64,
+    /// The read before that one.
+    pub before_change_ns: u64,
+}
+
+/// The size of `struct tld_sched_record`.
+pub const RECORD_SIZE: usize = 72;
+
+impl Record {
+    /// Parses a value of the `records` map.
+    pub fn from_bytes(b: &[u8]) -> Option<Record> {
+        if b.len() < RECORD_SIZE {
+            return None;
+        }
+        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        Some(Record {
+            tgid: u32_at(0) as i32,
+            priority: u32_at(4) as i32,
+            budget_us: u32_at(8),
+            class: u32_at(12),
+            weight: u32_at(16),
+            flags: u32_at(20),
+            slice_ns: u64_at(24),
+            reads: u64_at(32),
+            fast_reads: u64_at(40),
+            read_ns: u64_at(48),
+            changed_ns: u64_at(56),
+            before_change_ns: u64_at(64),
+        })
+    }
+}
+
+/// The pinned records map of the running scheduler.
+pub struct Records {
+    map: MapHandle,
+}
+
+impl Records {
+    /// Opens the map pinned at [`RECORDS_PIN`].
+    pub fn open() -> Result<Records, String> {
+        MapHandle::from_pinned_path(Path::new(RECORDS_PIN))
+            .map(|map| Records { map })
+            .map_err(|e| format!("opening {RECORDS_PIN}: {e}"))
+    }
+
+    /// What the scheduler last read for thread `tid`, if it read anything.
+    pub fn get(&self, tid: i32) -> Option<Record> {
+        self.map
+            .lookup(&tid.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|b| Record::from_bytes(&b))
+    }
+}
+
+/// The weight the scheduler gives a priority: the kernel's nice-to-weight table.
+pub fn weight_of(priority: i32) -> u32 {
+    const WEIGHTS: [u32; 40] = [
+        88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100,
+        4904, 3906, 3121, 2501, 1991, 1586, 1277, 1024, 820, 655, 526, 423, 335, 272, 215, 172,
+        137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
+    ];
+    WEIGHTS[(priority.clamp(-20, 19) + 20) as usize]
+}
+
+/// The calling thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, through the vDSO: no system call. The clock BPF's
+/// `bpf_ktime_get_ns()` reads.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sleeps for `ms` milliseconds: the thread blocks, and its wake-up is an enqueue.
+pub fn sleep_ms(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+/// Sleeps 1 ms at a time (each wake-up is an enqueue, where the scheduler reads the hints)
+/// until the scheduler's record of the calling thread shows `priority`, at most `max` times;
+/// returns the number of wake-ups. Usually 1: a read can miss when the kernel's task storage is
+/// busy on that CPU (threads registering or exiting at the same moment), and the scheduler then
+/// applies the default policy for that one enqueue.
+pub fn wake_until_read(records: &Records, priority: i32, max: u32) -> u32 {
+    let tid = gettid();
+    for n in 1..=max {
+        sleep_ms(1);
+        if records.get(tid).is_some_and(|r| r.priority == priority) {
+            return n;
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_record() {
+        let mut b = vec![0u8; RECORD_SIZE];
+        b[0..4].copy_from_slice(&7i32.to_ne_bytes());
+        b[4..8].copy_from_slice(&(-3i32).to_ne_bytes());
+        b[64..72].copy_from_slice(&99u64.to_ne_bytes());
+        let r = Record::from_bytes(&b).unwrap();
+        assert_eq!((r.tgid, r.priority, r.before_change_ns), (7, -3, 99));
+        assert!(Record::from_bytes(&b[..71]).is_none());
+        assert_eq!(
+            (weight_of(0), weight_of(-40), weight_of(19)),
+            (1024, 88761, 15)
+        );
+    }
+}
