@@ -34,16 +34,18 @@ mod fuzz_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_fuzz.skel.rs"));
 }
 use fuzz_skel::{types, TldFuzzSkel, TldFuzzSkelBuilder};
+use tld_runtime::wire;
 
 const DEFAULT_SEED: u64 = 0x746c_645f_6675_7a7a; // "tld_fuzz"
 const DEFAULT_CASES: u64 = 10_000;
 
-// Wire format and header constants (WIRE_FORMAT.md, task_local_data.bpf.h), 4 KiB pages.
+// Wire format constants (tld_runtime::wire; tests/tests/wire.rs checks that the BPF header
+// agrees), 4 KiB pages, and the header's cache limit.
 const PAGE: usize = 4096;
-const MAX_ENTRIES: usize = PAGE / 64 - 1;
-const NAME_LEN: usize = 62;
-const ENTRY_SIZE: usize = 64;
-const ENTRIES_AT: usize = 4;
+const MAX_ENTRIES: usize = wire::max_entries(PAGE);
+const NAME_LEN: usize = wire::NAME_LEN;
+const ENTRY_SIZE: usize = wire::META_ENTRY_SIZE;
+const ENTRIES_AT: usize = wire::META_ENTRIES_OFFSET;
 const S16_MAX: i64 = 32767;
 
 /// The program's keys, in `struct tld_offsets` order.

@@ -34,6 +34,7 @@ use tld_runtime::{Error, MapSource};
 use tld_tests::*;
 
 const ROOT_ONLY: &str = "a_root_only_pin_refuses_other_users";
+const LOOKALIKE: &str = "an_unprivileged_process_refuses_a_look_alike_map";
 const GROUP: &str = "a_group_pin_admits_its_members_only";
 
 /// Environment variable telling the child which gid it must (role `member`) or must not (role
@@ -369,4 +370,53 @@ fn a_group_pin_admits_its_members_only() {
     let tids = outsider.ready();
     check_child_threads(&skel, tids, false);
     outsider.finish();
+}
+
+/// The child of [`an_unprivileged_process_refuses_a_look_alike_map`]: it may open the pinned
+/// map but not read its BTF, so only the registration's read-back can tell that the map pins
+/// nothing. It must refuse the map, and keep its hints as thread-locals.
+fn lookalike_child() {
+    let e = tld_runtime::thread_init().unwrap_err();
+    assert!(
+        matches!(&e, Error::NotATldMap { reason } if reason.contains("not __uptr pointers")),
+        "the look-alike map was not refused: {e}"
+    );
+    let status = tld_runtime::status();
+    assert!(!status.is_connected(), "{status}");
+    VALUE1.set(5);
+    assert_eq!(VALUE1.get(), 5);
+    let tid = gettid();
+    println!("ready {tid} {tid}");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+#[test]
+fn an_unprivileged_process_refuses_a_look_alike_map() {
+    if role().is_some() {
+        return lookalike_child();
+    }
+    if let Some(why) = unsupported() {
+        return skip(LOOKALIKE, &why);
+    }
+    let Some(skel) = load_isolation(LOOKALIKE) else {
+        return;
+    };
+    let Some(pin) = PinnedMap::pin(skel.maps.plain_map.as_fd(), "unpriv_lookalike") else {
+        return;
+    };
+    std::fs::set_permissions(pin.path(), std::fs::Permissions::from_mode(0o666))
+        .expect("chmod the pin");
+    let mut child = NobodyChild::spawn(LOOKALIKE, "lookalike", pin.path(), None, 0);
+    let [tid, _] = child.ready();
+    // The element made to check the map was deleted again.
+    let pidfd = pidfd_of_thread(tid);
+    let left = libbpf_rs::MapCore::lookup(
+        &skel.maps.plain_map,
+        &std::os::fd::AsRawFd::as_raw_fd(&pidfd).to_ne_bytes(),
+        libbpf_rs::MapFlags::ANY,
+    )
+    .expect("look the element up");
+    assert!(left.is_none(), "the probe's element was left in the map");
+    child.finish();
 }

@@ -1,0 +1,84 @@
+//! The BPF header and the runtime agree on every number of the wire format: a C file that
+//! includes `task_local_data.bpf.h` asserts each of `tld_runtime::wire`'s constants, and
+//! clang-19 must accept it. A header edited on one side only fails here.
+
+use tld_runtime::wire;
+
+// Link the test hints in (the header is generated for them).
+use tld_tests as _;
+
+#[test]
+fn the_bpf_header_has_the_runtime_s_wire_numbers() {
+    let dir = std::env::temp_dir().join(format!("tld-wire-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The generated header, with the library headers next to it, as a BPF build gets them.
+    tld_runtime::header::write(dir.join("tld_generated.h")).expect("write the header");
+
+    let page = 4096;
+    let checks = [
+        ("TLD_NAME_LEN", wire::NAME_LEN),
+        ("TLD_MAX_ENTRIES", wire::max_entries(page)),
+        ("sizeof(struct tld_metadata)", wire::META_ENTRY_SIZE),
+        (
+            "__builtin_offsetof(struct tld_metadata, size)",
+            wire::ENTRY_SIZE_OFFSET,
+        ),
+        (
+            "__builtin_offsetof(struct tld_meta_u, cnt)",
+            wire::META_CNT_OFFSET,
+        ),
+        (
+            "__builtin_offsetof(struct tld_meta_u, size)",
+            wire::META_SIZE_OFFSET,
+        ),
+        (
+            "__builtin_offsetof(struct tld_meta_u, metadata)",
+            wire::META_ENTRIES_OFFSET,
+        ),
+        ("sizeof(struct tld_meta_u)", wire::meta_bytes(page)),
+        (
+            "__builtin_offsetof(struct tld_data_u, start)",
+            wire::DATA_START_FIELD,
+        ),
+        (
+            "__builtin_offsetof(struct tld_data_u, data)",
+            wire::DATA_START,
+        ),
+        ("sizeof(struct tld_data_u)", page),
+        ("sizeof(struct tld_map_value)", wire::MAP_VALUE_SIZE),
+        ("TLD_LAYOUT_PAGE_SIZE", page),
+    ];
+    let mut source = String::from(
+        "#include \"tld_vmlinux.h\"\n#include \"tld_generated.h\"\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n",
+    );
+    for (c, value) in checks {
+        source.push_str(&format!(
+            "_Static_assert({c} == {value}, \"{c} is not {value}, as tld_runtime::wire says\");\n"
+        ));
+    }
+    // The fingerprint sits where the runtime writes it, and the data area starts after it.
+    source.push_str(&format!(
+        "_Static_assert(TLD_LAYOUT_START == {}, \"TLD_LAYOUT_START\");\n",
+        wire::FINGERPRINT_START
+    ));
+    let file = dir.join("wire_check.bpf.c");
+    std::fs::write(&file, source).unwrap();
+    if let Err(diagnostics) = tld_bpf_build::compile_check(&file, &[&dir], &dir.join("libbpf")) {
+        panic!("the BPF header disagrees with tld_runtime::wire:\n{diagnostics}");
+    }
+    // And the check can fail: a wrong number is caught.
+    let wrong = dir.join("wire_wrong.bpf.c");
+    std::fs::write(
+        &wrong,
+        format!(
+            "#include \"tld_vmlinux.h\"\n#include \"tld_generated.h\"\n\
+             _Static_assert(TLD_NAME_LEN == {}, \"off by one\");\n",
+            wire::NAME_LEN + 1
+        ),
+    )
+    .unwrap();
+    let err = tld_bpf_build::compile_check(&wrong, &[&dir], &dir.join("libbpf")).unwrap_err();
+    assert!(err.contains("off by one"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
