@@ -17,12 +17,9 @@
 
 use std::fmt;
 
-/// Bytes of one metadata entry.
-pub const ENTRY_SIZE: usize = 64;
-/// Bytes of an entry's name field, NUL included.
-pub const NAME_LEN: usize = 62;
-/// Offset of the first entry in the metadata page.
-const ENTRIES_OFFSET: usize = 4;
+use tld_runtime::wire::{
+    META_ENTRIES_OFFSET as ENTRIES_OFFSET, META_ENTRY_SIZE as ENTRY_SIZE, NAME_LEN,
+};
 
 /// One published key of a task, with the bytes of its value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,6 @@
 //! [`schema`] file, if any; [`render`], [`report`] and [`watch`] print.
 #![warn(missing_docs)]
 
-pub mod btf;
 pub mod cli;
 pub mod commands;
 pub mod decode;

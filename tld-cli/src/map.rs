@@ -16,10 +16,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::btf::{Btf, UptrLayout};
 use crate::error::Error;
 use crate::privilege;
 use crate::sys::{self, MapInfo};
+use tld_runtime::btf::{Btf, UptrLayout};
+use tld_runtime::wire;
 
 /// Environment variable that names the pin path, as for the runtime.
 pub const PIN_PATH_ENV: &str = "TLD_MAP_PATH";
@@ -170,10 +171,15 @@ pub fn check(info: &MapInfo) -> Result<(UptrLayout, bool), String> {
             sys::MAP_TYPE_TASK_STORAGE
         ));
     }
-    if info.key_size != 4 || info.value_size != 16 {
+    if info.key_size as usize != wire::MAP_KEY_SIZE
+        || info.value_size as usize != wire::MAP_VALUE_SIZE
+    {
         return Err(format!(
-            "its keys have {} bytes and its values {}; a task local data map has 4 and 16",
-            info.key_size, info.value_size
+            "its keys have {} bytes and its values {}; a task local data map has {} and {}",
+            info.key_size,
+            info.value_size,
+            wire::MAP_KEY_SIZE,
+            wire::MAP_VALUE_SIZE
         ));
     }
     if info.btf_id == 0 {

@@ -6,9 +6,9 @@ mod common;
 use std::os::fd::{AsFd, AsRawFd};
 
 use common::*;
-use tld_cli::btf::UptrLayout;
 use tld_cli::iter::Inspector;
 use tld_cli::map::{Choice, TldMap};
+use tld_runtime::btf::UptrLayout;
 
 const LAYOUT: &str = "the_iterator_copies_what_the_maps_btf_allows";
 

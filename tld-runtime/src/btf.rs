@@ -1,5 +1,8 @@
 //! Reading a map's BTF, to check that its value is what the format needs: two `__uptr` pointers.
 //!
+//! Public for tools that read the format (the `tld` inspector uses it to find how many bytes
+//! of each page a BPF program may read); the runtime uses it to refuse look-alike maps.
+//!
 //! A task storage map whose value is 16 bytes of anything accepts updates, but the kernel pins
 //! user pages only for members whose pointer type carries the `uptr` type tag, and only when
 //! the pointee is a complete struct (a program that reaches the struct only through the tagged
@@ -45,6 +48,27 @@ struct Type<'a> {
     vlen: usize,
     size_or_type: u32,
     extra: &'a [u8],
+}
+
+/// Sizes of the structs that a task local data map's two pointers point at: what the kernel
+/// pins of each page, and what a BPF program may read through the pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UptrLayout {
+    /// `sizeof` the data pointer's pointee (one page for every known writer).
+    pub data_size: u32,
+    /// `sizeof` the meta pointer's pointee (4036 bytes on 4 KiB pages).
+    pub meta_size: u32,
+}
+
+impl UptrLayout {
+    /// The layout of every known writer on pages of `page_size` bytes: a page of data, and
+    /// the metadata page's entries ([`crate::wire::meta_bytes`]).
+    pub fn standard(page_size: u32) -> UptrLayout {
+        UptrLayout {
+            data_size: page_size,
+            meta_size: crate::wire::meta_bytes(page_size as usize) as u32,
+        }
+    }
 }
 
 /// Parsed BTF: type records by id (id 0 is `void`), and the string section.
@@ -173,9 +197,10 @@ impl<'a> Btf<'a> {
         }
     }
 
-    /// Checks that type `value_id` is a struct of two `__uptr` pointers to complete structs of
-    /// at most `page_size` bytes, at offsets 0 and 8. Returns every problem found.
-    pub fn check_tld_value(&self, value_id: u32, page_size: usize) -> Result<(), String> {
+    /// Checks that type `value_id` is the value of a task local data map, a struct of two
+    /// `__uptr` pointers (at offsets 0 and 8) to complete structs, and returns the pointees'
+    /// sizes. The error names every problem found.
+    pub fn uptr_layout(&self, value_id: u32) -> Result<UptrLayout, String> {
         let mut tags = Vec::new();
         let Some((_, value)) = self.strip(value_id, &mut tags) else {
             return Err(format!(
@@ -196,6 +221,7 @@ impl<'a> Btf<'a> {
             ));
         }
         let mut problems = Vec::new();
+        let mut sizes = [0u32; 2];
         for (i, role) in ["data", "meta"].into_iter().enumerate() {
             let member = &value.extra[i * 12..i * 12 + 12];
             let (Some(name_off), Some(ty), Some(offset)) =
@@ -203,32 +229,57 @@ impl<'a> Btf<'a> {
             else {
                 return Err("its BTF is malformed (struct member)".into());
             };
-            let name = self.name(&Type {
-                kind: 0,
-                name_off,
-                vlen: 0,
-                size_or_type: 0,
-                extra: &[],
-            });
+            let name = self.string(name_off);
             let label = format!("member {} (`{name}`, the {role} page)", i + 1);
-            // A bitfield offset has the high byte set only with kind_flag; a plain member's
-            // offset is in bits.
+            // A member's offset is in bits (a bitfield's size, if any, sits in the high byte
+            // and is 0 for these).
             if offset != (i as u32) * 64 {
                 problems.push(format!("{label} is at bit {offset} instead of {}", i * 64));
                 continue;
             }
-            if let Err(p) = self.check_uptr(ty, page_size) {
-                problems.push(format!("{label} {p}"));
+            match self.uptr_pointee_size(ty) {
+                Ok(size) => sizes[i] = size,
+                Err(p) => problems.push(format!("{label} {p}")),
             }
         }
         if problems.is_empty() {
-            Ok(())
+            Ok(UptrLayout {
+                data_size: sizes[0],
+                meta_size: sizes[1],
+            })
         } else {
             Err(problems.join("; "))
         }
     }
 
-    fn check_uptr(&self, ty: u32, page_size: usize) -> Result<(), String> {
+    /// [`Btf::uptr_layout`], and both pointees fit in a page of `page_size` bytes (the kernel
+    /// pins a uptr's pointee only within one page).
+    pub fn check_tld_value(&self, value_id: u32, page_size: usize) -> Result<(), String> {
+        let layout = self.uptr_layout(value_id)?;
+        for (role, size) in [("data", layout.data_size), ("meta", layout.meta_size)] {
+            if size as usize > page_size {
+                return Err(format!(
+                    "its {role} pointer points at a struct of {size} bytes, more than a page \
+                     ({page_size})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn string(&self, off: u32) -> &str {
+        self.name(&Type {
+            kind: 0,
+            name_off: off,
+            vlen: 0,
+            size_or_type: 0,
+            extra: &[],
+        })
+    }
+
+    /// The size of what a member of type `ty` points at, if it is a `__uptr` pointer to a
+    /// complete struct.
+    fn uptr_pointee_size(&self, ty: u32) -> Result<u32, String> {
         let mut tags = Vec::new();
         let Some((_, ptr)) = self.strip(ty, &mut tags) else {
             return Err("has a type that cannot be resolved".into());
@@ -254,14 +305,10 @@ impl<'a> Btf<'a> {
                 self.describe(pointee)
             ));
         }
-        let size = pointee.size_or_type as usize;
-        if size == 0 || size > page_size {
-            return Err(format!(
-                "points at {} of {size} bytes; it must have 1 to {page_size} (one page)",
-                self.describe(pointee)
-            ));
+        if pointee.size_or_type == 0 {
+            return Err(format!("points at {}, of 0 bytes", self.describe(pointee)));
         }
-        Ok(())
+        Ok(pointee.size_or_type)
     }
 }
 
@@ -335,6 +382,11 @@ mod tests {
         let data = map_value(true, kind::STRUCT);
         let btf = Btf::parse(&data).unwrap();
         assert_eq!(btf.check_tld_value(7, 4096), Ok(()));
+        assert_eq!(btf.uptr_layout(7), Ok(UptrLayout::standard(4096)));
+        assert!(
+            btf.check_tld_value(7, 2048).is_err(),
+            "a pointee larger than a page"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod btf;
+pub mod btf;
 mod c_type;
 mod connection;
 mod dynamic;
