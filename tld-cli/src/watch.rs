@@ -2,15 +2,14 @@
 //!
 //! The screen is redrawn every `--interval` ms from a fresh run of the iterator; a value that
 //! changed since the previous refresh (or a key or thread that appeared) is shown in reverse
-//! video. `q`, `Esc` or Ctrl-C quits, as do SIGINT, SIGTERM and SIGHUP; the terminal is
-//! restored in every case, including a panic.
+//! video. `q`, `Esc` or Ctrl-C quits, as do SIGINT, SIGTERM and SIGHUP, and the terminal going
+//! away; the terminal is restored in every case, including a panic.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::style::{Attribute, Print, SetAttribute};
 use crossterm::terminal::{self, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen};
 use crossterm::{cursor, execute, queue};
@@ -174,14 +173,19 @@ fn draw(lines: &[Line]) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Whether `key` asks to quit.
-fn is_quit(key: &KeyEvent) -> bool {
-    key.kind != KeyEventKind::Release
-        && (matches!(key.code, KeyCode::Char('q' | 'Q') | KeyCode::Esc)
-            || (key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL)))
+/// Whether the bytes of one read from the terminal (in raw mode) ask to quit: `q`, Ctrl-C, or
+/// a lone Esc (an Esc followed by more bytes is an escape sequence, such as an arrow key).
+fn is_quit(input: &[u8]) -> bool {
+    input.iter().any(|&b| matches!(b, b'q' | b'Q' | 0x03)) || input == [0x1b]
 }
 
-/// Waits until `deadline`; returns `Ok(true)` if the user asked to quit meanwhile.
+/// Waits until `deadline`; returns `Ok(true)` if the user asked to quit meanwhile, or the
+/// terminal went away (its window closed, its ssh session ended): then nobody can see the view
+/// or type to it.
+///
+/// It reads the terminal itself, with `poll(2)` and `read(2)` on stdin, rather than through
+/// crossterm's event reader, which keeps retrying a terminal that has hung up and never
+/// returns.
 fn wait(deadline: Instant) -> std::io::Result<bool> {
     loop {
         if QUIT.load(Ordering::Relaxed) {
@@ -193,12 +197,40 @@ fn wait(deadline: Instant) -> std::io::Result<bool> {
         }
         // Short slices, so that a signal is noticed quickly.
         let slice = (deadline - now).min(Duration::from_millis(100));
-        if event::poll(slice)? {
-            match event::read()? {
-                Event::Key(key) if is_quit(&key) => return Ok(true),
-                Event::Resize(..) => return Ok(false),
-                _ => {}
+        let mut fd = libc::pollfd {
+            fd: libc::STDIN_FILENO,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; poll only writes its `revents`.
+        let n = unsafe { libc::poll(&mut fd, 1, slice.as_millis() as libc::c_int) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
+            return Err(e);
+        }
+        if n == 0 {
+            continue;
+        }
+        if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return Ok(true);
+        }
+        let mut input = [0u8; 64];
+        // SAFETY: `input` is a writable buffer of its length.
+        let got = unsafe { libc::read(libc::STDIN_FILENO, input.as_mut_ptr().cast(), input.len()) };
+        match got {
+            // End of input, or an error such as EIO from a terminal that hung up.
+            ..=0 => {
+                let e = std::io::Error::last_os_error();
+                if got < 0 && e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Ok(true);
+            }
+            n if is_quit(&input[..n as usize]) => return Ok(true),
+            _ => {}
         }
     }
 }
@@ -319,6 +351,14 @@ mod tests {
         let prev = seen(&first);
         assert!(highlighted(&body(&doc(1), Some(&prev))).is_empty());
         assert_eq!(highlighted(&body(&doc(2), Some(&prev))), ["2"]);
+    }
+
+    #[test]
+    fn quit_keys() {
+        assert!(is_quit(b"q") && is_quit(b"Q") && is_quit(&[0x03]) && is_quit(&[0x1b]));
+        // An arrow key is an escape sequence, not Esc.
+        assert!(!is_quit(b"\x1b[A"));
+        assert!(!is_quit(b"x"));
     }
 
     #[test]

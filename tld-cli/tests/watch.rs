@@ -89,6 +89,30 @@ impl Pty {
     }
 }
 
+impl Drop for Pty {
+    fn drop(&mut self) {
+        // A test that failed half-way must not leave `script` (and the watch under it) behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pids of `tld watch` processes whose command line mentions `needle`.
+fn watch_processes(needle: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("watch") && c.contains(needle) && !c.contains("script")
+            })
+        })
+        .collect()
+}
+
 /// Checks that the terminal was restored after the last frame.
 fn restored(text: &str) {
     let enter = text
@@ -160,6 +184,23 @@ fn watch_highlights_changes_and_restores_the_terminal() {
     restored(&text);
     // Values that did not change were never highlighted.
     assert!(!text.contains("\x1b[7m90"), "priority was highlighted");
+
+    // A terminal that goes away (its window closed: here `script` is killed) ends the view.
+    let mut pty = Pty::spawn(&args);
+    pty.wait_for("refresh 2");
+    assert!(!watch_processes(&pin).is_empty(), "the watch is not found");
+    let _ = pty.child.kill();
+    let start = Instant::now();
+    while !watch_processes(&pin).is_empty() {
+        if start.elapsed() > Duration::from_secs(10) {
+            for pid in watch_processes(&pin) {
+                // SAFETY: killing a process this test started (through script).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            panic!("tld watch went on after its terminal went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Ctrl-C quits too, and so does Esc; a process that exits is reported, not fatal.
     let pty = Pty::spawn(&args);
