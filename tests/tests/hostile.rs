@@ -38,7 +38,7 @@ use fuzz_skel::{types, TldFuzzSkel, TldFuzzSkelBuilder};
 const DEFAULT_SEED: u64 = 0x746c_645f_6675_7a7a; // "tld_fuzz"
 const DEFAULT_CASES: u64 = 10_000;
 
-// Wire format and header constants (WIRE_FORMAT.md, task_local_data.bpf.h), 4 KiB pages.
+// Wire format and header constants (docs/wire-format.md, task_local_data.bpf.h), 4 KiB pages.
 const PAGE: usize = 4096;
 const MAX_ENTRIES: usize = PAGE / 64 - 1;
 const NAME_LEN: usize = 62;
@@ -275,28 +275,29 @@ fn resolve(p: &Pages, key: &[u8], off_slot: &mut i16, size_slot: &mut i16) -> i6
     ret
 }
 
-/// `__bpf_tld_ptr()`: the offset of the returned pointer, or `None` for NULL.
-fn ptr(off: i64, cap: i64, size: i64) -> Option<i64> {
-    if off <= 0 || size > cap || off > PAGE as i64 - size {
-        None
-    } else {
-        Some(off)
-    }
-}
-
-/// `bpf_tld_lookup()`.
+/// `bpf_tld_lookup()` on the cached path (`__bpf_tld_cached()`): a key is resolved when its
+/// size slot is positive; a size slot too small for the request means NULL, unless it is not
+/// positive, which resolves the key first. The offset slot must then place `size` bytes in the
+/// page, after `start`.
 fn lookup(p: &Pages, slots: &mut Slots, k: usize, size: i64) -> Option<i64> {
-    let mut off = i64::from(slots.off[k]);
-    if off <= 0 {
+    let mut cap = i64::from(slots.size[k]);
+    if cap < size {
+        if cap > 0 {
+            return None;
+        }
         resolve(p, KEYS[k].as_bytes(), &mut slots.off[k], &mut slots.size[k]);
-        off = i64::from(slots.off[k]);
+        cap = i64::from(slots.size[k]);
+        if cap < size {
+            return None;
+        }
     }
-    ptr(off, i64::from(slots.size[k]), size)
+    let off = i64::from(slots.off[k]);
+    (8..=PAGE as i64 - size).contains(&off).then_some(off)
 }
 
 /// `bpf_tld_init_var()`.
 fn init_var(p: &Pages, slots: &mut Slots, k: usize) -> i64 {
-    if slots.off[k] > 0 || resolve(p, KEYS[k].as_bytes(), &mut slots.off[k], &mut slots.size[k]) > 0
+    if slots.size[k] > 0 || resolve(p, KEYS[k].as_bytes(), &mut slots.off[k], &mut slots.size[k]) > 0
     {
         0
     } else {
