@@ -297,7 +297,8 @@ fn lookup(p: &Pages, slots: &mut Slots, k: usize, size: i64) -> Option<i64> {
 
 /// `bpf_tld_init_var()`.
 fn init_var(p: &Pages, slots: &mut Slots, k: usize) -> i64 {
-    if slots.size[k] > 0 || resolve(p, KEYS[k].as_bytes(), &mut slots.off[k], &mut slots.size[k]) > 0
+    if slots.size[k] > 0
+        || resolve(p, KEYS[k].as_bytes(), &mut slots.off[k], &mut slots.size[k]) > 0
     {
         0
     } else {
