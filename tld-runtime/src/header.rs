@@ -16,6 +16,31 @@
 //! }
 //! ```
 //!
+//! The BPF program includes it, first if it likes, and reads each hint with its C type:
+//!
+//! ```c
+//! /* src/bpf/sched.bpf.c, compiled with clang 19 or later (tld-bpf-build does this) */
+//! #include "tld_generated.h"
+//!
+//! /* Required: the key lookup uses bpf_for(), whose kfuncs the kernel offers only to
+//!  * programs with a GPL-compatible licence. */
+//! char LICENSE[] SEC("license") = "GPL";
+//!
+//! SEC("tp_btf/sched_switch")
+//! int on_switch(void *ctx)
+//! {
+//!     struct bpf_tld tld;
+//!     struct LatencyHint *lat;
+//!
+//!     if (bpf_tld_init(bpf_get_current_task_btf(), &tld))
+//!         return 0;
+//!     lat = bpf_tld_get(&tld, latency_hint);  /* NULL if the process has no such key */
+//!     if (lat)
+//!         bpf_printk("budget %u us", lat->budget_us);
+//!     return 0;
+//! }
+//! ```
+//!
 //! The header holds, in this order:
 //! - the C definitions of the `#[derive(TldType)]` structs the hints use, nested ones first,
 //!   each followed by `_Static_assert`s on its size and on every field's offset, so a layout
@@ -185,8 +210,13 @@ fn render(hints: Vec<&'static dyn Hint>, page_size: usize) -> Result<String, Err
 fn kernel_types_prelude() -> &'static str {
     const BEGIN: &str = "/* tld: kernel types (begin) */\n";
     const END: &str = "/* tld: kernel types (end) */\n";
-    let start = BPF_HEADER.find(BEGIN).expect("task_local_data.bpf.h marks its prelude");
-    let end = BPF_HEADER.find(END).expect("task_local_data.bpf.h marks its prelude") + END.len();
+    let start = BPF_HEADER
+        .find(BEGIN)
+        .expect("task_local_data.bpf.h marks its prelude");
+    let end = BPF_HEADER
+        .find(END)
+        .expect("task_local_data.bpf.h marks its prelude")
+        + END.len();
     &BPF_HEADER[start..end]
 }
 
