@@ -3,10 +3,11 @@
 #   make test   - run every test, BPF ones against the running kernel
 # Both install the system packages they need when run as root, and otherwise print the command.
 
-SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev
+# bpftool dumps the running kernel's BTF as a vmlinux.h for tests/tests/header_matrix.rs.
+SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev bpftool
 CARGO ?= cargo
 
-.PHONY: all deps demo test lint fmt bench doc clean
+.PHONY: all deps demo test lint fmt bench doc package-check clean
 
 all: test
 
@@ -49,6 +50,16 @@ bench: deps
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+# The crates meant for users package, and build from their packages alone, together: cargo
+# resolves their path dependencies on each other locally and everything else from the
+# crates.io index, which it must be able to reach.
+# Then examples/standalone, a project outside this workspace whose build.rs is one line of
+# tld-bpf-build, is built and run (its BPF check needs root, and skips without it).
+PUBLISHED_CRATES := tld-macros tld-runtime tld-bpf-build
+package-check: deps
+	$(CARGO) publish --dry-run --allow-dirty $(addprefix -p ,$(PUBLISHED_CRATES))
+	cd examples/standalone && $(CARGO) run --locked --target-dir ../../target/standalone
 
 clean:
 	$(CARGO) clean
