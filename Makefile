@@ -43,7 +43,8 @@ fmt:
 
 # Benchmarks (root, or CAP_BPF + CAP_PERFMON): the criterion benchmarks with short measurement
 # times, then the report, which runs every measurement, prints the ratio table and writes it to
-# target/tld-bench.md. Not part of `make test`.
+# target/tld-bench.md, and the figures as JSON (one object per id) to target/tld-bench.json.
+# Not part of `make test`.
 bench: deps
 	$(CARGO) bench -p tld-bench -- --warm-up-time 0.5 --measurement-time 2 --noplot
 	$(CARGO) run --release -p tld-bench --bin tld-bench-report -- --out target/tld-bench.md
