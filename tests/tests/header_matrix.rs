@@ -55,6 +55,24 @@ int tld_probe(struct probe_ctx *ctx)
 }
 "#;
 
+/// The second source of the two-source cell.
+const SECOND_SOURCE: &str = r#"
+#include "tld_generated.h"
+#include <scx/common.bpf.h>
+
+SEC("syscall")
+int tld_probe_second(void *ctx)
+{
+	struct bpf_tld tld;
+	__u64 *a;
+
+	if (bpf_tld_init(bpf_get_current_task_btf(), &tld))
+		return 0;
+	a = bpf_tld_get(&tld, hint_a);
+	return a ? 1 : 0;
+}
+"#;
+
 /// Mirror of `struct probe_ctx`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -84,6 +102,9 @@ enum Build {
     Clang,
     SkeletonBuilder,
     BpfBuilder,
+    /// `BpfBuilder` linking two sources that both include the generated header (as a
+    /// scheduler split into several `.bpf.c` files does).
+    BpfBuilderTwoSources,
 }
 
 /// The program text of a cell: the includes, a check that the expected `vmlinux.h` was used,
@@ -230,6 +251,24 @@ impl Matrix {
                 std::fs::copy(out.join(format!("{name}.bpf.o")), &object)
                     .map_err(|e| format!("BpfBuilder wrote no object: {e}"))?;
             }
+            Build::BpfBuilderTwoSources => {
+                // A second file with its own lookup: the two objects are linked into one, with
+                // one tld_data_map (the header's maps and resolver are weak definitions).
+                let second = dir.join("second.bpf.c");
+                std::fs::write(&second, SECOND_SOURCE).unwrap();
+                let out = dir.join("out");
+                std::fs::create_dir_all(&out).unwrap();
+                std::env::set_var("OUT_DIR", &out);
+                let mut builder = scx_cargo::BpfBuilder::new().map_err(|e| format!("{e:#}"))?;
+                builder
+                    .add_include_path(dir.to_str().unwrap())
+                    .enable_skel(source.to_str().unwrap(), &name)
+                    .add_source(second.to_str().unwrap())
+                    .compile_link_gen()
+                    .map_err(|e| format!("{e:#}"))?;
+                std::fs::copy(out.join("bpf.bpf.o"), &object)
+                    .map_err(|e| format!("BpfBuilder wrote no linked object: {e}"))?;
+            }
         }
         Ok(Cell {
             build,
@@ -239,7 +278,7 @@ impl Matrix {
     }
 }
 
-/// Loads a cell's object (its probe only: scx's common.bpf.h brings a program that needs
+/// Loads a cell's object (its probes only: scx's common.bpf.h brings a program that needs
 /// sched_ext), connects the runtime to its map, and runs the probe on this thread. `None` if
 /// BPF is unavailable and not required.
 fn load_and_run(cell: &Cell) -> Option<ProbeCtx> {
@@ -248,7 +287,10 @@ fn load_and_run(cell: &Cell) -> Option<ProbeCtx> {
         .open_file(&cell.object)
         .unwrap_or_else(|e| panic!("{cell}: opening the object: {e:#}"));
     for mut prog in open.progs_mut() {
-        let probe = prog.name().to_str() == Some("tld_probe");
+        let probe = prog
+            .name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("tld_probe"));
         prog.set_autoload(probe);
     }
     let loaded = open.load();
@@ -312,6 +354,7 @@ fn the_generated_header_first_compiles_and_runs_in_every_build() {
         (Build::SkeletonBuilder, Types::ScxBefore),
         (Build::BpfBuilder, Types::ScxAfter),
         (Build::BpfBuilder, Types::ScxBefore),
+        (Build::BpfBuilderTwoSources, Types::ScxAfter),
     ];
     let mut compiled = Vec::new();
     for (build, types) in cells {

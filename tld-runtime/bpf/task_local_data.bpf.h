@@ -299,6 +299,13 @@ struct __tld_key_name {
 
 /* ---------------------------------------------------------------------- */
 /* Maps.                                                                   */
+/*
+ * The maps and the resolver below are weak definitions, so that a program
+ * built from several .bpf.c files that each include this header (libbpf's
+ * static linker, scx_cargo's BpfBuilder with add_source()) links into one
+ * object with one tld_data_map. Every file must then see the same struct
+ * tld_offsets, as they do when each includes the same generated header.
+ */
 
 /* Written by user space, one element per registered thread. */
 struct {
@@ -309,7 +316,7 @@ struct {
 #ifdef TLD_PIN_DATA_MAP
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 #endif
-} tld_data_map SEC(".maps");
+} tld_data_map SEC(".maps") __attribute__((weak));
 
 /* Written by BPF only: the per-task offset cache. */
 struct {
@@ -317,7 +324,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct tld_off_cache);
-} tld_off_map SEC(".maps");
+} tld_off_map SEC(".maps") __attribute__((weak));
 
 /* ---------------------------------------------------------------------- */
 /* API.                                                                    */
@@ -411,7 +418,16 @@ bpf_tld_init(struct task_struct *task, struct bpf_tld *tld)
 	return __bpf_tld_init(task, tld, 1);
 }
 
-/* Whether metadata name @name (62 bytes, 4-aligned) holds @key. */
+/*
+ * __tld_name_eq() - whether the metadata name field @name holds @key.
+ *
+ * Same result as !bpf_strncmp(name, TLD_NAME_LEN, key->name): the first @len
+ * bytes match and the next one is NUL; bytes after the NUL do not matter, and
+ * a field without a NUL never matches a key of at most 61 bytes. Compares
+ * 4-byte words (metadata entries start 4 bytes into the page, so the field is
+ * 4-aligned; @key is 8-aligned and NUL-padded), @len in [1, 61] being checked
+ * by the caller, so every word read lies within the 64-byte entry.
+ */
 static __always_inline int __tld_name_eq(const char *name, const struct __tld_key_name *key,
 					 int len)
 {
@@ -433,7 +449,20 @@ static __always_inline int __tld_name_eq(const char *name, const struct __tld_ke
 	return !((a[words] ^ b[words]) & mask);
 }
 
-__attribute__((noinline)) int
+/*
+ * __bpf_tld_resolve() - the slow path: find @key in @meta and store the result
+ * in its cache slots, @slot bytes into cache->off and cache->size.
+ *
+ * A global function: the verifier checks it once per program, with nothing
+ * known about its arguments but their types, however many lookups call it.
+ * (So it cannot use bpf_strncmp(), which wants a constant string.) Every
+ * argument is checked here: they may be NULL, and @slot anything.
+ *
+ * Return: the new offset slot: > 0 the key's offset (the size slot then holds
+ * its declared size, clamped to the page), <= 0 the negated index where the
+ * next scan resumes. 0 without touching the slots if an argument is bad.
+ */
+__attribute__((noinline, weak)) int
 __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 		  const struct __tld_key_name *key, struct tld_off_cache *cache, __u64 slot)
 {
@@ -452,31 +481,70 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 	if (len < 1 || len >= TLD_NAME_LEN)
 		return 0;
 
+	/*
+	 * Re-scan when cnt grows: a key that was not found resumes
+	 * where the previous scan stopped. A slot value that is not a sane
+	 * resume index (the cache is writable by map fd holders) restarts
+	 * the scan from entry 0.
+	 */
 	resume = -(int)*off_slot;
 	if (resume < 0 || resume > TLD_MAX_ENTRIES)
 		resume = 0;
+
+	/*
+	 * Hostile input: cnt comes from user memory. Clamp it to the
+	 * entries a page holds, which also bounds the loop. Read it once,
+	 * before the entries (a writer publishes an entry before raising cnt).
+	 */
 	cnt = *(volatile __u16 *)&meta->cnt;
 	if (cnt > TLD_MAX_ENTRIES)
 		cnt = TLD_MAX_ENTRIES;
+	/* cnt never shrinks in a sane page: a resume index past it is stale
+	 * or forged, so start over. */
 	if (resume > cnt)
 		resume = 0;
 	if (resume == cnt)
-		return -resume;
+		return -resume;		/* nothing new since the last scan */
+
+	/*
+	 * start comes from user memory too. The data area follows the start
+	 * field, so anything outside [8, page) is garbage: resolve nothing and
+	 * leave the slots alone, so that a later, sane value is honoured.
+	 */
 	start = *(volatile __u64 *)&data->start;
 	if (start < (long)sizeof(__u64) || start >= TLD_PAGE_SIZE)
 		return -resume;
 
+	/* Not found among entries [0, cnt): resume at cnt next time. */
 	ret = -cnt;
 	off = start;
 	bpf_for(i, 0, cnt) {
 		size = *(volatile __u16 *)&meta->metadata[i].size;
+
+		/*
+		 * Publication: a size of 0 marks an entry that is claimed but not
+		 * yet published. Its name may be incomplete and the offsets
+		 * of all later entries depend on its size, so stop here and
+		 * resume from this entry next time; never skip it.
+		 */
 		if (!size) {
 			ret = -i;
 			break;
 		}
+
+		/* Entries before the resume index were compared already; only
+		 * their sizes are needed, for the offset. */
 		if (i >= resume && __tld_name_eq(meta->metadata[i].name, key, len)) {
-			if (off >= TLD_PAGE_SIZE || off > TLD_S16_MAX)
+			if (off >= TLD_PAGE_SIZE || off > TLD_S16_MAX) {
+				/*
+				 * The value would start outside the page (or
+				 * beyond what a slot holds). Names are unique
+				 * and published sizes never change, so it never
+				 * becomes usable: record "scanned up to cnt".
+				 */
 				break;
+			}
+			/* Clamp the declared size to the rest of the page. */
 			if (size > TLD_PAGE_SIZE - off)
 				size = TLD_PAGE_SIZE - off;
 			if (size > TLD_S16_MAX)
@@ -487,6 +555,12 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 			*size_slot = size;
 			return off;
 		}
+
+		/*
+		 * Implicit offsets: each value padded to 8 bytes.
+		 * Sizes are u16, so off stays far below overflow; once it is
+		 * past the page, no later entry can be usable.
+		 */
 		off += (size + 7) & ~7;
 		if (off >= TLD_PAGE_SIZE)
 			break;
@@ -500,6 +574,13 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 #define __TLD_OFF_LIMIT(size)							\
 	(TLD_PAGE_SIZE - (size) < TLD_S16_MAX ? TLD_PAGE_SIZE - (size) : TLD_S16_MAX)
 
+/*
+ * __bpf_tld_cached() - a lookup on the cached path: the size slot says whether
+ * the key is resolved (> 0) and how many bytes it has; a slot <= 0 calls the
+ * resolver first. Then one load of the offset slot and one compare that puts
+ * @size bytes at it inside the page (the cache is untrusted map memory).
+ * @slot is the key's byte offset in struct tld_offsets, @size a constant.
+ */
 static __always_inline __attribute__((unused)) void *
 __bpf_tld_cached(struct bpf_tld *tld, struct tld_off_cache *cache, const int slot,
 		 struct __tld_key_name *name, const long size)
