@@ -53,9 +53,9 @@
 //! The header may be a program's first include: it opens with the lines of
 //! `task_local_data.bpf.h` that find the kernel types (`__u32`, `struct task_struct`, ...), from a
 //! `vmlinux.h` or `tld_vmlinux.h` included before it, or else from the include path (`vmlinux.h`
-//! first, then the `tld_vmlinux.h` that [`write`] puts next to it). Where neither can be found, the
-//! build stops with an `#error` that names the include to add. The output is byte-for-byte
-//! deterministic.
+//! first, then the `tld_vmlinux.h` that [`write()`] puts next to it). Where neither can be
+//! found, the build stops with an `#error` that names the include to add. The output is
+//! byte-for-byte deterministic.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
