@@ -231,9 +231,25 @@ struct Slots {
     size: [i16; NKEYS],
 }
 
+impl Slots {
+    /// A cache as `bpf_tld_init()` clears it: every key unresolved, its scan to resume at
+    /// entry 0.
+    fn cleared() -> Slots {
+        Slots {
+            off: [resume_at(0) as i16; NKEYS],
+            size: [0; NKEYS],
+        }
+    }
+}
+
+/// `__TLD_RESUME(i)`: the offset slot of a key whose next scan resumes at entry `i`.
+fn resume_at(i: i64) -> i64 {
+    -i - 1
+}
+
 /// `__bpf_tld_resolve()`.
 fn resolve(p: &Pages, key: &[u8], off_slot: &mut i16, size_slot: &mut i16) -> i64 {
-    let mut resume = -i64::from(*off_slot);
+    let mut resume = -i64::from(*off_slot) - 1;
     if resume < 0 || resume > MAX_ENTRIES as i64 {
         resume = 0;
     }
@@ -242,19 +258,19 @@ fn resolve(p: &Pages, key: &[u8], off_slot: &mut i16, size_slot: &mut i16) -> i6
         resume = 0;
     }
     if resume == cnt {
-        return -resume;
+        return resume_at(resume);
     }
     // `long start = *(volatile __u64 *)&data->start`: a u64 read into a signed long.
     let start = p.start() as i64;
     if start < 8 || start >= PAGE as i64 {
-        return -resume;
+        return resume_at(resume);
     }
-    let mut ret = -cnt;
+    let mut ret = resume_at(cnt);
     let mut off = start;
     for i in 0..cnt {
         let size = i64::from(p.size(i as usize));
         if size == 0 {
-            ret = -i;
+            ret = resume_at(i);
             break;
         }
         if i >= resume && name_matches(p.name(i as usize), key) {
@@ -278,7 +294,7 @@ fn resolve(p: &Pages, key: &[u8], off_slot: &mut i16, size_slot: &mut i16) -> i6
 /// `bpf_tld_lookup()` on the cached path (`__bpf_tld_cached()`): a key is resolved when its
 /// size slot is positive; a size slot too small for the request means NULL, unless it is not
 /// positive, which resolves the key first. The offset slot must then place `size` bytes in the
-/// page, after `start`.
+/// page.
 fn lookup(p: &Pages, slots: &mut Slots, k: usize, size: i64) -> Option<i64> {
     let mut cap = i64::from(slots.size[k]);
     if cap < size {
@@ -292,7 +308,7 @@ fn lookup(p: &Pages, slots: &mut Slots, k: usize, size: i64) -> Option<i64> {
         }
     }
     let off = i64::from(slots.off[k]);
-    (8..=PAGE as i64 - size).contains(&off).then_some(off)
+    (0..=PAGE as i64 - size).contains(&off).then_some(off)
 }
 
 /// `bpf_tld_init_var()`.
@@ -1086,7 +1102,7 @@ impl Fuzzer<'_> {
 
     fn registered(&mut self, c: &Case) {
         if self.clears {
-            self.slots = Slots::default();
+            self.slots = Slots::cleared();
             self.clears = false;
         }
         let want = predict(&self.pages, &mut self.slots, c.mask);
@@ -1108,7 +1124,7 @@ impl Fuzzer<'_> {
             }
             self.stats.found += 1;
             let key = KEYS[key];
-            if l.off < 1 || l.off + size > PAGE as i64 {
+            if l.off < 0 || l.off + size > PAGE as i64 {
                 let what = format!("lookup {j} ({key}, {size} bytes) at {} is outside", l.off);
                 self.fail(c, what, &out);
             }
@@ -1195,7 +1211,7 @@ fn fuzz(skel: &TldFuzzSkel<'static>, seed: u64, cases: u64) -> Stats {
             data: [0; PAGE],
         }),
         sane: None,
-        slots: Slots::default(),
+        slots: Slots::cleared(),
         clears: true,
         cookies: None,
         growth_only: false,

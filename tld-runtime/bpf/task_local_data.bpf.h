@@ -92,9 +92,10 @@
  *    from the start of the data page, and size.<key> the size user space
  *    declared for it (clamped to what is left of the page), so that a cached
  *    lookup still refuses a request for more bytes than were declared;
- *  - size.<key> <= 0: the key was not found yet, and off.<key> <= 0 holds
- *    where the next resolve resumes the name comparison: at metadata index
- *    -off.<key>. Zeroes, the slots of a fresh cache, mean "start at entry 0".
+ *  - size.<key> <= 0: the key was not found yet, and off.<key> = -(i + 1)
+ *    holds the metadata index i where the next resolve resumes the name
+ *    comparison. bpf_tld_init() clears a cache to off -1 ("start at entry
+ *    0") and size 0.
  * A lookup through a resolved slot is two loads, two compares and an add,
  * inline at the call site; an unresolved slot calls the resolver first.
  * Offsets are implicit in the wire format: entry i lives at
@@ -189,6 +190,13 @@
  */
 #define TLD_S16_MAX 32767
 
+/*
+ * An offset slot of a key not found yet holds where the next scan resumes:
+ * metadata index i as -(i + 1), so always < 0. bpf_tld_init() clears a cache
+ * to -1 ("resume at entry 0"), so a slot is never 0 unless it was forged.
+ */
+#define __TLD_RESUME(i) (-(i) - 1)
+
 /* ---------------------------------------------------------------------- */
 /* Wire format (docs/wire-format.md). Shared with user space: do not change. */
 
@@ -247,7 +255,7 @@ struct tld_off_cache {
 	 */
 	__u64 meta_cookie;
 	__u64 data_cookie;
-	/* Per key: the offset once resolved, else the resume index, negated. */
+	/* Per key: the offset once resolved, else -(resume index + 1). */
 	struct tld_offsets off;
 	/* Per key: > 0 once resolved (the declared size, clamped to the page). */
 	struct tld_offsets size;
@@ -385,7 +393,7 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 	 */
 	if (cache->meta_cookie != (__u64)(unsigned long)meta ||
 	    cache->data_cookie != (__u64)(unsigned long)data) {
-		__builtin_memset(&cache->off, 0, sizeof(cache->off));
+		__builtin_memset(&cache->off, 0xff, sizeof(cache->off));	/* -1 */
 		__builtin_memset(&cache->size, 0, sizeof(cache->size));
 		cache->meta_cookie = (__u64)(unsigned long)meta;
 		cache->data_cookie = (__u64)(unsigned long)data;
@@ -459,8 +467,8 @@ static __always_inline int __tld_name_eq(const char *name, const struct __tld_ke
  * argument is checked here: they may be NULL, and @slot anything.
  *
  * Return: the new offset slot: > 0 the key's offset (the size slot then holds
- * its declared size, clamped to the page), <= 0 the negated index where the
- * next scan resumes. 0 without touching the slots if an argument is bad.
+ * its declared size, clamped to the page), < 0 where the next scan resumes
+ * (__TLD_RESUME()). 0 without touching the slots if an argument is bad.
  */
 __attribute__((noinline, weak)) int
 __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
@@ -487,7 +495,7 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 	 * resume index (the cache is writable by map fd holders) restarts
 	 * the scan from entry 0.
 	 */
-	resume = -(int)*off_slot;
+	resume = -(int)*off_slot - 1;
 	if (resume < 0 || resume > TLD_MAX_ENTRIES)
 		resume = 0;
 
@@ -504,7 +512,7 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 	if (resume > cnt)
 		resume = 0;
 	if (resume == cnt)
-		return -resume;		/* nothing new since the last scan */
+		return __TLD_RESUME(resume);	/* nothing new since the last scan */
 
 	/*
 	 * start comes from user memory too. The data area follows the start
@@ -513,10 +521,10 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 	 */
 	start = *(volatile __u64 *)&data->start;
 	if (start < (long)sizeof(__u64) || start >= TLD_PAGE_SIZE)
-		return -resume;
+		return __TLD_RESUME(resume);
 
 	/* Not found among entries [0, cnt): resume at cnt next time. */
-	ret = -cnt;
+	ret = __TLD_RESUME(cnt);
 	off = start;
 	bpf_for(i, 0, cnt) {
 		size = *(volatile __u16 *)&meta->metadata[i].size;
@@ -528,7 +536,7 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 		 * resume from this entry next time; never skip it.
 		 */
 		if (!size) {
-			ret = -i;
+			ret = __TLD_RESUME(i);
 			break;
 		}
 
@@ -589,26 +597,35 @@ __bpf_tld_cached(struct bpf_tld *tld, struct tld_off_cache *cache, const int slo
 	__s16 *size_slot = (void *)&cache->size + slot;
 	long off, cap;
 
-	cap = *(volatile __s16 *)size_slot;
-	if (unlikely(cap < size)) {
-		if (cap > 0)
-			return (void *)0;	/* declared smaller than requested */
-		__bpf_tld_resolve(tld->data, tld->meta, name, cache, slot);
-		cap = *(volatile __s16 *)size_slot;
-		if (cap < size)
-			return (void *)0;
-	}
 	/*
-	 * The value lies after start, so off >= 8. One unsigned compare of
-	 * off - 8 bounds the register the verifier sees added to the page.
+	 * The hot path runs straight through: the unresolved case jumps to a
+	 * block the compiler places out of line (a plain if would put it in
+	 * the way, for every lookup to jump over).
 	 */
-	off = *(volatile __s16 *)off_slot - 8;
-	if ((__u64)off > __TLD_OFF_LIMIT(size) - 8)
+	cap = *(volatile __s16 *)size_slot;
+	if (__builtin_expect(cap < size, 0))
+		goto slow;
+tail:
+	/*
+	 * One unsigned compare bounds the register the verifier sees added to
+	 * the page: a negative slot (a key not resolved, or one resolved on
+	 * another CPU whose offset this CPU does not see yet) is huge unsigned.
+	 */
+	off = *(volatile __s16 *)off_slot;
+	if ((__u64)off > __TLD_OFF_LIMIT(size))
 		return (void *)0;
 	barrier_var(off);
 	off += (unsigned long)tld->data;
 	__builtin_assume(off != 0);
-	return (void *)off + 8;
+	return (void *)off;
+slow:
+	if (cap > 0)
+		return (void *)0;	/* declared smaller than requested */
+	__bpf_tld_resolve(tld->data, tld->meta, name, cache, slot);
+	cap = *(volatile __s16 *)size_slot;
+	if (cap < size)
+		return (void *)0;
+	goto tail;
 }
 
 /**

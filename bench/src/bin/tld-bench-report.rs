@@ -1068,13 +1068,14 @@ impl Results<'_> {
              page, init makes two `bpf_task_storage_get` calls, `tld_data_map` and then \
              `tld_off_map` for the per-task offset cache, and checks the cache's cookies: \
              {:.0} ns above the empty program (the two gets alone {:.0} ns), against the \
-             floor's {:.0} ns. A lookup through a resolved slot is inline: a sign-extending \
-             load of the key's size slot and a compare (a slot ≤ 0 means not yet resolved, \
-             and calls the resolver), a load of its offset slot and one unsigned compare that \
-             bounds it to the page (the cache is map memory, so the verifier needs the check), \
-             an add to the data page kept in the handle, and the read: about ten x86 \
-             instructions after the JIT (`--dump-jit`), {} per lookup, {:+.2} ns over the \
-             floor's fixed-offset read.{cached_notes}",
+             floor's {:.0} ns. A lookup through a resolved slot is inline and runs straight \
+             through: a sign-extending load of the key's size slot and a compare (a slot \
+             smaller than the request jumps to an out-of-line block, which calls the resolver \
+             if the slot is ≤ 0), a load of its offset slot and one unsigned compare that bounds \
+             it to the page (the cache is map memory, so the verifier needs the check), an add \
+             to the data page kept in the handle, and the read: eight x86 instructions after \
+             the JIT (`--dump-jit`), {} per lookup, {:+.2} ns over the floor's fixed-offset \
+             read.{cached_notes}",
             verdict(cached.p3a_met),
             cached.p3b_verdict(),
             p3.net(Prog::DiagInitCached),
