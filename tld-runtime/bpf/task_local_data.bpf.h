@@ -641,9 +641,11 @@ slow:
  *
  * With a generated header, and a page that carries its layout fingerprint
  * (see bpf_tld_init()), a lookup is the data pointer plus a constant.
- * Otherwise the hot path is one load of the cached offset, its checks, one
- * add. A miss (offset <= 0) calls the resolver, which scans only entries
- * added since the last scan.
+ * Otherwise a resolved key costs two loads from the per-task cache (its size
+ * and offset slots), two compares and an add; an unresolved one (size slot
+ * <= 0) calls the resolver first, which scans only entries added since the
+ * last scan. Each lookup site keeps the key's name, for the resolver, in a
+ * 64-byte static variable (so the object has a .data section).
  */
 /*
  * The fast path of a lookup: the page carries the generated header's layout,
