@@ -54,7 +54,7 @@ doc:
 
 # The crates meant for users package, and build from their packages alone, together: cargo
 # resolves their path dependencies on each other locally and everything else from the
-# crates.io index, which it must be able to reach.
+# registry's index, which it must be able to reach.
 # Then examples/standalone, a project outside this workspace whose build.rs is one line of
 # tld-bpf-build, is built and run (its BPF check needs root, and skips without it).
 PUBLISHED_CRATES := tld-macros tld-runtime tld-bpf-build
