@@ -4,13 +4,14 @@
 #                 (scx_tld and the kernel tests under a Linux 7.x kernel with sched_ext, in qemu)
 # Both install the system packages they need when run as root, and otherwise print the command.
 
-SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev
+# bpftool dumps the running kernel's BTF as a vmlinux.h for tests/tests/header_matrix.rs.
+SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev bpftool
 # What the VM suite needs (vm/): qemu, and cpio and a static busybox for the initramfs. Installed
 # without recommends: qemu's recommends are a GUI.
 VM_PACKAGES := qemu-system-x86 cpio busybox-static
 CARGO ?= cargo
 
-.PHONY: all deps demo demo-sched test vm-test lint fmt bench doc clean
+.PHONY: all deps demo demo-sched test vm-test lint fmt bench doc package-check clean
 
 all: test
 
@@ -64,13 +65,24 @@ fmt:
 
 # Benchmarks (root, or CAP_BPF + CAP_PERFMON): the criterion benchmarks with short measurement
 # times, then the report, which runs every measurement, prints the ratio table and writes it to
-# target/tld-bench.md. Not part of `make test`.
+# target/tld-bench.md, and the figures as JSON (one object per id) to target/tld-bench.json.
+# Not part of `make test`.
 bench: deps
 	$(CARGO) bench -p tld-bench -- --warm-up-time 0.5 --measurement-time 2 --noplot
 	$(CARGO) run --release -p tld-bench --bin tld-bench-report -- --out target/tld-bench.md
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+# The crates meant for users package, and build from their packages alone, together: cargo
+# resolves their path dependencies on each other locally and everything else from the
+# registry's index, which it must be able to reach.
+# Then examples/standalone, a project outside this workspace whose build.rs is one line of
+# tld-bpf-build, is built and run (its BPF check needs root, and skips without it).
+PUBLISHED_CRATES := tld-macros tld-runtime tld-bpf-build
+package-check: deps
+	$(CARGO) publish --dry-run --allow-dirty $(addprefix -p ,$(PUBLISHED_CRATES))
+	cd examples/standalone && $(CARGO) run --locked --target-dir ../../target/standalone
 
 clean:
 	$(CARGO) clean

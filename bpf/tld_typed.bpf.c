@@ -4,8 +4,7 @@
  * integration test tests/tests/typed.rs runs this as each of 32 threads and
  * compares every field with what the thread set in Rust.
  */
-#include "tld_vmlinux.h"
-#include "tld_generated.h"
+#include "tld_generated.h"	/* the first include: it finds tld_vmlinux.h itself */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -28,12 +27,14 @@ struct tld_typed_ctx {
 	__s32 write_pair1_y;	/* in: if non-zero, written to nested.pair[1].y */
 	__s32 tid;
 	__u64 fast;		/* 1 if the page carried this header's layout fingerprint */
+	__u64 meta_size;	/* the metadata page's size field */
 };
 
 SEC("syscall")
 int tld_typed_read(struct tld_typed_ctx *ctx)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+	struct tld_meta_u *meta;
 	__tld_type_hint_a *a;
 	__tld_type_hint_b *b;
 	struct Nested *n;
@@ -46,6 +47,9 @@ int tld_typed_read(struct tld_typed_ctx *ctx)
 	if (err)
 		return 0;
 	ctx->fast = tld.fast != NULL;
+	meta = tld.value->meta;
+	if (meta)
+		ctx->meta_size = meta->size;
 
 	n = bpf_tld_get(&tld, nested);
 	if (n) {

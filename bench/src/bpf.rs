@@ -229,6 +229,30 @@ impl Bench {
     }
 }
 
+/// The time to load the benchmark object with only `p` enabled: libbpf's preparation, the
+/// kernel's verification of `p` and its JIT, and the creation of the object's maps. The lowest
+/// of `reps` loads (each a fresh object, dropped afterwards), in microseconds.
+pub fn load_time_us(p: Prog, reps: usize) -> Result<f64, String> {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let mut storage = MaybeUninit::<OpenObject>::uninit();
+        let mut open = BenchTldSkelBuilder::default()
+            .open(&mut storage)
+            .map_err(|e| format!("opening bench_tld.bpf.o: {e:#}"))?;
+        for mut prog in open.open_object_mut().progs_mut() {
+            let keep = prog.name().to_str() == Some(p.name());
+            prog.set_autoload(keep);
+        }
+        let start = std::time::Instant::now();
+        let skel = open
+            .load()
+            .map_err(|e| format!("loading {} alone: {e:#}", p.name()))?;
+        best = best.min(start.elapsed().as_secs_f64() * 1e6);
+        drop(skel);
+    }
+    Ok(best)
+}
+
 /// `BPF_OBJ_GET_INFO_BY_FD` for a program, optionally copying its JIT-compiled code out.
 fn prog_info(
     fd: BorrowedFd<'_>,

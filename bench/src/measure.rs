@@ -21,6 +21,16 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// The `q` quantile (0 to 1) of `v` (which it sorts), the nearest rank; NaN for an empty slice.
+pub fn percentile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
 /// The arithmetic mean of `v`; NaN for an empty slice.
 pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64

@@ -28,6 +28,7 @@ struct TypedCtx {
     write_pair1_y: i32,
     tid: i32,
     fast: u64,
+    meta_size: u64,
 }
 
 fn nested_for(i: u32) -> Nested {
@@ -77,6 +78,11 @@ pub fn check_typed_reads(test: &str, expect_fast: bool) {
                 assert_eq!(c.init_ret, 0);
                 assert_eq!(c.fast, u64::from(expect_fast), "lookup path");
                 assert_eq!(c.found, 0b111, "not every key was found");
+                let status = tld_runtime::status();
+                assert_eq!(
+                    c.meta_size as usize, status.data_capacity,
+                    "the metadata page's size is the data area each thread's page reserves"
+                );
                 assert_eq!(c.tid, gettid());
                 assert_eq!(c.id, n.id);
                 assert_eq!((c.inner_x, c.inner_y), (n.inner.x, n.inner.y));

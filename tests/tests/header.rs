@@ -1,7 +1,10 @@
-//! The generated header: deterministic, complete, accepted by clang-19, and a layout that drifts
-//! from the Rust declaration fails the BPF build on a `_Static_assert`.
+//! The generated header: deterministic, complete, accepted by clang-19, a layout that drifts
+//! from the Rust declaration fails the BPF build on a `_Static_assert`, and a missing
+//! prerequisite (kernel types, libbpf's headers) stops the build with one `#error` that names
+//! the include to add. (`header_matrix.rs` compiles it in every kind of build.)
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 // Link the test hints in (linkme drops the hints of crates nothing names).
 use tld_tests as _;
@@ -113,4 +116,99 @@ fn header_write_only_rewrites_changed_files() {
     );
     assert!(dir.join("tld_vmlinux.h").exists());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The generated header and the library header, copied into `dir` (with `tld_vmlinux.h` only
+/// when `with_subset`), as `tld_runtime::header::write` leaves them.
+fn generated_headers(dir: &Path, with_subset: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    tld_runtime::header::write(dir.join("tld_generated.h")).unwrap();
+    if !with_subset {
+        std::fs::remove_file(dir.join("tld_vmlinux.h")).unwrap();
+    }
+}
+
+/// Compiles `source` with plain clang-19 and the given include directories, expecting failure;
+/// returns the diagnostics.
+fn expect_error(root: &Path, name: &str, source: &str, dirs: &[&Path]) -> String {
+    let file = root.join(format!("{name}.bpf.c"));
+    std::fs::write(&file, source).unwrap();
+    let out = Command::new(tld_bpf_build::clang())
+        .args([
+            "-g",
+            "-O2",
+            "-target",
+            "bpf",
+            "-mcpu=v4",
+            "-c",
+            "-o",
+            "/dev/null",
+        ])
+        .args(dirs.iter().map(|d| format!("-I{}", d.display())))
+        .arg(&file)
+        .output()
+        .expect("running clang");
+    assert!(
+        !out.status.success(),
+        "{name}: compiled, but a prerequisite is missing"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The errors clang reported, one per line that says `error:`.
+fn errors(diagnostics: &str) -> Vec<&str> {
+    diagnostics
+        .lines()
+        .filter(|l| l.contains("error:"))
+        .collect()
+}
+
+#[test]
+fn a_missing_prerequisite_stops_the_build_with_one_error_naming_the_include() {
+    let root = std::env::temp_dir().join(format!("tld-header-prereq-{}", std::process::id()));
+    let source = "#include \"tld_generated.h\"\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n";
+
+    // No kernel types anywhere: the header names vmlinux.h and tld_vmlinux.h, and the build
+    // stops there (the only other line is the fatal include that stops it).
+    let bare = root.join("bare");
+    generated_headers(&bare, false);
+    let libbpf = tld_bpf_build::write_libbpf_headers(&root.join("libbpf")).unwrap();
+    let diagnostics = expect_error(&root, "no_types", source, &[&bare, &libbpf]);
+    let errs = errors(&diagnostics);
+    assert!(
+        errs.len() == 2
+            && errs[0].contains("tld: no kernel types")
+            && errs[0].contains("vmlinux.h")
+            && errs[0].contains("tld_vmlinux.h")
+            && errs[1].contains("fatal error")
+            && errs[1].contains("'vmlinux.h' file not found"),
+        "expected one #error naming the include, then a stop:\n{diagnostics}"
+    );
+    assert!(
+        !diagnostics.contains("_Static_assert") && !diagnostics.contains("unknown type name"),
+        "errors after the #error would read like a layout drift:\n{diagnostics}"
+    );
+
+    // Kernel types but no libbpf headers.
+    let with_types = root.join("types");
+    generated_headers(&with_types, true);
+    let diagnostics = expect_error(&root, "no_helpers", source, &[&with_types]);
+    let errs = errors(&diagnostics);
+    assert!(
+        errs.len() == 2
+            && errs[0].contains("tld: <bpf/bpf_helpers.h> not found")
+            && errs[1].contains("fatal error"),
+        "expected one #error naming bpf_helpers.h, then a stop:\n{diagnostics}"
+    );
+
+    // scx's task_local_data.bpf.h and ours in one program: said plainly.
+    let scx = "#define __TASK_LOCAL_DATA_BPF_H\n#include \"tld_generated.h\"\n";
+    let diagnostics = expect_error(&root, "two_headers", scx, &[&with_types, &libbpf]);
+    assert!(
+        errors(&diagnostics)
+            .first()
+            .is_some_and(|e| e.contains("task_local_data.bpf.h is already included")),
+        "{diagnostics}"
+    );
+    std::fs::remove_dir_all(&root).ok();
 }

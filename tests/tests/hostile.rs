@@ -39,8 +39,9 @@ use tld_runtime::wire;
 const DEFAULT_SEED: u64 = 0x746c_645f_6675_7a7a; // "tld_fuzz"
 const DEFAULT_CASES: u64 = 10_000;
 
-// Wire format constants (tld_runtime::wire; tests/tests/wire.rs checks that the BPF header
-// agrees), 4 KiB pages, and the header's cache limit.
+// Wire format constants (tld_runtime::wire, described in docs/wire-format.md;
+// tests/tests/wire.rs checks that the BPF header agrees), 4 KiB pages, and the header's cache
+// limit.
 const PAGE: usize = 4096;
 const MAX_ENTRIES: usize = wire::max_entries(PAGE);
 const NAME_LEN: usize = wire::NAME_LEN;
@@ -233,9 +234,25 @@ struct Slots {
     size: [i16; NKEYS],
 }
 
+impl Slots {
+    /// A cache as `bpf_tld_init()` clears it: every key unresolved, its scan to resume at
+    /// entry 0.
+    fn cleared() -> Slots {
+        Slots {
+            off: [resume_at(0) as i16; NKEYS],
+            size: [0; NKEYS],
+        }
+    }
+}
+
+/// `__TLD_RESUME(i)`: the offset slot of a key whose next scan resumes at entry `i`.
+fn resume_at(i: i64) -> i64 {
+    -i - 1
+}
+
 /// `__bpf_tld_resolve()`.
 fn resolve(p: &Pages, key: &[u8], off_slot: &mut i16, size_slot: &mut i16) -> i64 {
-    let mut resume = -i64::from(*off_slot);
+    let mut resume = -i64::from(*off_slot) - 1;
     if resume < 0 || resume > MAX_ENTRIES as i64 {
         resume = 0;
     }
@@ -244,19 +261,19 @@ fn resolve(p: &Pages, key: &[u8], off_slot: &mut i16, size_slot: &mut i16) -> i6
         resume = 0;
     }
     if resume == cnt {
-        return -resume;
+        return resume_at(resume);
     }
     // `long start = *(volatile __u64 *)&data->start`: a u64 read into a signed long.
     let start = p.start() as i64;
     if start < 8 || start >= PAGE as i64 {
-        return -resume;
+        return resume_at(resume);
     }
-    let mut ret = -cnt;
+    let mut ret = resume_at(cnt);
     let mut off = start;
     for i in 0..cnt {
         let size = i64::from(p.size(i as usize));
         if size == 0 {
-            ret = -i;
+            ret = resume_at(i);
             break;
         }
         if i >= resume && name_matches(p.name(i as usize), key) {
@@ -277,28 +294,30 @@ fn resolve(p: &Pages, key: &[u8], off_slot: &mut i16, size_slot: &mut i16) -> i6
     ret
 }
 
-/// `__bpf_tld_ptr()`: the offset of the returned pointer, or `None` for NULL.
-fn ptr(off: i64, cap: i64, size: i64) -> Option<i64> {
-    if off <= 0 || size > cap || off > PAGE as i64 - size {
-        None
-    } else {
-        Some(off)
-    }
-}
-
-/// `bpf_tld_lookup()`.
+/// `bpf_tld_lookup()` on the cached path (`__bpf_tld_cached()`): a key is resolved when its
+/// size slot is positive; a size slot too small for the request means NULL, unless it is not
+/// positive, which resolves the key first. The offset slot must then place `size` bytes in the
+/// page.
 fn lookup(p: &Pages, slots: &mut Slots, k: usize, size: i64) -> Option<i64> {
-    let mut off = i64::from(slots.off[k]);
-    if off <= 0 {
+    let mut cap = i64::from(slots.size[k]);
+    if cap < size {
+        if cap > 0 {
+            return None;
+        }
         resolve(p, KEYS[k].as_bytes(), &mut slots.off[k], &mut slots.size[k]);
-        off = i64::from(slots.off[k]);
+        cap = i64::from(slots.size[k]);
+        if cap < size {
+            return None;
+        }
     }
-    ptr(off, i64::from(slots.size[k]), size)
+    let off = i64::from(slots.off[k]);
+    (0..=PAGE as i64 - size).contains(&off).then_some(off)
 }
 
 /// `bpf_tld_init_var()`.
 fn init_var(p: &Pages, slots: &mut Slots, k: usize) -> i64 {
-    if slots.off[k] > 0 || resolve(p, KEYS[k].as_bytes(), &mut slots.off[k], &mut slots.size[k]) > 0
+    if slots.size[k] > 0
+        || resolve(p, KEYS[k].as_bytes(), &mut slots.off[k], &mut slots.size[k]) > 0
     {
         0
     } else {
@@ -1086,7 +1105,7 @@ impl Fuzzer<'_> {
 
     fn registered(&mut self, c: &Case) {
         if self.clears {
-            self.slots = Slots::default();
+            self.slots = Slots::cleared();
             self.clears = false;
         }
         let want = predict(&self.pages, &mut self.slots, c.mask);
@@ -1108,7 +1127,7 @@ impl Fuzzer<'_> {
             }
             self.stats.found += 1;
             let key = KEYS[key];
-            if l.off < 1 || l.off + size > PAGE as i64 {
+            if l.off < 0 || l.off + size > PAGE as i64 {
                 let what = format!("lookup {j} ({key}, {size} bytes) at {} is outside", l.off);
                 self.fail(c, what, &out);
             }
@@ -1195,7 +1214,7 @@ fn fuzz(skel: &TldFuzzSkel<'static>, seed: u64, cases: u64) -> Stats {
             data: [0; PAGE],
         }),
         sane: None,
-        slots: Slots::default(),
+        slots: Slots::cleared(),
         clears: true,
         cookies: None,
         growth_only: false,

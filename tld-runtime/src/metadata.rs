@@ -1,8 +1,12 @@
 //! The metadata page: one per process, read by BPF to find keys.
 //!
-//! Layout (see [`crate::wire`]): `u16 cnt; u16 size; struct { char name[62]; u16 size; }
+//! Layout (see [`crate::wire`] and `docs/wire-format.md`): `u16 cnt; u16 size; struct { char name[62]; u16 size; }
 //! metadata[PAGE_SIZE / 64 - 1];`. Entries are published by filling `name` and `size`
 //! completely and only then storing `cnt + 1` with release ordering.
+//!
+//! The page's `size` is what the kernel's C library means by it: the data bytes each thread's
+//! page reserves for the process's keys. Every thread here gets a whole page, so that is the
+//! data area, `page_size - start`, written once when the page is created. BPF never reads it.
 //!
 //! BPF programs can write to this page too, so the runtime never reads it back: the number of
 //! entries and the bytes used are kept in Rust memory.
@@ -43,15 +47,20 @@ unsafe impl Send for MetaPage {}
 unsafe impl Sync for MetaPage {}
 
 impl MetaPage {
-    /// Maps a zeroed page: `cnt` = 0, nothing published.
+    /// Maps a zeroed page: `cnt` = 0, nothing published, and `size` = the data area of a
+    /// thread's page.
     pub fn new(page_size: usize, start: usize) -> Result<MetaPage, i32> {
-        Ok(MetaPage {
+        let meta = MetaPage {
             page: sys::map_pages(page_size)?,
             page_size,
             entries: Vec::new(),
             used: 0,
             start,
-        })
+        };
+        let reserved = u16::try_from(page_size - start).unwrap_or(u16::MAX);
+        // SAFETY: `size` is the page's second u16; nothing has seen the page yet.
+        unsafe { meta.atomic_u16(wire::META_SIZE_OFFSET) }.store(reserved, Ordering::Relaxed);
+        Ok(meta)
     }
 
     /// The page's address, as registered with the kernel.
@@ -105,8 +114,6 @@ impl MetaPage {
             p.cast::<[u8; NAME_LEN]>().write_volatile(name_field);
             self.atomic_u16(entry + wire::ENTRY_SIZE_OFFSET)
                 .store(size as u16, Ordering::Relaxed);
-            self.atomic_u16(wire::META_SIZE_OFFSET)
-                .store(used as u16, Ordering::Relaxed);
         }
         self.used = used;
         self.entries.push(Published {

@@ -3,9 +3,13 @@
  * tld_vmlinux.h - the few kernel types a task-local-data BPF program needs,
  * as a small stand-in for a generated vmlinux.h.
  *
- * Include exactly one of this file or a real vmlinux.h, first, before
- * <bpf/bpf_helpers.h> and "task_local_data.bpf.h". The two define the same
- * names and cannot be combined.
+ * A program uses this file or a real vmlinux.h, not both: the two define the
+ * same names. Include it first, or let "tld_generated.h" (or
+ * "task_local_data.bpf.h") include it: they do when no vmlinux.h is on the
+ * include path. If a full vmlinux.h was included already, this file is empty.
+ * A program that includes its own vmlinux.h after "tld_generated.h" must have
+ * that vmlinux.h on the include path (or include it first), or the generated
+ * header takes this file instead and the two collide.
  *
  * Kernel structs declared here carry preserve_access_index, so every field
  * access is a CO-RE relocation that libbpf fixes up against the running
@@ -14,6 +18,8 @@
  */
 #ifndef __TLD_VMLINUX_H
 #define __TLD_VMLINUX_H
+
+#ifndef __VMLINUX_H__	/* a full vmlinux.h already has all of this */
 
 /* Fixed-width integer types, as <linux/types.h> spells them for BPF. */
 typedef signed char __s8;
@@ -64,4 +70,5 @@ struct task_struct {
 	int tgid;	/* thread group id (what user space calls the pid) */
 } __attribute__((preserve_access_index));
 
+#endif /* !__VMLINUX_H__ */
 #endif /* __TLD_VMLINUX_H */
