@@ -1,8 +1,9 @@
 //! P4 and P5: registering threads.
 //!
 //! "Ours" is what the runtime does on a thread's first touch, timed as
-//! `tld_runtime::thread_init()` on a fresh thread: take a page from the pool, fill it from the
-//! template, record the thread, `pidfd_open`, one pinning update of `tld_data_map`, close.
+//! `tld_runtime::thread_init()` on a fresh thread: take a page from the pool (one retired when
+//! an earlier thread exited, or a fresh one), fill it from the template, record the thread,
+//! `pidfd_open`, one pinning update of `tld_data_map`, close.
 //! "Bare" is the least any registration can do: `pidfd_open` plus the same pinning update, of a
 //! page allocated and faulted in advance, into `bare_reg_map`, a map of the same layout in the
 //! same object.
@@ -164,12 +165,110 @@ pub fn sample_fresh_thread(
     .expect("the sampling thread panicked")
 }
 
-/// Times one `membarrier(MEMBARRIER_CMD_GLOBAL)`, the grace-period wait the runtime makes
-/// before it reuses pages of exited threads. `None` if the call fails.
-pub fn time_membarrier_global() -> Option<Duration> {
-    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+/// What [`sustained_churn`] measured.
+pub struct Churn {
+    /// Both registrations of every thread, in spawn order.
+    pub samples: Vec<RegSample>,
+    /// The interval between spawns that was asked for.
+    pub period: Duration,
+    /// How long threads were spawned for.
+    pub elapsed: Duration,
+    /// The most threads that held a page at once (counted from before each thread's first
+    /// touch until after the runtime released its page).
+    pub peak_live: usize,
+    /// The runtime's pool, in pages, after every thread exited.
+    pub pool_pages: usize,
+}
+
+thread_local! {
+    /// Registered before a churn thread's first hint access, so dropped after the runtime's
+    /// own destructor has released the thread's page: only then does the thread stop counting
+    /// as live.
+    static LIVE_GUARD: LiveGuard = const { LiveGuard(std::cell::Cell::new(None)) };
+}
+
+struct LiveGuard(std::cell::Cell<Option<&'static AtomicUsize>>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if let Some(live) = self.0.take() {
+            live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Registers threads under sustained churn: a new thread every `period` for `duration` (at
+/// most `max_threads`), each taking both registrations as [`sample_fresh_thread`] does, while
+/// earlier threads are still exiting. Threads are never waited for before the next one starts,
+/// so pages of exited threads are reused as fast as threads come and go.
+pub fn sustained_churn(
+    bench: &'static Bench,
+    period: Duration,
+    duration: Duration,
+    max_threads: usize,
+) -> Churn {
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    let pages: &'static BarePages = Box::leak(Box::new(
+        BarePages::new(max_threads).expect("mapping pages for bare registrations"),
+    ));
+    // Sleeps of tens of µs: without this the kernel rounds them up by its default 50 µs slack.
+    // SAFETY: prctl(PR_SET_TIMERSLACK) takes integers and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, RegSample)>();
+    let peak = AtomicUsize::new(0);
     let start = Instant::now();
-    // SAFETY: membarrier takes its arguments by value and touches no user memory.
-    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
-    (rc == 0).then(|| start.elapsed())
+    let mut spawned = 0;
+    std::thread::scope(|s| {
+        let peak = &peak;
+        let mut next = start;
+        while spawned < max_threads && start.elapsed() < duration {
+            let tx = tx.clone();
+            let n = spawned;
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn_scoped(s, move || {
+                    LIVE_GUARD.with(|g| g.0.set(Some(&LIVE)));
+                    let live = LIVE.fetch_add(1, Ordering::Relaxed) + 1;
+                    peak.fetch_max(live, Ordering::Relaxed);
+                    prepare_task_storage(bench).expect("updating hint_value_map");
+                    let sample = if n % 2 == 0 {
+                        let ours = time_ours();
+                        RegSample {
+                            ours,
+                            bare: time_bare(bench, pages),
+                        }
+                    } else {
+                        let bare = time_bare(bench, pages);
+                        RegSample {
+                            ours: time_ours(),
+                            bare,
+                        }
+                    };
+                    let _ = tx.send((n, sample));
+                })
+                .expect("spawn a churn thread");
+            spawned += 1;
+            next += period;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    });
+    let elapsed = start.elapsed();
+    drop(tx);
+    let mut samples: Vec<(usize, RegSample)> = rx.iter().collect();
+    samples.sort_by_key(|(n, _)| *n);
+    // Scoped threads are joined, but their thread-local destructors (where the runtime
+    // releases pages) may still be running: wait for the last of them.
+    let settle = Instant::now();
+    while LIVE.load(Ordering::Relaxed) > 0 && settle.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Churn {
+        samples: samples.into_iter().map(|(_, s)| s).collect(),
+        period,
+        elapsed,
+        peak_live: peak.load(Ordering::Relaxed),
+        pool_pages: tld_runtime::status().pool_pages,
+    }
 }

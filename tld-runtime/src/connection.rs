@@ -13,10 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use crate::error::Error;
 use crate::kernel::TldMap;
-use crate::runtime::{lock, Runtime};
+use crate::pool::BlockAddr;
+use crate::runtime::{lock, read, write, Runtime};
 use crate::status::MapSource;
+use crate::thread_state;
 use crate::thread_table::SlotId;
 
 /// Where libbpf's `LIBBPF_PIN_BY_NAME` pins a map named `tld_data_map`.
@@ -52,39 +56,56 @@ pub(crate) struct ConnState {
 }
 
 impl Runtime {
-    /// Registers the thread in `slot` with the map, connecting first through auto-connect if
-    /// nothing is connected. While the watcher waits for a pin to appear, a new thread leaves
-    /// the looking to it (`retry` false), which saves a syscall.
-    pub(crate) fn register(&'static self, slot: SlotId, retry: bool) -> Result<(), Error> {
+    /// Registers the calling thread, whose record is in `slot` with thread id `tid` and block
+    /// `block`, with the map, connecting first through auto-connect if nothing is connected.
+    /// While the watcher waits for a pin to appear, a new thread leaves the looking to it
+    /// (`retry` false), which saves a syscall.
+    ///
+    /// The common case takes the connection's read lock once and the thread table's lock once,
+    /// after the system calls: many threads register at once without waiting for each other.
+    pub(crate) fn register(
+        &'static self,
+        slot: SlotId,
+        tid: i32,
+        block: BlockAddr,
+        retry: bool,
+    ) -> Result<(), Error> {
         let meta = self.published()?;
-        let (map, generation, tid, block) = {
-            let mut conn = lock(&self.conn);
-            let Some(map) = conn.map.clone() else {
-                if !retry && conn.watching {
-                    return Err(conn.failure.clone().unwrap_or(Error::AutoConnectDisabled));
+        let (map, generation) = {
+            let conn = read(&self.conn);
+            match &conn.map {
+                Some(map) => (map.clone(), conn.generation),
+                None if !retry && conn.watching => {
+                    return Err(conn.failure.clone().unwrap_or(Error::AutoConnectDisabled))
                 }
-                // Connecting registers every live thread, this one included.
-                return self.auto_connect(&mut conn);
-            };
-            let mut threads = lock(&self.threads);
-            let record = *threads.get(slot).ok_or(Error::ThreadExiting)?;
-            if record.registered == conn.generation {
-                return Ok(());
+                None => {
+                    drop(conn);
+                    let mut conn = write(&self.conn);
+                    // Connecting registers every live thread, this one included; so did
+                    // whoever connected since the read lock was let go.
+                    return match conn.map {
+                        None => self.auto_connect(&mut conn),
+                        Some(_) => Ok(()),
+                    };
+                }
             }
-            threads.mark_exposed(slot);
-            (map, conn.generation, record.tid, record.block)
         };
-        // The syscalls run without the lock, so that new threads register in parallel.
+        thread_state::mark_exposed();
         map.register(tid, block as u64, meta)?;
-        let conn = lock(&self.conn);
-        if conn.generation == generation {
-            lock(&self.threads).mark_registered(slot, generation);
+        let mut threads = lock(&self.threads);
+        // Connecting bumps the generation while it holds the table's lock: read under it, the
+        // generation says whether a connect came in between.
+        if self.generation.load(Ordering::Relaxed) == generation {
+            threads.mark_registered(slot, generation);
             return Ok(());
         }
+        drop(threads);
         // The connection changed meanwhile, and the change registered this thread itself
         // wherever it now belongs: the element just made is stale, unless it is in that map.
-        let stale = conn.map.as_ref().is_none_or(|m| !m.same_map(&map));
-        drop(conn);
+        let stale = read(&self.conn)
+            .map
+            .as_ref()
+            .is_none_or(|m| !m.same_map(&map));
         if stale {
             let _ = map.unregister(tid);
         }
@@ -175,6 +196,8 @@ impl Runtime {
         }
         let old = conn.map.replace(Arc::new(map));
         conn.generation = generation;
+        // Under the table's lock, for `register` (see there).
+        self.generation.store(generation, Ordering::Relaxed);
         conn.source = Some(source);
         conn.failure = None;
         conn.last_error = None;
@@ -217,11 +240,17 @@ impl Runtime {
     /// Lets the map go, deleting the threads' elements in it (the map may live on in a
     /// loaded program), and records why.
     fn detach(&self, conn: &mut ConnState, reason: Error) {
-        if let Some(old) = conn.map.take().filter(|_| self.knobs.clean_old_maps) {
-            for (_, record) in lock(&self.threads).iter() {
+        let old = conn.map.take();
+        let threads = lock(&self.threads);
+        // Registrations under way in the old map are stale: see `register`.
+        conn.generation += 1;
+        self.generation.store(conn.generation, Ordering::Relaxed);
+        if let Some(old) = old.filter(|_| self.knobs.clean_old_maps) {
+            for (_, record) in threads.iter() {
                 let _ = old.unregister(record.tid);
             }
         }
+        drop(threads);
         conn.source = None;
         conn.pin_identity = None;
         conn.failure = Some(reason);
@@ -245,7 +274,7 @@ impl Runtime {
         &'static self,
         open: impl FnOnce(&mut ConnState) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let mut conn = lock(&self.conn);
+        let mut conn = write(&self.conn);
         let was_connected = conn.map.is_some();
         let result = self.published().and_then(|_| open(&mut conn));
         if result.is_ok() || !was_connected {
@@ -293,13 +322,31 @@ impl Runtime {
         };
         loop {
             std::thread::sleep(interval);
-            let mut conn = lock(&self.conn);
-            let Some(path) = self.watched_path(&conn) else {
-                conn.watching = false;
-                return;
+            // A look under the read lock; the write lock only when something changed.
+            let (path, seen) = {
+                let conn = read(&self.conn);
+                (
+                    self.watched_path(&conn),
+                    (conn.pin_identity, conn.rejected_pin),
+                )
+            };
+            let Some(path) = path else {
+                let mut conn = write(&self.conn);
+                if self.watched_path(&conn).is_none() {
+                    conn.watching = false;
+                    return;
+                }
+                continue;
             };
             let now = pin_identity(&path);
-            if now == conn.pin_identity || (now.is_some() && now == conn.rejected_pin) {
+            if now == seen.0 || (now.is_some() && now == seen.1) {
+                continue;
+            }
+            let mut conn = write(&self.conn);
+            if self.watched_path(&conn).as_ref() != Some(&path)
+                || (conn.pin_identity, conn.rejected_pin) != seen
+            {
+                // Someone connected meanwhile: look again next time.
                 continue;
             }
             match now {

@@ -11,12 +11,12 @@
 //! allocates nothing (the prepare handler reserved what it needs).
 
 use std::cell::RefCell;
-use std::sync::MutexGuard;
+use std::sync::{MutexGuard, RwLockWriteGuard};
 
 use crate::connection::ConnState;
 use crate::metadata::MetaPage;
 use crate::pool::{self, PagePool};
-use crate::runtime::{self, lock, runtime, Runtime};
+use crate::runtime::{self, lock, read, runtime, write, Runtime};
 use crate::sys;
 use crate::thread_state::{self, Phase};
 use crate::thread_table::{ThreadRecord, ThreadTable};
@@ -73,15 +73,16 @@ fn setup() -> Phase {
             rt.layout.block_size,
         )
     };
+    let tid = sys::gettid();
     let slot = lock(&rt.threads).insert(ThreadRecord {
-        tid: sys::gettid(),
+        tid,
         block,
         registered: 0,
         exposed: false,
     });
     thread_state::attach(block as *mut u8, slot);
     // A failure is recorded for `status()`; the hints work regardless.
-    let _ = rt.register(slot, false);
+    let _ = rt.register(slot, tid, block, false);
     Phase::Active
 }
 
@@ -95,7 +96,7 @@ fn exit_current_thread(rt: &'static Runtime) {
         if let Some(record) = record {
             if record.registered != 0 {
                 let map = {
-                    let conn = lock(&rt.conn);
+                    let conn = read(&rt.conn);
                     conn.map
                         .clone()
                         .filter(|_| conn.generation == record.registered)
@@ -115,7 +116,10 @@ fn exit_current_thread(rt: &'static Runtime) {
 /// Returns a block that its thread no longer uses to the pool, retiring its pages first if any
 /// element may name them.
 fn release(rt: &Runtime, record: &ThreadRecord) {
-    if record.exposed && rt.knobs.retire_pages {
+    // Exposed by this thread's own registration (noted in its thread state), or by a connect
+    // that registered it (noted in its record).
+    let exposed = record.exposed || thread_state::exposed();
+    if exposed && rt.knobs.retire_pages {
         // SAFETY: the block's thread has detached it and removed its record, and the block is
         // not in the pool: nobody uses it.
         if !unsafe { pool::retire(record.block, rt.layout.block_size) } {
@@ -147,7 +151,7 @@ struct ForkLocks {
 
 struct Held {
     rt: &'static Runtime,
-    conn: MutexGuard<'static, ConnState>,
+    conn: RwLockWriteGuard<'static, ConnState>,
     _meta: Option<MutexGuard<'static, MetaPage>>,
     threads: MutexGuard<'static, ThreadTable>,
     pool: MutexGuard<'static, PagePool>,
@@ -158,7 +162,7 @@ struct Held {
 extern "C" fn before_fork() {
     let init = runtime::init_lock();
     let held = runtime::get().map(|rt| {
-        let conn = lock(&rt.conn);
+        let conn = write(&rt.conn);
         let meta = rt.meta.as_ref().ok().map(lock);
         let mut threads = lock(&rt.threads);
         let mut pool = lock(&rt.pool);
@@ -210,6 +214,10 @@ fn child_reset(held: Held) {
     conn.watching = false;
     conn.generation += 1;
     let generation = conn.generation;
+    rt.generation
+        .store(generation, std::sync::atomic::Ordering::Relaxed);
+    // The child's copy of the thread's page is its own: no element names it.
+    thread_state::clear_exposed();
     let me = thread_state::current_slot();
     threads.keep_only(me, sys::gettid(), |block| pool.put(block));
     let (Some(slot), Some(map), Ok(meta)) = (me, conn.map.clone(), rt.published()) else {
@@ -218,7 +226,7 @@ fn child_reset(held: Held) {
     let Some(record) = threads.get(slot).copied() else {
         return;
     };
-    threads.mark_exposed(slot);
+    thread_state::mark_exposed();
     match map.register(record.tid, record.block as u64, meta) {
         Ok(()) => threads.mark_registered(slot, generation),
         Err(e) => conn.last_error = Some(e),

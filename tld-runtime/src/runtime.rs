@@ -11,9 +11,16 @@
 //! Always taken in this order, never the other way: `conn` → `meta` → `threads` → `pool`.
 //! `fork()`'s prepare handler takes all of them (after [`init_lock`]), so that a child never
 //! inherits one held by a thread that does not exist in it.
+//!
+//! `conn` is a read-write lock: threads that register or exit only read the connection, and
+//! must not queue behind each other on a machine with more threads than CPUs (a thread woken
+//! from a lock's queue may wait milliseconds for a CPU). Each critical section is a few
+//! instructions; no system call is made under `threads` or `pool` in the paths every thread
+//! takes.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, Once, OnceLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard, Once, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::connection::ConnState;
 use crate::error::Error;
@@ -41,7 +48,10 @@ pub(crate) struct Runtime {
     pub meta: Result<Mutex<MetaPage>, Error>,
     /// The metadata page's address (fixed for the process's life), 0 if none.
     pub meta_addr: u64,
-    pub conn: Mutex<ConnState>,
+    pub conn: RwLock<ConnState>,
+    /// `conn.generation`, also readable under the table's lock alone: changed only by a
+    /// holder of both locks.
+    pub generation: AtomicU64,
     pub threads: Mutex<ThreadTable>,
     pub pool: Mutex<PagePool>,
     pub knobs: Knobs,
@@ -77,6 +87,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Takes a read lock, recovering from poisoning as [`lock`] does.
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes a write lock, recovering from poisoning as [`lock`] does.
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The lock that the runtime's build holds.
 pub(crate) fn init_lock() -> MutexGuard<'static, ()> {
     lock(&INIT)
@@ -107,7 +127,8 @@ fn build() -> &'static Runtime {
         Runtime {
             meta: meta.map(Mutex::new),
             meta_addr,
-            conn: Mutex::new(ConnState::default()),
+            conn: RwLock::new(ConnState::default()),
+            generation: AtomicU64::new(0),
             threads: Mutex::new(ThreadTable::new()),
             pool: Mutex::new(PagePool::new(layout.block_size)),
             layout,
@@ -126,7 +147,7 @@ impl Runtime {
     }
 
     fn status(&self) -> Status {
-        let conn = lock(&self.conn);
+        let conn = read(&self.conn);
         let connection = match (&conn.map, &conn.source, &conn.failure, &self.meta) {
             (_, _, _, Err(problem)) => Connection::Detached {
                 reason: problem.clone(),
@@ -212,7 +233,21 @@ pub fn connect_pinned(path: impl AsRef<Path>) -> Result<(), Error> {
 pub fn thread_init() -> Result<(), Error> {
     lifecycle::enter_thread();
     match (thread_state::phase(), thread_state::current_slot()) {
-        (Phase::Active, Some(slot)) => runtime().register(slot, true),
+        (Phase::Active, Some(slot)) => {
+            let rt = runtime();
+            let record = lock(&rt.threads).get(slot).copied();
+            let Some(record) = record else {
+                return Err(Error::ThreadExiting);
+            };
+            let registered = {
+                let conn = read(&rt.conn);
+                conn.map.is_some() && record.registered == conn.generation
+            };
+            if registered {
+                return Ok(());
+            }
+            rt.register(slot, record.tid, record.block, true)
+        }
         // Called while this thread is being set up (from a signal handler, say).
         (Phase::Busy, _) => Err(Error::ThreadBusy),
         (Phase::New, _) => Err(Error::Os {

@@ -37,6 +37,8 @@ thread_local! {
     static PHASE: Cell<Phase> = const { Cell::new(Phase::New) };
     /// The thread's record in the thread table, while it has a block.
     static SLOT: Cell<Option<SlotId>> = const { Cell::new(None) };
+    /// The thread has handed its block to the kernel at least once.
+    static EXPOSED: Cell<bool> = const { Cell::new(false) };
     /// Storage for values that have no place in a block (see [`fallback_slot`]).
     static FALLBACK: RefCell<Vec<(usize, Box<[u64]>)>> = const { RefCell::new(Vec::new()) };
 }
@@ -73,6 +75,22 @@ pub fn detach() -> Option<(*mut u8, SlotId)> {
     let block = BLOCK.with(|b| b.replace(std::ptr::null_mut()));
     let slot = SLOT.with(|s| s.take());
     slot.filter(|_| !block.is_null()).map(|slot| (block, slot))
+}
+
+/// Notes that the calling thread is about to hand its block to the kernel: from then on some
+/// element may name the block's physical page, and it must be retired when the thread exits.
+pub fn mark_exposed() {
+    EXPOSED.with(|e| e.set(true));
+}
+
+/// Whether the calling thread has handed its block to the kernel (see [`mark_exposed`]).
+pub fn exposed() -> bool {
+    EXPOSED.with(Cell::get)
+}
+
+/// Forgets [`mark_exposed`], in a forked child, whose copy of the page no element names.
+pub fn clear_exposed() {
+    EXPOSED.with(|e| e.set(false));
 }
 
 /// Per-thread storage for a value that has no place in the thread's block: a hint that the

@@ -20,8 +20,8 @@ pub struct ThreadRecord {
     pub block: BlockAddr,
     /// The connection generation it is registered under (0: none).
     pub registered: u64,
-    /// Its block has been handed to the kernel at least once (any map, any generation), so
-    /// some element may still name the block's physical pages.
+    /// A connect has handed its block to the kernel (the thread's own registrations are noted
+    /// in its thread state), so some element may still name the block's physical pages.
     pub exposed: bool,
 }
 
@@ -77,13 +77,6 @@ impl ThreadTable {
     pub fn mark_registered(&mut self, id: SlotId, generation: u64) {
         if let Some(Some(r)) = self.slots.get_mut(id.0 as usize) {
             r.registered = r.registered.max(generation);
-        }
-    }
-
-    /// Notes that the thread in `id` is about to hand its block to the kernel.
-    pub fn mark_exposed(&mut self, id: SlotId) {
-        if let Some(Some(r)) = self.slots.get_mut(id.0 as usize) {
-            r.exposed = true;
         }
     }
 
