@@ -78,6 +78,12 @@ impl<T: TldType> TaskLocal<T> {
         &self.site
     }
 
+    /// The offset the layout gave this hint, if it gave one.
+    #[cfg(test)]
+    pub(crate) fn placed_offset(&self) -> Option<u32> {
+        Some(self.offset.load(Ordering::Relaxed)).filter(|&o| o != 0)
+    }
+
     /// The value every thread starts with.
     pub fn initial_value(&self) -> T {
         self.init

@@ -249,6 +249,33 @@ pub fn check_key(key: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handle::TaskLocal;
+    use crate::registry::Site;
+
+    const fn site(key: &'static str) -> Site {
+        Site {
+            key,
+            rust_name: "X",
+            type_name: "u64",
+            module_path: "tests",
+            file: "layout.rs",
+            line: 1,
+            column: 1,
+        }
+    }
+
+    static GOOD: TaskLocal<u64> = TaskLocal::__new(site("good"), 7);
+    static BAD_KEY: TaskLocal<u64> = TaskLocal::__new(site("1-not-an-identifier"), 9);
+
+    #[test]
+    fn a_rejected_hint_gets_no_place() {
+        let layout = Layout::build(vec![&BAD_KEY, &GOOD], 4096);
+        // The layout as a whole is not published, and the bad hint has no offset at all.
+        assert!(matches!(layout.problem, Some(Error::InvalidHint { .. })));
+        assert_eq!(BAD_KEY.placed_offset(), None);
+        assert_eq!(GOOD.placed_offset(), Some(16));
+        assert_eq!(layout.entries.len(), 1);
+    }
 
     #[test]
     fn keys() {
