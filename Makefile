@@ -79,7 +79,7 @@ doc:
 # registry's index, which it must be able to reach.
 # Then examples/standalone, a project outside this workspace whose build.rs is one line of
 # tld-bpf-build, is built and run (its BPF check needs root, and skips without it).
-PUBLISHED_CRATES := tld-macros tld-runtime tld-bpf-build
+PUBLISHED_CRATES := tld-macros tld-runtime tld-bpf-build tld-cli
 package-check: deps
 	$(CARGO) publish --dry-run --allow-dirty $(addprefix -p ,$(PUBLISHED_CRATES))
 	cd examples/standalone && $(CARGO) run --locked --target-dir ../../target/standalone
