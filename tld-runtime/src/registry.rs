@@ -41,7 +41,7 @@ impl fmt::Display for Site {
 ///
 /// Implemented only by [`crate::TaskLocal`]: the trait is sealed, so no other type can claim to
 /// be a hint, and only the layout can give a hint its place in a thread's page (the method that
-/// does takes a [`LayoutToken`], which nothing outside this crate can make). Not part of the
+/// does so takes a layout token, which nothing outside this crate can make). Not part of the
 /// public API.
 ///
 /// # Safety
