@@ -241,7 +241,7 @@ pub fn default_append() -> String {
 /// Under TCG with several vCPUs, the guest kernel can crash with "Oops: int3" at a site it
 /// just patched (a static key flipped when a sched_ext scheduler attaches or detaches): another
 /// vCPU still ran a stale translation of the old bytes. That is an emulation problem, not a
-/// kernel or scheduler one; callers retry such a run once.
+/// kernel or scheduler one; callers retry such a run (twice at most).
 pub fn kernel_crash(console: &str) -> Option<String> {
     console
         .lines()

@@ -161,20 +161,32 @@ fn suite(mode: Mode) -> Result<bool> {
         timeout.as_secs(),
         boot.console.display()
     );
+    // Boots after a guest kernel crash, at most: each run is a fresh guest.
+    const CRASH_RETRIES: usize = 2;
     let mut outcome = qemu::run(&boot)?;
-    if let Some(crash) = qemu::kernel_crash(&outcome.console) {
+    for retry in 1..=CRASH_RETRIES {
+        let Some(crash) = qemu::kernel_crash(&outcome.console) else {
+            break;
+        };
         println!(
             "tld-vm: the guest kernel crashed ({crash}) after {:.1} s; last lines of the \
              console:\n{}\ntld-vm: under TCG this is most likely the emulator running a stale \
-             translation of kernel code patched at attach or detach; running the guest once more",
+             translation of kernel code patched at attach or detach; running the guest again \
+             ({retry} of {CRASH_RETRIES})",
             outcome.elapsed.as_secs_f64(),
             tail(&outcome.console, 25)
         );
-        let _ = std::fs::rename(&boot.console, cache.join("console-crashed.log"));
+        let _ = std::fs::rename(
+            &boot.console,
+            cache.join(format!("console-crashed-{retry}.log")),
+        );
         outcome = qemu::run(&boot)?;
-        if let Some(crash) = qemu::kernel_crash(&outcome.console) {
-            println!("FAIL guest: the guest kernel crashed again ({crash})");
-        }
+    }
+    if let Some(crash) = qemu::kernel_crash(&outcome.console) {
+        println!(
+            "FAIL guest: the guest kernel crashed {} times in a row ({crash})",
+            CRASH_RETRIES + 1
+        );
     }
     if let Some(why) = &outcome.kvm_failure {
         println!("tld-vm: KVM did not work here ({why}); used TCG");
