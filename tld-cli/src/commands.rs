@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::cli::{Cli, Command, MapsArgs, PsArgs, ShowArgs};
 use crate::error::{Error, EXIT_FAILURE};
-use crate::iter::{Inspector, RawTask};
+use crate::iter::{not_found, select, Inspector, RawTask};
 use crate::map::{Choice, TldMap};
 use crate::report::{Document, Task};
 use crate::schema::Schema;
@@ -62,24 +62,6 @@ fn ps(choice: &Choice, schema: &Schema, args: &PsArgs) -> Result<u8, Error> {
         return Ok(EXIT_FAILURE);
     }
     Ok(0)
-}
-
-/// The tasks `id` names: the threads of process `id`, or else (or with `thread`) thread `id`.
-pub fn select(raw: Vec<RawTask>, id: i32, thread: bool) -> Vec<RawTask> {
-    let is_process = !thread && raw.iter().any(|t| t.pid == id);
-    raw.into_iter()
-        .filter(|t| if is_process { t.pid == id } else { t.tid == id })
-        .collect()
-}
-
-/// The error for an id that names no registered task.
-pub fn not_found(id: i32, map: &TldMap) -> Error {
-    Error::NotFound(format!(
-        "neither a process nor a thread with id {id} has an element in map {} (it has not \
-         registered, has exited, or registered in another map; `tld ps` lists the tasks that \
-         have)",
-        map.label()
-    ))
 }
 
 fn show(choice: &Choice, schema: &Schema, args: &ShowArgs) -> Result<u8, Error> {

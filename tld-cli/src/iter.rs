@@ -298,6 +298,24 @@ fn load_error(e: libbpf_rs::Error, log: &str, map: &TldMap) -> Error {
     }
 }
 
+/// The tasks `id` names: the threads of process `id`, or else (or with `thread`) thread `id`.
+pub fn select(raw: Vec<RawTask>, id: i32, thread: bool) -> Vec<RawTask> {
+    let is_process = !thread && raw.iter().any(|t| t.pid == id);
+    raw.into_iter()
+        .filter(|t| if is_process { t.pid == id } else { t.tid == id })
+        .collect()
+}
+
+/// The error for an id that names no registered task.
+pub fn not_found(id: i32, map: &TldMap) -> Error {
+    Error::NotFound(format!(
+        "neither a process nor a thread with id {id} has an element in map {} (it has not \
+         registered, has exited, or registered in another map; `tld ps` lists the tasks that \
+         have)",
+        map.label()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,8 @@ use crossterm::terminal::{self, Clear, ClearType, EnterAlternateScreen, LeaveAlt
 use crossterm::{cursor, execute, queue};
 
 use crate::cli::WatchArgs;
-use crate::commands::{not_found, select};
 use crate::error::Error;
-use crate::iter::Inspector;
+use crate::iter::{not_found, select, Inspector};
 use crate::map::{Choice, TldMap};
 use crate::render::value_text;
 use crate::report::{Document, Task};

@@ -15,10 +15,12 @@ use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
+use crate::connection_state::{ConnState, PinIdentity};
 use crate::error::Error;
 use crate::kernel::TldMap;
+use crate::locks::{lock, read, write};
 use crate::pool::BlockAddr;
-use crate::runtime::{lock, read, write, Runtime};
+use crate::runtime::Runtime;
 use crate::status::MapSource;
 use crate::thread_state;
 use crate::thread_table::SlotId;
@@ -30,30 +32,6 @@ pub const PIN_PATH_ENV: &str = "TLD_MAP_PATH";
 /// Environment variable setting how often, in milliseconds, the watcher looks at the pin path;
 /// 0 switches the watcher off. The default is 1000.
 pub const WATCH_INTERVAL_ENV: &str = "TLD_WATCH_INTERVAL_MS";
-
-/// The (device, inode) of a pin: a new pin at the same path has another.
-type PinIdentity = (u64, u64);
-
-#[derive(Default)]
-pub(crate) struct ConnState {
-    /// Shared so that a thread can register itself without holding the lock.
-    pub map: Option<Arc<TldMap>>,
-    pub source: Option<MapSource>,
-    /// Identity of the pin the map was opened from, to notice a new pin.
-    pin_identity: Option<PinIdentity>,
-    /// A pin that failed to connect: the watcher does not retry it until it changes.
-    rejected_pin: Option<PinIdentity>,
-    /// Bumped on every new map; a thread is registered when its record carries the current one.
-    pub generation: u64,
-    /// `connect` or `connect_pinned` was called: auto-connect no longer runs.
-    explicit: bool,
-    /// Why the runtime is not connected, while no map is.
-    pub failure: Option<Error>,
-    /// Why the last attempt to change the connection failed, while a map stays connected.
-    pub last_error: Option<Error>,
-    /// A watcher thread is following the pin path.
-    pub watching: bool,
-}
 
 impl Runtime {
     /// Registers the calling thread, whose record is in `slot` with thread id `tid` and block

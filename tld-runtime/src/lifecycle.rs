@@ -1,31 +1,17 @@
-//! A thread's life with the runtime: its first access (a block and a registration), its exit
-//! (the block goes back to the pool, retired), and `fork()`.
-//!
-//! # fork
-//!
-//! A child has only the thread that forked, and inherits every lock in the state it had. So
-//! the prepare handler takes all of the runtime's locks (and waits for a runtime being built),
-//! and both after-fork handlers release them: the child never finds one held by a thread that
-//! does not exist in it. The kernel does not copy task storage, so none of the child's pages
-//! are registered; the child's handler registers its one thread, with system calls only, and
-//! allocates nothing (the prepare handler reserved what it needs).
+//! A thread's life with the runtime: its first access (a block and a registration) and its
+//! exit (the block goes back to the pool, retired). What happens at `fork()` is in
+//! [`crate::fork`].
 
-use std::cell::RefCell;
-use std::sync::{MutexGuard, RwLockWriteGuard};
-
-use crate::connection::ConnState;
-use crate::metadata::MetaPage;
-use crate::pool::{self, PagePool};
-use crate::runtime::{self, lock, read, runtime, write, Runtime};
+use crate::locks::{lock, read};
+use crate::pool;
+use crate::runtime::{self, runtime, Runtime};
 use crate::sys;
 use crate::thread_state::{self, Phase};
-use crate::thread_table::{ThreadRecord, ThreadTable};
+use crate::thread_table::ThreadRecord;
 
 thread_local! {
     /// Its destructor releases the thread's block when the thread exits.
     static EXIT_GUARD: ExitGuard = const { ExitGuard };
-    /// The locks the forking thread holds between the prepare and after-fork handlers.
-    static FORK_LOCKS: RefCell<Option<ForkLocks>> = const { RefCell::new(None) };
 }
 
 struct ExitGuard;
@@ -128,107 +114,4 @@ fn release(rt: &Runtime, record: &ThreadRecord) {
         }
     }
     lock(&rt.pool).put(record.block);
-}
-
-/// Registers the `fork()` handlers. Called once, while the runtime is built.
-pub(crate) fn install_fork_handlers() {
-    // SAFETY: the handlers are `extern "C"` functions that live forever, never unwind, and only
-    // take the runtime's own locks.
-    unsafe {
-        libc::pthread_atfork(
-            Some(before_fork),
-            Some(after_fork_parent),
-            Some(after_fork_child),
-        )
-    };
-}
-
-/// Every lock of the runtime, held across `fork()`.
-struct ForkLocks {
-    _init: MutexGuard<'static, ()>,
-    held: Option<Held>,
-}
-
-struct Held {
-    rt: &'static Runtime,
-    conn: RwLockWriteGuard<'static, ConnState>,
-    _meta: Option<MutexGuard<'static, MetaPage>>,
-    threads: MutexGuard<'static, ThreadTable>,
-    pool: MutexGuard<'static, PagePool>,
-}
-
-/// `fork()` prepare handler: takes every lock, in the runtime's order, and reserves what the
-/// child's handler needs.
-extern "C" fn before_fork() {
-    let init = runtime::init_lock();
-    let held = runtime::get().map(|rt| {
-        let conn = write(&rt.conn);
-        let meta = rt.meta.as_ref().ok().map(lock);
-        let mut threads = lock(&rt.threads);
-        let mut pool = lock(&rt.pool);
-        threads.reserve_for_fork();
-        pool.reserve(threads.len());
-        Held {
-            rt,
-            conn,
-            _meta: meta,
-            threads,
-            pool,
-        }
-    });
-    let locks = ForkLocks { _init: init, held };
-    let _ = FORK_LOCKS.try_with(|l| {
-        if let Ok(mut l) = l.try_borrow_mut() {
-            *l = Some(locks);
-        }
-    });
-}
-
-/// `fork()` parent handler: releases the locks.
-extern "C" fn after_fork_parent() {
-    let _ = FORK_LOCKS.try_with(|l| l.try_borrow_mut().map(|mut l| l.take()));
-}
-
-/// `fork()` child handler: keeps only the forking thread, frees every other thread's block (the
-/// child's private copies, which nothing pins), registers the thread, and releases the locks.
-extern "C" fn after_fork_child() {
-    let Ok(Some(locks)) =
-        FORK_LOCKS.try_with(|l| l.try_borrow_mut().ok().and_then(|mut l| l.take()))
-    else {
-        return;
-    };
-    if let Some(held) = locks.held {
-        child_reset(held);
-    }
-}
-
-fn child_reset(held: Held) {
-    let Held {
-        rt,
-        mut conn,
-        _meta,
-        mut threads,
-        mut pool,
-    } = held;
-    // No watcher thread survives fork.
-    conn.watching = false;
-    conn.generation += 1;
-    let generation = conn.generation;
-    rt.generation
-        .store(generation, std::sync::atomic::Ordering::Relaxed);
-    // The child's copy of the thread's page is its own: no element names it.
-    thread_state::clear_exposed();
-    let me = thread_state::current_slot();
-    threads.keep_only(me, sys::gettid(), |block| pool.put(block));
-    let (Some(slot), Some(map), Ok(meta)) = (me, conn.map.clone(), rt.published()) else {
-        return;
-    };
-    let Some(record) = threads.get(slot).copied() else {
-        return;
-    };
-    thread_state::mark_exposed();
-    match map.register(record.tid, record.block as u64, meta) {
-        Ok(()) => threads.mark_registered(slot, generation),
-        Err(e) => conn.last_error = Some(e),
-    }
 }

@@ -1,0 +1,33 @@
+//! The connection's state: which map threads are registered in, where it came from, and why
+//! there is none when there is none. The behaviour that changes it is in [`crate::connection`];
+//! the runtime holds it behind a read-write lock.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::kernel::TldMap;
+use crate::status::MapSource;
+
+/// The (device, inode) of a pin: a new pin at the same path has another.
+pub(crate) type PinIdentity = (u64, u64);
+
+#[derive(Default)]
+pub(crate) struct ConnState {
+    /// Shared so that a thread can register itself without holding the lock.
+    pub map: Option<Arc<TldMap>>,
+    pub source: Option<MapSource>,
+    /// Identity of the pin the map was opened from, to notice a new pin.
+    pub pin_identity: Option<PinIdentity>,
+    /// A pin that failed to connect: the watcher does not retry it until it changes.
+    pub rejected_pin: Option<PinIdentity>,
+    /// Bumped on every new map; a thread is registered when its record carries the current one.
+    pub generation: u64,
+    /// `connect` or `connect_pinned` was called: auto-connect no longer runs.
+    pub explicit: bool,
+    /// Why the runtime is not connected, while no map is.
+    pub failure: Option<Error>,
+    /// Why the last attempt to change the connection failed, while a map stays connected.
+    pub last_error: Option<Error>,
+    /// A watcher thread is following the pin path.
+    pub watching: bool,
+}

@@ -1,0 +1,81 @@
+//! The process-level functions: connecting to a map, registering the calling thread, and the
+//! runtime's status.
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::kernel::TldMap;
+use crate::lifecycle;
+use crate::locks::{lock, read};
+use crate::runtime::runtime;
+use crate::status::{MapSource, Status};
+use crate::thread_state::{self, Phase};
+
+/// Uses `map`, a `tld_data_map`, from now on, and registers every thread that has a page.
+///
+/// The fd is duplicated; the caller keeps its own. Typically `skel.maps.tld_data_map.as_fd()`
+/// right after loading the BPF skeleton. Calling it again with another map (a restarted
+/// scheduler) moves every thread to the new map, with its values, and deletes the threads'
+/// elements in the old one. Auto-connect stops once this succeeds.
+///
+/// The change is all or nothing: if the map is not a `tld_data_map` ([`Error::NotATldMap`]) or
+/// a thread cannot be registered in it, the elements made so far in it are deleted, and the
+/// previous connection, if there was one, stays exactly as it was. Without a previous
+/// connection the runtime stays detached, [`status`] says why, and hints keep working as
+/// thread-locals.
+pub fn connect(map: std::os::fd::BorrowedFd<'_>) -> Result<(), Error> {
+    let rt = runtime();
+    rt.connect(|conn| {
+        let map = TldMap::from_fd(map)?;
+        rt.install(conn, map, MapSource::Fd)
+    })
+}
+
+/// Opens the `tld_data_map` pinned at `path` in bpffs and connects to it, as [`connect`] does.
+///
+/// The runtime then keeps following the path: if the pin is replaced (a restarted scheduler)
+/// every thread moves to the new map, and if it goes away the runtime lets the map go. See
+/// `TLD_WATCH_INTERVAL_MS` in the crate documentation.
+pub fn connect_pinned(path: impl AsRef<Path>) -> Result<(), Error> {
+    let rt = runtime();
+    let path = path.as_ref();
+    rt.connect(|conn| rt.connect_pin(conn, path))
+}
+
+/// Gives the calling thread its page now and registers it, or says why it is not registered.
+///
+/// Threads are set up on their first hint access anyway; call this to do it at a time of your
+/// choosing, or to learn the reason. Without an explicit [`connect`], this tries auto-connect:
+/// the pin path in `TLD_MAP_PATH`, else `/sys/fs/bpf/tld_data_map`.
+pub fn thread_init() -> Result<(), Error> {
+    lifecycle::enter_thread();
+    match (thread_state::phase(), thread_state::current_slot()) {
+        (Phase::Active, Some(slot)) => {
+            let rt = runtime();
+            let record = lock(&rt.threads).get(slot).copied();
+            let Some(record) = record else {
+                return Err(Error::ThreadExiting);
+            };
+            let registered = {
+                let conn = read(&rt.conn);
+                conn.map.is_some() && record.registered == conn.generation
+            };
+            if registered {
+                return Ok(());
+            }
+            rt.register(slot, record.tid, record.block, true)
+        }
+        // Called while this thread is being set up (from a signal handler, say).
+        (Phase::Busy, _) => Err(Error::ThreadBusy),
+        (Phase::New, _) => Err(Error::Os {
+            op: "mapping a page for the thread",
+            errno: libc::ENOMEM,
+        }),
+        _ => Err(Error::ThreadExiting),
+    }
+}
+
+/// A snapshot of the runtime's state: whether it is connected, and if not, why.
+pub fn status() -> Status {
+    runtime().status()
+}
