@@ -88,6 +88,7 @@ mount -t tmpfs tmpfs /tmp
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+ip link set lo up  # loopback, for the tokio server test
 export PATH=/bin HOME=/tmp TLD_REQUIRE_BPF=1 TLD_WATCH_INTERVAL_MS=100 RUST_BACKTRACE=1
 cd /tmp
 echo "TLDVM BOOTED $(uname -r)"
@@ -134,6 +135,7 @@ fn suite(mode: Mode) -> Result<bool> {
     fs.add_program(&art.scheduler, "bin/scx_tld")?;
     fs.add_program(&art.guest, "bin/tld-vm-guest")?;
     fs.add_program(&art.other_layout, "bin/tld-vm-other-layout")?;
+    fs.add_program(&art.tokio_server, "bin/tokio_server")?;
     for (name, path) in &art.kernel_tests {
         fs.add_program(path, &format!("tests/{name}"))?;
     }

@@ -14,6 +14,7 @@ mod kernel_tests;
 mod latency;
 mod lifecycle;
 mod sched;
+mod server;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
