@@ -296,11 +296,13 @@ static void apply_hints(struct task_struct *p, struct task_ctx *tctx, bool preem
 		 * otherwise. Once is no proof that its interactive work is
 		 * over: an executor's worker runs its own code between two
 		 * polls, with its own hints, and a tick can land there. It
-		 * stays critical for this one enqueue; a second such read in a
-		 * row ends it.
+		 * stays critical for this one enqueue, with the shortest slice
+		 * (in effect, until the next tick); a second such read in a row
+		 * ends it.
 		 */
 		tctx->critical = true;
 		tctx->missed = true;
+		tctx->slice = MIN_SLICE_NS;
 	} else {
 		tctx->missed = false;
 		/* Its interactive work is over, and with it any hog verdict:
