@@ -52,7 +52,8 @@ vm-test: deps
 	$(CARGO) run -q -p tld-vm -- test
 
 # What the hints change: the wake-up delay of a thread sleeping 1 ms under CPU hogs, with and
-# without its latency hint, measured under scx_tld in the VM.
+# without its latency hint, and the latency of the tokio server's hinted and unhinted requests,
+# measured under scx_tld in the VM.
 demo-sched: deps
 	$(CARGO) run -q -p tld-vm -- demo
 

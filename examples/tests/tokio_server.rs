@@ -24,10 +24,12 @@ fn the_self_test_passes() {
         out.status
     );
     assert!(
-        stdout.contains("100 interactive requests saw priority=50"),
+        stdout.contains("100 interactive requests saw priority=-5"),
         "{stdout}"
     );
     assert!(stdout.contains("100 batch requests never did"), "{stdout}");
+    assert!(stdout.contains("self-test: p50 latency "), "{stdout}");
+    assert!(stdout.contains("self-test: p99 latency "), "{stdout}");
     assert!(stdout.contains("self-test: passed"), "{stdout}");
 }
 
@@ -63,22 +65,22 @@ fn the_server_marks_interactive_requests_only() {
     let mut conn = TcpStream::connect(addr).expect("connect to the server");
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    conn.write_all(b"interactive 30000\nbatch 30000\nbatch x\n")
+    conn.write_all(b"interactive 300000\nbatch 300000\nbatch x\n")
         .unwrap();
     let mut replies = BufReader::new(conn.try_clone().unwrap()).lines();
     let mut next = || replies.next().expect("a reply").expect("a readable reply");
 
     let interactive = next();
     assert!(
-        interactive.starts_with("ok interactive polls=30 "),
+        interactive.starts_with("ok interactive polls=6 "),
         "{interactive}"
     );
     assert!(
-        interactive.contains("priority=50..50 class=interactive..interactive"),
+        interactive.contains("priority=-5..-5 class=interactive..interactive"),
         "{interactive}"
     );
     let batch = next();
-    assert!(batch.starts_with("ok batch polls=30 "), "{batch}");
+    assert!(batch.starts_with("ok batch polls=6 "), "{batch}");
     assert!(
         batch.contains("priority=0..0 class=normal..normal"),
         "{batch}"

@@ -28,6 +28,9 @@ pub struct Artifacts {
     pub guest: PathBuf,
     /// `tld-vm-other-layout`, a program with more hints than the scheduler was built for.
     pub other_layout: PathBuf,
+    /// `tokio_server`, the example tokio server that marks its latency-critical requests with
+    /// the scheduler's hints.
+    pub tokio_server: PathBuf,
     /// The kernel tests, by name.
     pub kernel_tests: Vec<(String, PathBuf)>,
 }
@@ -44,10 +47,21 @@ pub fn build(workspace: &Path, with_tests: bool) -> Result<Artifacts> {
             .map(|(_, p)| p.clone())
             .ok_or_else(|| Error::Failed(format!("cargo built no {name}")))
     };
+    // A cargo invocation of its own: `--bins` above would build every example program.
+    let examples = cargo_executables(
+        workspace,
+        &["build", "-p", "tld-examples", "--bin", "tokio_server"],
+    )?;
+    let tokio_server = examples
+        .into_iter()
+        .find(|(n, _)| n == "tokio_server")
+        .map(|(_, p)| p)
+        .ok_or_else(|| Error::Failed("cargo built no tokio_server".into()))?;
     let mut artifacts = Artifacts {
         scheduler: find("scx_tld")?,
         guest: find("tld-vm-guest")?,
         other_layout: find("tld-vm-other-layout")?,
+        tokio_server,
         kernel_tests: Vec::new(),
     };
     if with_tests {

@@ -113,6 +113,16 @@ impl Records {
             .flatten()
             .and_then(|b| Record::from_bytes(&b))
     }
+
+    /// The records of every thread of process `tgid`, by thread id.
+    pub fn of_process(&self, tgid: i32) -> Vec<(i32, Record)> {
+        self.map
+            .keys()
+            .filter_map(|k| Some(i32::from_ne_bytes(k.get(..4)?.try_into().ok()?)))
+            .filter_map(|tid| Some((tid, self.get(tid)?)))
+            .filter(|(_, r)| r.tgid == tgid)
+            .collect()
+    }
 }
 
 /// The weight the scheduler gives a priority: the kernel's nice-to-weight table.

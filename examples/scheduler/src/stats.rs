@@ -17,14 +17,21 @@ pub struct Stats {
     pub preempt_kicks: u64,
     /// Hint reads of threads that have no hints (never touched one).
     pub no_hints: u64,
-    /// Hint reads on the fast path (the page has the generated header's layout).
+    /// Hint reads (at enqueues and ticks) on the fast path (the page has the generated header's
+    /// layout).
     pub fast_reads: u64,
     /// Hint reads through the per-task offset cache.
     pub cached_reads: u64,
+    /// Running tasks preempted at a tick because a critical task waited and their own hints,
+    /// read then, did not make them critical.
+    pub tick_preempts: u64,
+    /// Reads of an interactive hint of a hog (a task that had already run as critical for four
+    /// default slices without blocking): it was queued as ordinary work.
+    pub hogs: u64,
 }
 
 const _: () = assert!(
-    std::mem::size_of::<Stats>() == 56,
+    std::mem::size_of::<Stats>() == 72,
     "mirror of tld_sched_stats"
 );
 
@@ -46,6 +53,8 @@ impl Stats {
             no_hints: field(4),
             fast_reads: field(5),
             cached_reads: field(6),
+            tick_preempts: field(7),
+            hogs: field(8),
         })
     }
 
@@ -59,6 +68,8 @@ impl Stats {
             no_hints: self.no_hints + o.no_hints,
             fast_reads: self.fast_reads + o.fast_reads,
             cached_reads: self.cached_reads + o.cached_reads,
+            tick_preempts: self.tick_preempts + o.tick_preempts,
+            hogs: self.hogs + o.hogs,
         }
     }
 
@@ -72,6 +83,8 @@ impl Stats {
             no_hints: self.no_hints.wrapping_sub(earlier.no_hints),
             fast_reads: self.fast_reads.wrapping_sub(earlier.fast_reads),
             cached_reads: self.cached_reads.wrapping_sub(earlier.cached_reads),
+            tick_preempts: self.tick_preempts.wrapping_sub(earlier.tick_preempts),
+            hogs: self.hogs.wrapping_sub(earlier.hogs),
         }
     }
 }
@@ -80,11 +93,14 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "enq {} direct {} critical {} preempt {} | hints: fast {} cached {} none {}",
+            "enq {} direct {} critical {} hogs {} preempt {} tick-preempt {} | hints: fast {} \
+             cached {} none {}",
             self.enqueues,
             self.direct,
             self.critical,
+            self.hogs,
             self.preempt_kicks,
+            self.tick_preempts,
             self.fast_reads,
             self.cached_reads,
             self.no_hints
@@ -99,14 +115,14 @@ mod tests {
     #[test]
     fn parses_sums_and_subtracts() {
         let mut bytes = Vec::new();
-        for v in 1..=7u64 {
+        for v in 1..=9u64 {
             bytes.extend_from_slice(&v.to_ne_bytes());
         }
         let s = Stats::from_bytes(&bytes).unwrap();
-        assert_eq!((s.enqueues, s.cached_reads), (1, 7));
+        assert_eq!((s.enqueues, s.cached_reads, s.hogs), (1, 7, 9));
         let d = s.add(&s);
         assert_eq!(d.fast_reads, 12);
         assert_eq!(d.since(&s), s);
-        assert!(Stats::from_bytes(&bytes[..55]).is_none());
+        assert!(Stats::from_bytes(&bytes[..71]).is_none());
     }
 }

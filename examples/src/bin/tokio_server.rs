@@ -2,33 +2,46 @@
 //!
 //! ```text
 //! cargo run -p tld-examples --bin tokio_server                      # serve on 127.0.0.1:7878
-//! printf 'interactive 20000\nbatch 200000\n' | nc -q1 127.0.0.1 7878
+//! printf 'interactive 400000\nbatch 4000000\n' | nc -q1 127.0.0.1 7878
 //! cargo run -p tld-examples --bin tokio_server -- --self-test 200   # serve, load, check, exit
-//! cargo run --release -p tld-examples --bin tokio_server -- --self-test 400 --hogs 4
+//! cargo run --release -p tld-examples --bin tokio_server -- --self-test 400 --hogs 8
 //! ```
-//!
-//! `--hogs N` adds N threads that only burn CPU for the length of the self-test: CPU load that
-//! carries no hint, against which a scheduler that honours the hints can favour the workers
-//! while they poll interactive requests. The self-test prints the p50 latency of each kind.
 //!
 //! Each line a client sends is a request: `interactive N` or `batch N`, where N is how many
-//! units of CPU work it takes. The handler is the same async function for both; what differs
-//! is how the server runs it:
+//! units of CPU work it takes. The handler is the same async function for both, yielding to the
+//! executor every 50,000 units; what differs is how the server runs it:
 //!
 //! ```ignore
-//! handle(work).with_hint(&PRIORITY, 50).with_hint(&LATENCY, INTERACTIVE).await // interactive
-//! handle(work).await                                                         // batch
+//! handle(work).with_hints(((&PRIORITY, -5), (&LATENCY, LatencyHint::interactive(500)))).await
+//! handle(work).await // batch
 //! ```
 //!
-//! The four worker threads poll requests of both kinds, interleaved, and a request may move
-//! from one worker to another each time it yields. `with_hint` sets the hints on whichever
-//! worker polls an interactive request, for exactly the length of each poll, and gives the
-//! worker its own values back afterwards. A sched_ext scheduler (or any BPF program) that reads
-//! `priority` and `latency_hint` for a worker thread therefore sees, at any instant, the request
-//! that worker is running.
+//! The hints are those of `tld-sched-hints`, the crate that `scx_tld`, the example sched_ext
+//! scheduler in `examples/scheduler`, reads: a nice-like `priority` and a `latency` hint. This
+//! program's hints are exactly that crate's, so the scheduler reads them at constant offsets
+//! (its fast path).
+//!
+//! The four worker threads poll requests of both kinds, and a request may move from one worker
+//! to another each time it yields. `with_hints` sets the hints on whichever worker polls an
+//! interactive request, for exactly the length of each poll, and gives the worker its own
+//! values back afterwards. A scheduler (or any BPF program) that reads `priority` and `latency`
+//! for a worker thread therefore sees, at any instant, the request that worker is running.
+//! Under scx_tld, a worker preempted in the middle of an interactive request's poll goes ahead
+//! of everything else, and stays ahead while it keeps polling interactive requests; a worker
+//! busy with a batch request waits its turn with the rest of the load (see the README,
+//! "Scheduling with hints").
 //!
 //! The reply tells what the handler itself read at each of its polls, e.g.
-//! `ok interactive polls=21 priority=50..50 class=interactive result=0x1f3a…  time_us=412`.
+//! `ok interactive polls=8 priority=-5..-5 class=interactive..interactive result=0x1f3a…
+//! time_us=8412`.
+//!
+//! `--self-test REQUESTS` serves on a free loopback port and loads the server from 4 clients
+//! (2 interactive, 2 batch, one request at a time each) that run on a thread and runtime of
+//! their own, as remote clients would; it checks every reply and prints the p50 and p99
+//! latency of each kind, from the moment the server has read a request until its reply is
+//! ready. `--hogs N` adds N
+//! threads that only burn CPU meanwhile: load that carries no hint, against which a scheduler
+//! that honours the hints can favour the workers while they poll interactive requests.
 //!
 //! The runtime connects to a `tld_data_map` pinned by a scheduler on its own (see the README,
 //! "Connecting to the kernel"); without one, the hints work as thread-locals and the server
@@ -40,20 +53,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tld_example_hints::{LatencyHint, LATENCY, PRIORITY};
+// The scheduler's hints: naming the crate links them in, so that the kernel map has them.
 use tld_runtime::HintFutureExt;
+use tld_sched_hints::{LatencyHint, LATENCY, PRIORITY};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The hints of a latency-critical request.
-const INTERACTIVE_PRIORITY: i32 = 50;
-const INTERACTIVE_LATENCY: LatencyHint = LatencyHint {
-    budget_us: 500,
-    class: LatencyHint::CLASS_INTERACTIVE,
-};
+/// The hints of a latency-critical request: a nice-like priority of -5 (a larger CPU share
+/// while its polls run), and an interactive latency hint with a budget of 500 µs, with which
+/// scx_tld puts a worker polling it ahead of other work.
+const INTERACTIVE_PRIORITY: i32 = -5;
+const INTERACTIVE_LATENCY: LatencyHint = LatencyHint::interactive(500);
 
 /// Units of work between two yields: each yield ends a poll.
-const UNITS_PER_POLL: u64 = 1_000;
+const UNITS_PER_POLL: u64 = 50_000;
 /// The most work one request may ask for.
 const MAX_UNITS: u64 = 100_000_000;
 
@@ -142,8 +155,10 @@ async fn serve_request(line: &str) -> String {
         Ok(Request::Interactive(units)) => (
             "interactive",
             handle(units)
-                .with_hint(&PRIORITY, INTERACTIVE_PRIORITY)
-                .with_hint(&LATENCY, INTERACTIVE_LATENCY)
+                .with_hints((
+                    (&PRIORITY, INTERACTIVE_PRIORITY),
+                    (&LATENCY, INTERACTIVE_LATENCY),
+                ))
                 .await,
         ),
         Ok(Request::Batch(units)) => ("batch", handle(units).await),
@@ -243,14 +258,18 @@ async fn client(
     Ok(times)
 }
 
-fn p50(times: &mut [u128]) -> u128 {
-    times.sort_unstable();
-    times.get(times.len() / 2).copied().unwrap_or(0)
+/// The `q` quantile (0.5: the median) of `times`, which must be sorted.
+fn quantile(times: &[u128], q: f64) -> u128 {
+    let last = times.len().saturating_sub(1);
+    times
+        .get((last as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or(0)
 }
 
 async fn self_test(addr: SocketAddr, requests: u32) -> Result<(), String> {
-    const CLIENTS: u32 = 8;
-    const UNITS: u64 = 20 * UNITS_PER_POLL;
+    const CLIENTS: u32 = 4;
+    const UNITS: u64 = 8 * UNITS_PER_POLL;
     let per_client = requests.div_ceil(CLIENTS).max(1);
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
@@ -267,6 +286,8 @@ async fn self_test(addr: SocketAddr, requests: u32) -> Result<(), String> {
         }
         .extend(times);
     }
+    interactive.sort_unstable();
+    batch.sort_unstable();
     let (ni, nb) = (interactive.len(), batch.len());
     println!(
         "self-test: {ni} interactive requests saw priority={INTERACTIVE_PRIORITY} and class \
@@ -275,10 +296,15 @@ async fn self_test(addr: SocketAddr, requests: u32) -> Result<(), String> {
     println!(
         "self-test: p50 latency {} us interactive, {} us batch ({} units of work each, \
          {} polls); they differ only under CPU load and a scheduler that reads the hints",
-        p50(&mut interactive),
-        p50(&mut batch),
+        quantile(&interactive, 0.5),
+        quantile(&batch, 0.5),
         UNITS,
         UNITS / UNITS_PER_POLL
+    );
+    println!(
+        "self-test: p99 latency {} us interactive, {} us batch",
+        quantile(&interactive, 0.99),
+        quantile(&batch, 0.99),
     );
     Ok(())
 }
@@ -319,9 +345,10 @@ fn options() -> Result<Options, String> {
                     "usage: tokio_server [--addr IP:PORT] [--workers N] \
                      [--self-test REQUESTS [--hogs N]]\n\
                      Serves `interactive N` and `batch N` requests, one per line; with \
-                     --self-test, serves on a free loopback port, sends REQUESTS requests, \
-                     checks the replies and exits; --hogs N burns CPU on N more threads \
-                     meanwhile."
+                     --self-test, serves on a free loopback port, sends REQUESTS requests \
+                     from 4 clients (half interactive, half batch), checks the replies, \
+                     prints each kind's p50 and p99 latency and exits; --hogs N burns CPU on \
+                     N more threads meanwhile."
                 );
                 std::process::exit(0);
             }
@@ -396,7 +423,23 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    let result = rt.block_on(self_test(local, requests));
+    // The clients run apart from the server's workers, on a runtime of their own, as real
+    // clients would: the workers then poll only the server's requests.
+    let result = std::thread::Builder::new()
+        .name("clients".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the clients' runtime: {e}"))?
+                .block_on(self_test(local, requests))
+        })
+        .map_err(|e| format!("cannot start the clients' thread: {e}"))
+        .and_then(|clients| {
+            clients
+                .join()
+                .unwrap_or_else(|_| Err("the clients' thread panicked".into()))
+        });
     stop_hogs.store(true, Ordering::Relaxed);
     for hog in hogs {
         let _ = hog.join();

@@ -14,8 +14,11 @@
 //!
 //! The scheduler's build script links this crate too and generates the C header its BPF code
 //! reads the hints through, so the key names and the C layout cannot drift from these
-//! declarations. The scheduler reads a thread's hints every time the thread is queued: a store
-//! takes effect at its next wake-up or preemption, with no system call.
+//! declarations. The scheduler reads a thread's hints every time the thread is queued, and the
+//! running thread's at every tick while a critical thread waits: a store takes effect at its
+//! next wake-up, preemption or tick, with no system call. The hints may therefore describe the
+//! work a thread is doing right now, such as the request an async executor's worker is polling
+//! (`tld_runtime::HintFutureExt::with_hint`).
 //!
 //! This crate is licensed like the rest of tld (MIT or Apache-2.0) so that any application can
 //! link it; the scheduler itself is GPL-2.0-only.
@@ -43,8 +46,11 @@ pub struct LatencyHint {
 impl LatencyHint {
     /// Ordinary work: default placement; a budget only shortens the time slice.
     pub const CLASS_NORMAL: u32 = 0;
-    /// Work a user waits on: with a budget, a waking thread goes ahead of all ordinary work and
-    /// preempts a CPU if none is idle, as long as it keeps blocking before its slice runs out.
+    /// Work a user waits on: with a budget, a thread goes ahead of all ordinary work whenever
+    /// it is queued, a waking one preempts a CPU if none is idle, and a running thread without
+    /// this hint gives way to it at the next tick. A thread that runs with it for four default
+    /// slices (80 ms) without blocking is a CPU hog and loses the boost until it blocks or
+    /// drops the hint.
     pub const CLASS_INTERACTIVE: u32 = 1;
     /// Throughput work that may wait: twice the default slice, never a wake-up boost.
     pub const CLASS_BATCH: u32 = 2;

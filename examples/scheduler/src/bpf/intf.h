@@ -40,7 +40,9 @@ struct tld_sched_stats {
 	u64 no_hints;		/* hint reads of threads that have none */
 	u64 fast_reads;		/* hint reads on the fast path */
 	u64 cached_reads;	/* hint reads through the offset cache */
+	u64 tick_preempts;	/* running tasks preempted at a tick for a critical one */
+	u64 hogs;		/* interactive hints read of hogs (queued as ordinary work) */
 };
-_Static_assert(sizeof(struct tld_sched_stats) == 56, "tld_sched_stats layout");
+_Static_assert(sizeof(struct tld_sched_stats) == 72, "tld_sched_stats layout");
 
 #endif /* __SCX_TLD_INTF_H */

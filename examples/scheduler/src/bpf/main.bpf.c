@@ -8,7 +8,8 @@
  *   latency   struct LatencyHint  { budget_us, class }: slice and preemption
  *
  * Policy, evaluated at every enqueue (so a store takes effect at the thread's
- * next wake-up or preemption):
+ * next wake-up or preemption), and for the running task at every tick while a
+ * critical task waits:
  *  - Weight: the kernel's nice-to-weight table at `priority`, or the task's
  *    own weight (from its nice value) without the hint. Running for t costs
  *    t * 1024 / weight of virtual time; the shared queue runs the smallest
@@ -16,11 +17,21 @@
  *  - Slice: the default slice; a latency budget shortens it to the budget
  *    (at least MIN_SLICE_NS); CLASS_BATCH doubles it.
  *  - Preemption: a task of CLASS_INTERACTIVE with a budget is "critical".
- *    When it becomes runnable it goes to LAT_DSQ, which every CPU serves
- *    before the shared queue, and if no CPU is idle, the CPU it last ran on
- *    (or any CPU it may use) is told to preempt. A critical task that runs
- *    out of its slice while still runnable is a CPU hog, whatever it claims:
- *    it loses the boost until it next blocks before its slice ends.
+ *    When it is queued it goes to LAT_DSQ, which every CPU serves before the
+ *    shared queue. A critical task that wakes up has the CPU it last ran on
+ *    (or any CPU it may use) preempted if no CPU is idle; one that was
+ *    preempted itself (its slice ended while it still held the hint) gets a
+ *    CPU at the next tick: a running task whose hints, read at the tick, do
+ *    not make it critical gives way.
+ *  - Hogs: a task that has run as critical for HOG_SLICES default slices
+ *    without blocking is a CPU hog, whatever it claims: it loses the boost
+ *    until it blocks, or until a read finds its hint no longer interactive.
+ *  - A critical task preempted while its hint reads otherwise stays critical
+ *    for that one enqueue (a worker between two polls of interactive work);
+ *    the next read decides.
+ *  - Reads are never cached: a worker thread of an async executor takes on
+ *    the hints of each task it polls (tld-runtime's with_hint), so the hint
+ *    read at one decision may differ from the one read at the previous.
  *  - Without hints (a thread that never touched one, or use_hints off), all
  *    of this is the default: own weight, default slice, no preemption.
  *
@@ -52,6 +63,7 @@ const volatile u64 slice_ns = 20000000;		/* default slice: 20 ms */
 const volatile u32 class_interactive = 1;
 const volatile u32 class_batch = 2;
 
+#define HOG_SLICES	4			/* critical run, in default slices, that makes a hog */
 #define MIN_SLICE_NS	50000ULL		/* shortest slice a budget gives: 50 us */
 #define SHARED_DSQ	0			/* by virtual time */
 #define LAT_DSQ		1			/* critical tasks, first come first served */
@@ -79,8 +91,9 @@ struct task_ctx {
 	u64 slice;		/* slice to run with */
 	u64 started;		/* when it last started running */
 	u32 weight;		/* vtime weight, NICE_0_WEIGHT at nice 0 */
-	bool critical;		/* CLASS_INTERACTIVE with a budget, not a hog */
-	bool hog;		/* ran out of its slice while runnable */
+	u64 critical_ns;	/* CPU time run as critical since it last blocked */
+	bool critical;		/* queued as critical (see critical()) */
+	bool missed;		/* one read of it, critical, found the hint gone */
 };
 
 struct {
@@ -124,23 +137,30 @@ static u32 task_weight(const struct task_struct *p)
 	return p->scx.weight * NICE_0_WEIGHT / 100 ?: 1;
 }
 
+/* What one read of a thread's hints found. */
+struct hints {
+	s32 priority;		/* the priority hint, 0 if absent */
+	u32 budget_us;		/* latency.budget_us, 0 if absent */
+	u32 class;		/* latency.class, 0 if absent */
+	bool has_priority;
+	bool has_latency;
+	bool fast;		/* read on the fast path */
+};
+
 /* Keeps the per-thread record of what was read (for monitoring and tests). */
-static void record(struct task_struct *p, struct task_ctx *tctx, s32 *prio,
-		   struct LatencyHint *lat, bool fast)
+static void record(struct task_struct *p, struct task_ctx *tctx, const struct hints *h)
 {
 	struct tld_sched_record fresh = {}, *rec;
 	s32 tid = p->pid;
 	u64 now = bpf_ktime_get_ns();
 	u32 flags = 0;
-	s32 prio_v = prio ? *prio : 0;
-	u32 budget = lat ? lat->budget_us : 0, class = lat ? lat->class : 0;
 
 	rec = bpf_map_lookup_elem(&records, &tid);
 	if (!rec) {
 		fresh.tgid = p->tgid;
-		fresh.priority = prio_v;
-		fresh.budget_us = budget;
-		fresh.class = class;
+		fresh.priority = h->priority;
+		fresh.budget_us = h->budget_us;
+		fresh.class = h->class;
 		fresh.changed_ns = now;
 		bpf_map_update_elem(&records, &tid, &fresh, BPF_NOEXIST);
 		rec = bpf_map_lookup_elem(&records, &tid);
@@ -152,83 +172,144 @@ static void record(struct task_struct *p, struct task_ctx *tctx, s32 *prio,
 		rec->tgid = p->tgid;
 		rec->changed_ns = now;
 	}
-	if (rec->priority != prio_v || rec->budget_us != budget || rec->class != class) {
+	if (rec->priority != h->priority || rec->budget_us != h->budget_us ||
+	    rec->class != h->class) {
 		rec->before_change_ns = rec->read_ns;
 		rec->changed_ns = now;
 	}
-	if (prio)
+	if (h->has_priority)
 		flags |= TLD_REC_PRIORITY;
-	if (lat)
+	if (h->has_latency)
 		flags |= TLD_REC_LATENCY;
-	if (fast)
+	if (h->fast)
 		flags |= TLD_REC_FAST_PATH;
 	if (tctx->critical)
 		flags |= TLD_REC_CRITICAL;
-	rec->priority = prio_v;
-	rec->budget_us = budget;
-	rec->class = class;
+	rec->priority = h->priority;
+	rec->budget_us = h->budget_us;
+	rec->class = h->class;
 	rec->flags = flags;
 	rec->weight = tctx->weight;
 	rec->slice_ns = tctx->slice;
 	rec->read_ns = now;
 	rec->reads++;
-	if (fast)
+	if (h->fast)
 		rec->fast_reads++;
 }
 
 /*
- * Reads @p's hints and sets its policy in @tctx. Called at every enqueue and
- * at wake-ups placed directly on an idle CPU.
+ * Reads @p's hints into @h; false if it has none (it never touched a hint).
+ * For the running task this is the live value.
  */
-static void apply_hints(struct task_struct *p, struct task_ctx *tctx)
+static bool read_hints(struct task_struct *p, struct hints *h)
 {
 	struct tld_sched_stats *s = my_stats();
 	struct LatencyHint *lat;
 	struct bpf_tld tld;
 	s32 *prio;
+
+	__builtin_memset(h, 0, sizeof(*h));
+	/* -ENODATA: the thread never touched a hint. */
+	if (bpf_tld_init(p, &tld)) {
+		STAT_INC(s, no_hints);
+		return false;
+	}
+	h->fast = tld.fast != NULL;
+	if (h->fast)
+		STAT_INC(s, fast_reads);
+	else
+		STAT_INC(s, cached_reads);
+	prio = bpf_tld_get(&tld, priority);
+	if (prio) {
+		h->priority = *prio;
+		h->has_priority = true;
+	}
+	lat = bpf_tld_get(&tld, latency);
+	if (lat) {
+		h->budget_us = lat->budget_us;
+		h->class = lat->class;
+		h->has_latency = true;
+	}
+	return true;
+}
+
+/*
+ * Whether hints @h make a task critical: an interactive latency hint with a
+ * budget, unless the task is a hog: it has already run as a critical task for
+ * HOG_SLICES default slices without blocking. The boost buys a place at the
+ * head of the queue for work that soon blocks, not a CPU for a thread that
+ * claims to be interactive and burns it. The bound is counted in default
+ * slices rather than in the budget because one thread may run many pieces of
+ * interactive work in a row: an executor's worker polls one interactive
+ * request after another, each within its budget.
+ */
+static bool critical(const struct task_ctx *tctx, const struct hints *h)
+{
+	if (!h->budget_us || h->class != class_interactive)
+		return false;
+	return tctx->critical_ns < HOG_SLICES * slice_ns;
+}
+
+/*
+ * Reads @p's hints and sets its policy in @tctx. Called at every enqueue
+ * (@preempted: of a task that was running, not waking up) and at wake-ups
+ * placed directly on an idle CPU.
+ */
+static void apply_hints(struct task_struct *p, struct task_ctx *tctx, bool preempted)
+{
+	struct tld_sched_stats *s = my_stats();
+	bool was_critical = tctx->critical;
+	struct hints h;
 	s32 nice;
 
 	tctx->weight = task_weight(p);
 	tctx->slice = slice_ns;
 	tctx->critical = false;
 
-	if (!use_hints)
+	if (!use_hints || !read_hints(p, &h))
 		return;
-	/* -ENODATA: the thread never touched a hint: defaults. */
-	if (bpf_tld_init(p, &tld)) {
-		STAT_INC(s, no_hints);
-		return;
-	}
-	if (tld.fast)
-		STAT_INC(s, fast_reads);
-	else
-		STAT_INC(s, cached_reads);
 
-	prio = bpf_tld_get(&tld, priority);
-	if (prio) {
-		nice = *prio;
+	if (h.has_priority) {
+		nice = h.priority;
 		if (nice < -20)
 			nice = -20;
 		if (nice > 19)
 			nice = 19;
 		tctx->weight = nice_weight[nice + 20];
 	}
+	if (h.class == class_batch) {
+		tctx->slice = slice_ns * 2;
+	} else if (h.budget_us) {
+		u64 want = (u64)h.budget_us * 1000;
 
-	lat = bpf_tld_get(&tld, latency);
-	if (lat) {
-		u32 budget = lat->budget_us, class = lat->class;
-
-		if (class == class_batch) {
-			tctx->slice = slice_ns * 2;
-		} else if (budget) {
-			u64 want = (u64)budget * 1000;
-
-			tctx->slice = want < MIN_SLICE_NS ? MIN_SLICE_NS :
-				      want > slice_ns ? slice_ns : want;
-			tctx->critical = class == class_interactive && !tctx->hog;
-		}
+		tctx->slice = want < MIN_SLICE_NS ? MIN_SLICE_NS :
+			      want > slice_ns ? slice_ns : want;
 	}
-	record(p, tctx, prio, lat, tld.fast != NULL);
+	if (h.budget_us && h.class == class_interactive) {
+		tctx->critical = critical(tctx, &h);
+		tctx->missed = false;
+		if (!tctx->critical)
+			STAT_INC(s, hogs);
+	} else if (preempted && was_critical && !tctx->missed) {
+		/*
+		 * Preempted while it ran as critical, and its hint now reads
+		 * otherwise. Once is no proof that its interactive work is
+		 * over: an executor's worker runs its own code between two
+		 * polls, with its own hints, and a tick can land there. It
+		 * stays critical for this one enqueue, with the shortest slice
+		 * (in effect, until the next tick); a second such read in a row
+		 * ends it.
+		 */
+		tctx->critical = true;
+		tctx->missed = true;
+		tctx->slice = MIN_SLICE_NS;
+	} else {
+		tctx->missed = false;
+		/* Its interactive work is over, and with it any hog verdict:
+		 * a worker has moved on to other requests. */
+		tctx->critical_ns = 0;
+	}
+	record(p, tctx, &h);
 }
 
 static struct task_ctx *lookup_ctx(struct task_struct *p)
@@ -245,7 +326,7 @@ s32 BPF_STRUCT_OPS(tld_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle && tctx) {
 		/* An idle CPU: run there now, with the slice the hints give. */
-		apply_hints(p, tctx);
+		apply_hints(p, tctx, false);
 		STAT_INC(my_stats(), direct);
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, tctx->slice, 0);
 	}
@@ -284,12 +365,16 @@ void BPF_STRUCT_OPS(tld_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 		return;
 	}
-	apply_hints(p, tctx);
+	apply_hints(p, tctx, !(enq_flags & SCX_ENQ_WAKEUP));
 
 	if (tctx->critical) {
 		STAT_INC(s, critical);
 		scx_bpf_dsq_insert(p, LAT_DSQ, tctx->slice, enq_flags);
-		kick_for(p);
+		/* A task that was preempted still holding the hint gets a CPU
+		 * at the next tick (tld_tick()), not by preempting one now: the
+		 * CPU it just left is picking its next task anyway. */
+		if (enq_flags & SCX_ENQ_WAKEUP)
+			kick_for(p);
 		return;
 	}
 
@@ -324,8 +409,32 @@ void BPF_STRUCT_OPS(tld_stopping, struct task_struct *p, bool runnable)
 		return;
 	used = bpf_ktime_get_ns() - tctx->started;
 	p->scx.dsq_vtime += used * NICE_0_WEIGHT / (tctx->weight ?: 1);
-	/* Still runnable with no slice left: it used all it was given. */
-	tctx->hog = runnable && p->scx.slice == 0;
+	if (tctx->critical)
+		tctx->critical_ns += used;
+	/* It blocked: whatever it ran, it was not a hog. */
+	if (!runnable)
+		tctx->critical_ns = 0;
+}
+
+/*
+ * At every tick, for the running task, while a critical task waits: it keeps
+ * its CPU only if its hints, read now, make it critical too. This is the live
+ * value: a worker thread of an async executor takes on the hints of each task
+ * it polls, microseconds apart, with no system call and no scheduler event,
+ * so what it was queued with says nothing about what it runs now.
+ */
+void BPF_STRUCT_OPS(tld_tick, struct task_struct *p)
+{
+	struct task_ctx *tctx;
+	struct hints h;
+
+	if (!use_hints || !scx_bpf_dsq_nr_queued(LAT_DSQ))
+		return;
+	tctx = lookup_ctx(p);
+	if (tctx && read_hints(p, &h) && critical(tctx, &h))
+		return;
+	p->scx.slice = 0;
+	STAT_INC(my_stats(), tick_preempts);
 }
 
 void BPF_STRUCT_OPS(tld_enable, struct task_struct *p)
@@ -366,6 +475,7 @@ SCX_OPS_DEFINE(tld_ops,
 	       .dispatch	= (void *)tld_dispatch,
 	       .running		= (void *)tld_running,
 	       .stopping	= (void *)tld_stopping,
+	       .tick		= (void *)tld_tick,
 	       .enable		= (void *)tld_enable,
 	       .init_task	= (void *)tld_init_task,
 	       .init		= (void *)tld_init,

@@ -1,6 +1,9 @@
 //! The latency measurement: how long a thread that sleeps about 1 ms waits for a CPU after its
 //! timer fires, on an idle VM and under 2 × vCPUs CPU-bound threads, with and without its
 //! latency hint, and with the hint set but the scheduler ignoring hints (the control).
+//!
+//! The tokio server's requests ([`crate::server`]) are measured in the same two scheduler runs,
+//! with hints and without, so that the suite attaches and detaches no more often.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -12,6 +15,7 @@ use tld_vm::console::PREFIX;
 use tld_vm::guest::{report, Records};
 
 use crate::sched::Sched;
+use crate::server;
 
 /// Samples per case.
 pub const SAMPLES: usize = 200;
@@ -173,6 +177,8 @@ pub struct Measured {
     /// The scheduler read the measured thread's hint as critical (a check that the hint
     /// reached it).
     pub seen_critical: bool,
+    /// The tokio server's self-test under scx_tld and under `scx_tld --no-hints`.
+    pub server: Result<(server::Run, server::Run), String>,
 }
 
 /// Runs every case. `sched` is a running scx_tld with hints on; it is restarted with
@@ -203,6 +209,10 @@ pub fn measure(sched: Sched) -> Result<(Measured, Sched), String> {
             .and_then(|r| r.get(tid))
             .is_some_and(|r| r.flags & tld_vm::guest::flags::CRITICAL != 0 && r.budget_us == 500)
     };
+    // The tokio server brings its own CPU load; the hogs come back for the SIGINT below.
+    hogs.stop();
+    let hinted_server = server::run("hints");
+    let hogs = Hogs::start(hogs_n);
 
     // The control: the same thread, with its hint, under a scheduler that ignores hints.
     let stopped = sched.stop(libc::SIGINT);
@@ -236,6 +246,7 @@ pub fn measure(sched: Sched) -> Result<(Measured, Sched), String> {
     let (_, control) = sleeper.measure(true, SAMPLES);
     hogs.stop();
     sleeper.stop();
+    let server = hinted_server.and_then(|h| Ok((h, server::run("no-hints")?)));
     let stopped = control_sched.stop(libc::SIGINT);
     if !stopped.clean() {
         return Err(format!(
@@ -252,6 +263,7 @@ pub fn measure(sched: Sched) -> Result<(Measured, Sched), String> {
             control: Summary::of(control),
             hogs: hogs_n,
             seen_critical,
+            server,
         },
         sched,
     ))
@@ -355,6 +367,10 @@ pub fn report_all(m: &Measured) {
             "the record of the measured thread does not show the hint"
         },
     );
+    match &m.server {
+        Ok((hinted, control)) => server::report_all(hinted, control),
+        Err(e) => report("tokio/hinted-requests-first", false, e),
+    }
 }
 
 fn us(v: f64) -> String {

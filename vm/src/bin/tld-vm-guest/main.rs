@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! tld-vm-guest suite    every test
-//! tld-vm-guest demo     the latency measurement only, for `make demo-sched`
+//! tld-vm-guest demo     the latency measurements only (a sleeping thread, the tokio server),
+//!                       for `make demo-sched`
 //! tld-vm-guest app      (internal) the application process of the lifecycle tests
 //! tld-vm-guest fork-exec  (internal) the fork-and-exec role
 //! ```
@@ -14,6 +15,7 @@ mod kernel_tests;
 mod latency;
 mod lifecycle;
 mod sched;
+mod server;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -152,7 +154,7 @@ fn error_exit_reported(sched: Sched) {
     report("scheduler/error-exit-reported", passed, &details);
 }
 
-/// `make demo-sched`: the latency cases only.
+/// `make demo-sched`: the latency cases only (with the tokio server's).
 fn demo() {
     if environment() {
         match Sched::start(&[]) {
