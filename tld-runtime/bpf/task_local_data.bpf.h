@@ -828,73 +828,107 @@ slow:
 		       "tld: the " what " of a consistent read or write must point to the key's value type, __tld_value_type_" #key)
 
 /*
+ * One read attempt of the consistent entry at @e: copies its value into @out
+ * (a @type *) between two loads of the counter. 1 if the copy is whole.
+ */
+#define __bpf_tld_seq_try_read(e, out, type)					\
+({										\
+	__u64 ___before, ___after;						\
+	int ___whole = 0;							\
+										\
+	___before = __tld_seq_load(e);						\
+	__tld_barrier();							\
+	if (!(___before & 1)) {							\
+		__builtin_memcpy((out), (type *)((e) + TLD_SEQ_VALUE_OFFSET),	\
+				 sizeof(type));					\
+		__tld_barrier();						\
+		___after = __tld_seq_load(e);					\
+		___whole = ___after == ___before;				\
+	}									\
+	___whole;								\
+})
+
+/*
  * __bpf_tld_seq_read() - copy the value of the consistent entry at @entry
  * (8-aligned, or NULL) into @out, a pointer to @type, under its counter.
- * Adds the attempts that had to start over to *@retries unless @retries is a
- * null constant. Return: 0, -ENOENT if @entry is NULL, -EAGAIN if no attempt
- * found the value whole (@out then holds garbage).
+ * The first attempt is straight-line code; only a read that meets a write in
+ * progress enters the bounded loop. Adds the attempts that had to start over
+ * to *@retries unless @retries is a null constant. Return: 0, -ENOENT if
+ * @entry is NULL, -EAGAIN if no attempt found the value whole (*@out is then
+ * untouched or torn).
  */
 #define __bpf_tld_seq_read(entry, out, type, retries)				\
 ({										\
 	void *___e = (entry);							\
 	type *___out = (out);							\
-	int ___ret = ___e ? -EAGAIN : -ENOENT;					\
+	int ___ret = -ENOENT;							\
 	int ___i;								\
 										\
 	if (___e) {								\
-		bpf_for(___i, 0, TLD_SEQ_RETRIES) {				\
-			__u64 ___before, ___after;				\
-										\
-			___before = __tld_seq_load(___e);			\
-			__tld_barrier();					\
-			if (!(___before & 1)) {					\
-				__builtin_memcpy(___out,			\
-					(type *)(___e + TLD_SEQ_VALUE_OFFSET),	\
-					sizeof(type));				\
-				__tld_barrier();				\
-				___after = __tld_seq_load(___e);		\
-				if (___after == ___before) {			\
+		___ret = 0;							\
+		if (!__bpf_tld_seq_try_read(___e, ___out, type)) {		\
+			___ret = -EAGAIN;					\
+			if (retries)						\
+				(*(retries))++;					\
+			bpf_for(___i, 1, TLD_SEQ_RETRIES) {			\
+				if (__bpf_tld_seq_try_read(___e, ___out, type)) { \
 					___ret = 0;				\
 					break;					\
 				}						\
+				if (retries)					\
+					(*(retries))++;				\
 			}							\
-			if (retries)						\
-				(*(retries))++;					\
 		}								\
 	}									\
 	___ret;									\
 })
 
 /*
+ * One write attempt on the consistent entry at @e: claims the counter
+ * (compare-and-swap from even to odd), copies *@in (a @type), and makes the
+ * counter even again. 1 if it wrote, 0 if another writer held the counter.
+ */
+#define __bpf_tld_seq_try_write(e, in, type)					\
+({										\
+	__u64 ___seq = *(volatile __u64 *)(e);					\
+	int ___done = 0;							\
+										\
+	if (!(___seq & 1) &&							\
+	    __sync_val_compare_and_swap((__u64 *)(e), ___seq, ___seq + 1) == ___seq) { \
+		__builtin_memcpy((type *)((e) + TLD_SEQ_VALUE_OFFSET), (in),	\
+				 sizeof(type));					\
+		/* A fetching add is fully ordered on every JIT: the value */	\
+		/* is visible before the counter is even again. */		\
+		___seq = __sync_fetch_and_add((__u64 *)(e), 1);			\
+		barrier_var(___seq);						\
+		___done = 1;							\
+	}									\
+	___done;								\
+})
+
+/*
  * __bpf_tld_seq_write() - write *@in, a @type, as the value of the consistent
- * entry at @entry (8-aligned, or NULL), claiming its counter first. Return: 0,
- * -ENOENT if @entry is NULL, -EBUSY if another writer held the counter for
- * every attempt (nothing was written).
+ * entry at @entry (8-aligned, or NULL). The first attempt is straight-line
+ * code, then a bounded loop. Return: 0, -ENOENT if @entry is NULL, -EBUSY if
+ * another writer held the counter for every attempt (nothing was written).
  */
 #define __bpf_tld_seq_write(entry, in, type)					\
 ({										\
 	void *___e = (entry);							\
 	const type *___in = (in);						\
-	int ___ret = ___e ? -EBUSY : -ENOENT;					\
+	int ___ret = -ENOENT;							\
 	int ___i;								\
 										\
 	if (___e) {								\
-		bpf_for(___i, 0, TLD_SEQ_RETRIES) {				\
-			__u64 ___seq = *(volatile __u64 *)___e;			\
-										\
-			if (___seq & 1)						\
-				continue;					\
-			if (__sync_val_compare_and_swap((__u64 *)___e, ___seq,	\
-							___seq + 1) != ___seq)	\
-				continue;					\
-			__builtin_memcpy((type *)(___e + TLD_SEQ_VALUE_OFFSET),	\
-					 ___in, sizeof(type));			\
-			/* A fetching add is fully ordered on every JIT: the */	\
-			/* value is visible before the counter is even again. */ \
-			___seq = __sync_fetch_and_add((__u64 *)___e, 1);	\
-			barrier_var(___seq);					\
-			___ret = 0;						\
-			break;							\
+		___ret = 0;							\
+		if (!__bpf_tld_seq_try_write(___e, ___in, type)) {		\
+			___ret = -EBUSY;					\
+			bpf_for(___i, 1, TLD_SEQ_RETRIES) {			\
+				if (__bpf_tld_seq_try_write(___e, ___in, type)) { \
+					___ret = 0;				\
+					break;					\
+				}						\
+			}							\
 		}								\
 	}									\
 	___ret;									\
