@@ -257,11 +257,7 @@ pub fn measure_bpf(bench: &'static Bench, quick: bool) -> Result<BpfSide, String
         .into_iter()
         .map(|(r, v)| (r, v.into_iter().fold(f64::INFINITY, f64::min)))
         .collect();
-    Ok(BpfSide {
-        ns,
-        repeat,
-        rounds,
-    })
+    Ok(BpfSide { ns, repeat, rounds })
 }
 
 /// C1 and C2.

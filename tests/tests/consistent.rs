@@ -495,6 +495,7 @@ fn two_writers_at_once_never_mix_their_bytes() {
 #[test]
 fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
     let Some(skel) = skel() else { return };
+    let _cpus = cpus();
     let poke = |step: u32, v: u64| {
         let out = run(
             &skel.progs.seq_poke,
@@ -565,11 +566,12 @@ fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
              replace took {rest_took:?} together (MAX_WAIT {:?} each)",
             consistent::MAX_WAIT
         );
+        // MAX_WAIT each; the bounds leave room for a loaded machine to deschedule the thread.
         assert!(
-            try_get_took < Duration::from_millis(50),
+            try_get_took < Duration::from_secs(1),
             "try_get took {try_get_took:?}"
         );
-        assert!(rest_took < Duration::from_millis(200), "{rest_took:?}");
+        assert!(rest_took < Duration::from_secs(2), "{rest_took:?}");
 
         // Nothing was written: the stopped writer's bytes and counter are as it left them, and
         // a BPF writer is refused too.
@@ -634,4 +636,78 @@ fn values_round_trip_on_both_paths_and_the_counter_counts_writes() {
     })
     .join()
     .unwrap();
+}
+
+/// The same programs built with `TLD_SEQ_PORTABLE`, which reads the counter with atomic
+/// fetch-adds (what the header does on architectures other than x86-64), load and give the same
+/// results, sharing the runtime's `tld_data_map`.
+#[test]
+fn the_portable_ordering_loads_and_gives_the_same_results() {
+    let Some(skel) = skel() else { return };
+    use std::os::fd::AsFd;
+    let scratch = std::env::temp_dir().join(format!("tld-consistent-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let source = scratch.join("portable.bpf.c");
+    let program = tld_bpf_build::bpf_dir().join("tld_consistent.bpf.c");
+    std::fs::write(
+        &source,
+        format!(
+            "#define TLD_SEQ_PORTABLE\n#include \"{}\"\n",
+            program.display()
+        ),
+    )
+    .unwrap();
+    let object = scratch.join("portable.bpf.o");
+    let out = std::path::Path::new(env!("OUT_DIR"));
+    tld_bpf_build::compile_object(&source, &[out], &scratch.join("libbpf"), &object)
+        .unwrap_or_else(|e| panic!("the portable build does not compile:\n{e}"));
+    let mut open = libbpf_rs::ObjectBuilder::default()
+        .open_file(&object)
+        .expect("open the portable object");
+    for mut map in open.maps_mut() {
+        if map.name() == "tld_data_map" {
+            map.reuse_fd(skel.maps.tld_data_map.as_fd())
+                .expect("share tld_data_map");
+        }
+    }
+    let obj = open.load().expect("the portable object loads");
+    let prog = |name: &str| {
+        obj.progs_mut()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("no program {name}"))
+    };
+    // On this test's own thread (the object cannot move to another).
+    {
+        for cached in [0, 1] {
+            SEQ_VALUE4.set(whole(50));
+            let out = run(
+                &prog("seq_roundtrip"),
+                RoundtripCtx {
+                    cached,
+                    value: whole(60),
+                    small: [4, 5, 6, 0],
+                    ..RoundtripCtx::default()
+                },
+            );
+            assert_eq!((out.read_ret, out.write_ret), (0, 0), "{out:?}");
+            assert_eq!(out.value, whole(50));
+            assert_eq!(SEQ_VALUE4.get(), whole(60));
+            assert_eq!(SEQ_SMALL.get(), [4, 5, 6]);
+        }
+        let poke = |step: u32| {
+            run(
+                &prog("seq_poke"),
+                PokeCtx {
+                    step,
+                    v: 70,
+                    ..PokeCtx::default()
+                },
+            )
+        };
+        assert_eq!(poke(0).read_ret, EAGAIN, "a reader facing an odd counter");
+        assert_eq!(poke(3).write_ret, EBUSY, "a writer facing an odd counter");
+        assert_eq!(poke(1).read_ret, 0);
+        assert_eq!(SEQ_VALUE4.get(), whole(70));
+    }
+    std::fs::remove_dir_all(&scratch).ok();
 }

@@ -168,6 +168,27 @@ fn consistent_accesses_are_checked_when_the_bpf_program_compiles() {
         err.contains("tld: the C type of key seq_small does not match [u16; 3]"),
         "{err}"
     );
+
+    // Without a generated header: the program declares the key and its value type.
+    tld_runtime::header::write(dir.join("tld_generated.h")).unwrap();
+    let source = dir.join("headerless.bpf.c");
+    std::fs::write(
+        &source,
+        "#include \"tld_vmlinux.h\"\n\
+         struct tld_offsets { __s16 budget; };\n\
+         struct Budget { __u64 slice_ns; __u32 weight; __u32 class; };\n\
+         typedef struct Budget __tld_value_type_budget;\n\
+         #include \"task_local_data.bpf.h\"\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n\
+         SEC(\"syscall\") int prog(void *ctx)\n{\n\
+         \tstruct bpf_tld tld;\n\tstruct Budget b = {};\n\
+         \tif (bpf_tld_init(bpf_get_current_task_btf(), &tld))\n\t\treturn 0;\n\
+         \tif (bpf_tld_read_consistent(&tld, budget, &b))\n\t\treturn 0;\n\
+         \tb.weight++;\n\treturn bpf_tld_write_consistent(&tld, budget, &b);\n}\n",
+    )
+    .unwrap();
+    tld_bpf_build::compile_check(&source, &[&dir], &dir.join("libbpf"))
+        .expect("consistent access without a generated header must compile");
     std::fs::remove_dir_all(&dir).ok();
 }
 

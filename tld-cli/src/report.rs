@@ -119,7 +119,10 @@ impl Task {
     /// Decodes a task's record, with types from `schema`.
     pub fn from_raw(raw: &RawTask, schema: &Schema) -> Task {
         let (keys, error) = match decode::decode(raw.data.as_deref(), raw.meta.as_deref()) {
-            Ok(keys) => (keys.into_iter().map(|k| Key::new(k, schema)).collect(), None),
+            Ok(keys) => (
+                keys.into_iter().map(|k| Key::new(k, schema)).collect(),
+                None,
+            ),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
         Task {

@@ -79,21 +79,25 @@ fn a_consistent_hint_shows_a_whole_value_or_none() {
     assert_eq!(k["value"], Value::Null);
     assert!(k.get("seq").is_none() && k.get("whole").is_none(), "{k}");
     assert!(
-        k["hex"].as_str().unwrap().starts_with("02000000000000000a000000"),
+        k["hex"]
+            .as_str()
+            .unwrap()
+            .starts_with("02000000000000000a000000"),
         "{k}"
     );
 
     // A writer claims the counter and writes half a value, then stops.
-    assert_eq!(
-        fixture.write(a, Page::Data, offset, &3u64.to_ne_bytes()),
-        0
-    );
+    assert_eq!(fixture.write(a, Page::Data, offset, &3u64.to_ne_bytes()), 0);
     assert_eq!(
         fixture.write(a, Page::Data, offset + 8, &[7, 0, 0, 0, 7, 0, 0, 0]),
         0
     );
     let k = window(&pin, Some(schema), a);
-    assert_eq!(k["value"], Value::Null, "half a value must not be shown: {k}");
+    assert_eq!(
+        k["value"],
+        Value::Null,
+        "half a value must not be shown: {k}"
+    );
     assert_eq!((&k["seq"], &k["whole"]), (&json!(3), &json!(false)), "{k}");
     let table = tld_ok(&["show", "--pin", &pin, "--schema", schema, &a.to_string()]);
     let line = table
@@ -107,10 +111,7 @@ fn a_consistent_hint_shows_a_whole_value_or_none() {
         fixture.write(a, Page::Data, offset + 16, &[7, 0, 0, 0, 7, 0, 0, 0]),
         0
     );
-    assert_eq!(
-        fixture.write(a, Page::Data, offset, &4u64.to_ne_bytes()),
-        0
-    );
+    assert_eq!(fixture.write(a, Page::Data, offset, &4u64.to_ne_bytes()), 0);
     let k = window(&pin, Some(schema), a);
     assert_eq!(k["value"], json!([7, 7, 7, 7]));
     assert_eq!((&k["seq"], &k["whole"]), (&json!(4), &json!(true)), "{k}");

@@ -59,8 +59,8 @@ pub use crate::seqlock::{retries, Retries, MAX_WAIT};
 /// The hint is published under its key with the size `8 + round_up(size_of::<T>(), 8)`:
 /// a `u64` counter, then the value at byte 8. In C:
 ///
-/// ```c
-/// struct { __u64 seq; T value; };  /* seq is odd while a writer is in the middle of a write */
+/// ```text
+/// struct tld_consistent_<key> { __u64 seq; T value; };   /* seq odd: a write is in progress */
 /// ```
 ///
 /// BPF programs read it with `bpf_tld_read_consistent(&tld, key, &out)` and write it with
