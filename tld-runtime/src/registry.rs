@@ -39,10 +39,10 @@ impl fmt::Display for Site {
 
 /// A hint as the runtime sees it, with its value type erased.
 ///
-/// Implemented only by [`crate::TaskLocal`]: the trait is sealed, so no other type can claim to
-/// be a hint, and only the layout can give a hint its place in a thread's page (the method that
-/// does takes a [`LayoutToken`], which nothing outside this crate can make). Not part of the
-/// public API.
+/// Implemented only by [`crate::TaskLocal`] and [`crate::ConsistentTaskLocal`]: the trait is
+/// sealed, so no other type can claim to be a hint, and only the layout can give a hint its place
+/// in a thread's page (the method that does takes a `LayoutToken`, which nothing outside this
+/// crate can make). Not part of the public API.
 ///
 /// # Safety
 /// An implementation promises that `size`, `align` and `init_bytes` describe what it stores
