@@ -803,6 +803,34 @@ slow:
 
 #define __tld_barrier() asm volatile("" ::: "memory")
 
+/*
+ * Copies a consistent value of @type from @src to @dst. clang inlines a
+ * __builtin_memcpy() of up to 1024 bytes (BPF has no memcpy to call), so a
+ * larger value is copied in constant pieces of 1024 bytes and a remainder;
+ * the branch not taken is removed at compile time.
+ */
+#define __TLD_COPY_PIECE 1024
+#define __tld_copy(dst, src, type)						\
+do {										\
+	if (sizeof(type) <= __TLD_COPY_PIECE) {					\
+		__builtin_memcpy((dst), (src), sizeof(type));			\
+	} else {								\
+		char *___d = __builtin_assume_aligned((void *)(dst), _Alignof(type)); \
+		const char *___s = __builtin_assume_aligned((const void *)(src), \
+							    _Alignof(type));	\
+		int ___p;							\
+										\
+		_Pragma("unroll")						\
+		for (___p = 0; ___p < (int)(sizeof(type) / __TLD_COPY_PIECE); ___p++) \
+			__builtin_memcpy(___d + ___p * __TLD_COPY_PIECE,	\
+					 ___s + ___p * __TLD_COPY_PIECE,	\
+					 __TLD_COPY_PIECE);			\
+		__builtin_memcpy(___d + sizeof(type) / __TLD_COPY_PIECE * __TLD_COPY_PIECE, \
+				 ___s + sizeof(type) / __TLD_COPY_PIECE * __TLD_COPY_PIECE, \
+				 sizeof(type) % __TLD_COPY_PIECE);		\
+	}									\
+} while (0)
+
 #if defined(__TARGET_ARCH_x86) && !defined(TLD_SEQ_PORTABLE)
 #define __tld_seq_load(entry) (*(volatile __u64 *)(entry))
 #else
@@ -839,8 +867,7 @@ slow:
 	___before = __tld_seq_load(e);						\
 	__tld_barrier();							\
 	if (!(___before & 1)) {							\
-		__builtin_memcpy((out), (type *)((e) + TLD_SEQ_VALUE_OFFSET),	\
-				 sizeof(type));					\
+		__tld_copy((out), (type *)((e) + TLD_SEQ_VALUE_OFFSET), type);	\
 		__tld_barrier();						\
 		___after = __tld_seq_load(e);					\
 		___whole = ___after == ___before;				\
@@ -895,8 +922,7 @@ slow:
 										\
 	if (!(___seq & 1) &&							\
 	    __sync_val_compare_and_swap((__u64 *)(e), ___seq, ___seq + 1) == ___seq) { \
-		__builtin_memcpy((type *)((e) + TLD_SEQ_VALUE_OFFSET), (in),	\
-				 sizeof(type));					\
+		__tld_copy((type *)((e) + TLD_SEQ_VALUE_OFFSET), (in), type);	\
 		/* A fetching add is fully ordered on every JIT: the value */	\
 		/* is visible before the counter is even again. */		\
 		___seq = __sync_fetch_and_add((__u64 *)(e), 1);			\

@@ -199,14 +199,6 @@ impl<T: TldType> ConsistentTaskLocal<T> {
         Some(unsafe { Entry::at(p) })
     }
 
-    #[inline(always)]
-    fn with_entry<R>(&'static self, f: impl FnOnce(Entry<T::Raw>) -> R) -> Option<R> {
-        match self.entry() {
-            Some(e) => Some(f(e)),
-            None => self.entry_slow().map(f),
-        }
-    }
-
     fn busy(&self) -> Error {
         Error::HintBusy { key: self.site.key }
     }
@@ -217,8 +209,14 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// nothing is stored; [`try_set`](Self::try_set) says so.
     #[inline]
     pub fn set(&'static self, value: T) {
-        let raw = value.into_raw();
-        let _ = self.with_entry(|e| e.write(raw));
+        match self.entry() {
+            Some(e) => {
+                let _ = e.write(|| value.into_raw());
+            }
+            None => {
+                let _ = self.try_set_slow(value);
+            }
+        }
     }
 
     /// Writes the calling thread's copy, as one whole for every reader, or says why not:
@@ -227,12 +225,17 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// stored on error.
     #[inline]
     pub fn try_set(&'static self, value: T) -> Result<(), Error> {
-        let raw = value.into_raw();
-        match self.with_entry(|e| e.write(raw)) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(Busy)) => Err(self.busy()),
-            None => Err(Error::ThreadBusy),
+        match self.entry() {
+            Some(e) => e.write(|| value.into_raw()).map_err(|Busy| self.busy()),
+            None => self.try_set_slow(value),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_set_slow(&'static self, value: T) -> Result<(), Error> {
+        let e = self.entry_slow().ok_or(Error::ThreadBusy)?;
+        e.write(|| value.into_raw()).map_err(|Busy| self.busy())
     }
 
     /// Reads the calling thread's copy, including whatever a BPF program wrote into it, never
@@ -243,9 +246,13 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// says so instead.
     #[inline]
     pub fn get(&'static self) -> T {
-        match self.with_entry(|e| e.read()) {
-            Some(Ok(raw)) => T::from_raw(raw),
-            Some(Err(Busy)) | None => self.init.value,
+        let raw = match self.entry() {
+            Some(e) => e.read().ok(),
+            None => self.try_get_slow().ok().map(T::into_raw),
+        };
+        match raw {
+            Some(raw) => T::from_raw(raw),
+            None => self.init.value,
         }
     }
 
@@ -268,11 +275,17 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// ```
     #[inline]
     pub fn try_get(&'static self) -> Result<T, Error> {
-        match self.with_entry(|e| e.read()) {
-            Some(Ok(raw)) => Ok(T::from_raw(raw)),
-            Some(Err(Busy)) => Err(self.busy()),
-            None => Err(Error::ThreadBusy),
+        match self.entry() {
+            Some(e) => e.read().map(T::from_raw).map_err(|Busy| self.busy()),
+            None => self.try_get_slow(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_get_slow(&'static self) -> Result<T, Error> {
+        let e = self.entry_slow().ok_or(Error::ThreadBusy)?;
+        e.read().map(T::from_raw).map_err(|Busy| self.busy())
     }
 
     /// Writes the calling thread's copy and returns the value it replaces, like
@@ -284,11 +297,17 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// initial value is returned.
     #[inline]
     pub fn replace(&'static self, value: T) -> T {
-        let raw = value.into_raw();
-        match self.with_entry(|e| e.replace(raw)) {
-            Some(Ok(old)) => T::from_raw(old),
-            Some(Err(Busy)) | None => self.init.value,
-        }
+        let old = match self.entry() {
+            Some(e) => e.replace(|| value.into_raw()).ok(),
+            None => self.replace_slow(value),
+        };
+        old.map_or(self.init.value, T::from_raw)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn replace_slow(&'static self, value: T) -> Option<T::Raw> {
+        self.entry_slow()?.replace(|| value.into_raw()).ok()
     }
 
     /// Reads the calling thread's copy, lets `f` change it, and writes it back.

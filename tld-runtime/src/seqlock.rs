@@ -141,15 +141,15 @@ impl<R: Copy> Entry<R> {
     }
 
     #[inline(always)]
-    fn seq(&self) -> &AtomicU64 {
+    fn seq(self) -> &'static AtomicU64 {
         // SAFETY: `at`'s caller promised an aligned counter, valid while the entry is used and
-        // accessed only atomically.
+        // accessed only atomically. The reference lives no longer than the entry's use.
         unsafe { &*self.seq }
     }
 
     /// One read attempt: the value, if no write was in progress during the copy.
     #[inline(always)]
-    fn read_once(&self) -> Option<R> {
+    fn read_once(self) -> Option<R> {
         let before = self.seq().load(Ordering::Acquire);
         if before & 1 != 0 {
             return None;
@@ -166,7 +166,7 @@ impl<R: Copy> Entry<R> {
     /// A whole copy of the value, or [`Busy`] if writes kept it from succeeding for
     /// [`MAX_WAIT`].
     #[inline(always)]
-    pub(crate) fn read(&self) -> Result<R, Busy> {
+    pub(crate) fn read(self) -> Result<R, Busy> {
         match self.read_once() {
             Some(value) => Ok(value),
             None => self.read_slow(),
@@ -175,7 +175,7 @@ impl<R: Copy> Entry<R> {
 
     #[cold]
     #[inline(never)]
-    fn read_slow(&self) -> Result<R, Busy> {
+    fn read_slow(self) -> Result<R, Busy> {
         let mut wait = Wait::new();
         loop {
             count(&READ_RETRIES);
@@ -188,9 +188,9 @@ impl<R: Copy> Entry<R> {
         }
     }
 
-    /// Claims the counter: its even value before the claim.
+    /// One attempt to claim the counter: its even value before the claim.
     #[inline(always)]
-    fn claim(&self) -> Result<u64, Busy> {
+    fn try_claim(self) -> Option<u64> {
         let seq = self.seq().load(Ordering::Relaxed);
         if seq & 1 == 0
             && self
@@ -200,14 +200,16 @@ impl<R: Copy> Entry<R> {
         {
             // The odd counter is visible before any byte of the value that follows.
             fence(Ordering::Release);
-            return Ok(seq);
+            return Some(seq);
         }
-        self.claim_slow()
+        None
     }
 
+    /// Claims the counter, waiting up to [`MAX_WAIT`] for another writer: its even value
+    /// before the claim.
     #[cold]
     #[inline(never)]
-    fn claim_slow(&self) -> Result<u64, Busy> {
+    fn claim_slow(self) -> Result<u64, Busy> {
         let mut wait = Wait::new();
         loop {
             count(&WRITE_WAITS);
@@ -227,37 +229,66 @@ impl<R: Copy> Entry<R> {
         }
     }
 
-    /// Publishes the write that claimed the counter at `seq`.
+    /// Stores `value` and publishes the write that claimed the counter at `seq`.
     #[inline(always)]
-    fn publish(&self, seq: u64) {
+    fn store(self, value: R, seq: u64) {
+        // SAFETY: `value` is valid for writes (see `at`), and the claim keeps every writer that
+        // follows the protocol away until the counter is even again.
+        unsafe { self.value.write_volatile(value) };
         self.seq().store(seq.wrapping_add(2), Ordering::Release);
     }
 
-    /// Writes `value` as one whole, or gives up with [`Busy`] without writing.
+    /// Stores `value` and returns the value it replaces, then publishes, under the claim at
+    /// `seq`.
     #[inline(always)]
-    pub(crate) fn write(&self, value: R) -> Result<(), Busy> {
-        let seq = self.claim()?;
-        // SAFETY: `value` is valid for writes (see `at`), and the claim keeps every writer that
-        // follows the protocol away until `publish`.
-        unsafe { self.value.write_volatile(value) };
-        self.publish(seq);
+    fn swap(self, value: R, seq: u64) -> R {
+        // SAFETY: as in `store`; while the claim is held no writer changes the value, so the
+        // read is whole.
+        let old = unsafe { self.value.read_volatile() };
+        self.store(value, seq);
+        old
+    }
+
+    /// Writes the value that `value` makes as one whole, or gives up with [`Busy`] without
+    /// writing.
+    ///
+    /// `value` runs after the claim, so that the caller's value is not first spilled to the
+    /// stack: a locked instruction waits for every earlier store to reach the cache, which
+    /// more than doubles the cost of the claim.
+    #[inline(always)]
+    pub(crate) fn write(self, value: impl FnOnce() -> R) -> Result<(), Busy> {
+        match self.try_claim() {
+            Some(seq) => {
+                self.store(value(), seq);
+                Ok(())
+            }
+            None => self.write_slow(value()),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_slow(self, value: R) -> Result<(), Busy> {
+        let seq = self.claim_slow()?;
+        self.store(value, seq);
         Ok(())
     }
 
-    /// Writes `value` and returns the value it replaced, as one step for every writer that
-    /// follows the protocol; or gives up with [`Busy`] without writing.
+    /// Writes the value that `value` makes and returns the value it replaced, as one step for
+    /// every writer that follows the protocol; or gives up with [`Busy`] without writing.
     #[inline(always)]
-    pub(crate) fn replace(&self, value: R) -> Result<R, Busy> {
-        let seq = self.claim()?;
-        // SAFETY: as in `write`; while the claim is held no writer changes the value, so the
-        // read is whole.
-        let old = unsafe {
-            let old = self.value.read_volatile();
-            self.value.write_volatile(value);
-            old
-        };
-        self.publish(seq);
-        Ok(old)
+    pub(crate) fn replace(self, value: impl FnOnce() -> R) -> Result<R, Busy> {
+        match self.try_claim() {
+            Some(seq) => Ok(self.swap(value(), seq)),
+            None => self.replace_slow(value()),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn replace_slow(self, value: R) -> Result<R, Busy> {
+        let seq = self.claim_slow()?;
+        Ok(self.swap(value, seq))
     }
 }
 
@@ -278,8 +309,8 @@ mod tests {
         let mut cell = Cell40([0; 5]);
         let e = entry(&mut cell);
         assert_eq!(e.read(), Ok([0; 4]));
-        e.write([1, 2, 3, 4]).unwrap();
-        assert_eq!(e.replace([5, 6, 7, 8]), Ok([1, 2, 3, 4]));
+        e.write(|| [1, 2, 3, 4]).unwrap();
+        assert_eq!(e.replace(|| [5, 6, 7, 8]), Ok([1, 2, 3, 4]));
         assert_eq!(e.read(), Ok([5, 6, 7, 8]));
         assert_eq!(cell.0[0], 4, "two writes add 4 to the counter");
     }
@@ -291,8 +322,8 @@ mod tests {
         let before = retries();
         let start = Instant::now();
         assert_eq!(e.read(), Err(Busy));
-        assert_eq!(e.write([2; 4]), Err(Busy));
-        assert_eq!(e.replace([2; 4]), Err(Busy));
+        assert_eq!(e.write(|| [2; 4]), Err(Busy));
+        assert_eq!(e.replace(|| [2; 4]), Err(Busy));
         assert!(
             start.elapsed() < Duration::from_secs(1),
             "{:?}",
