@@ -54,6 +54,10 @@ pub use crate::seqlock::{retries, Retries, MAX_WAIT};
 ///   write was in progress, so it never returns a mix of two writes;
 /// - [`try_get`](Self::try_get) and [`try_set`](Self::try_set) say when they had to give up.
 ///
+/// Scoped hints work the same way: [`scoped`](Self::scoped), [`set_scoped`](Self::set_scoped),
+/// and futures carry it with [`with_hints`](crate::HintFutureExt::with_hints)
+/// (`fut.with_hints((&BUDGET, budget))`; `with_hint` takes plain hints).
+///
 /// # In the page
 ///
 /// The hint is published under its key with the size `8 + round_up(size_of::<T>(), 8)`:
