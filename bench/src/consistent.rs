@@ -2,7 +2,8 @@
 //!
 //! - C1: `SEQ32.set(v)` of a consistent 32-byte hint against `PLAIN32.set(v)` of the same type
 //!   (`[u64; 4]`), both through a function that is never inlined, in interleaved batches (as
-//!   P1). Goal: at most 3×. The reads (`get`) are measured the same way, for the record.
+//!   P1); the ratio of each side's least disturbed batch, and the median of the per-round
+//!   ratios. Goal: at most 3×. The reads (`get`) are measured the same way, for the record.
 //! - C2: BPF, uncontended: `bpf_tld_read_consistent()` of the 32 bytes against a plain copy of
 //!   the same 32 bytes through `bpf_tld_get()`, both after one `bpf_tld_init()`. Each program
 //!   reads K = 1 or 16 times per run; the per-read cost is (K = 16 less K = 1) / 15, which
@@ -71,13 +72,59 @@ pub fn get_consistent() -> [u64; 4] {
     SEQ32.get()
 }
 
+/// One comparison of C1: medians over the rounds, and the least disturbed batch of each side.
+#[derive(Debug, Clone, Copy)]
+pub struct Pair {
+    /// Medians: a is the consistent hint, b the plain one (ns per call); the ratio is the
+    /// median of the per-round ratios.
+    pub median: Comparison,
+    /// The fastest batch of the consistent hint (ns per call).
+    pub best_a: f64,
+    /// The fastest batch of the plain hint (ns per call).
+    pub best_b: f64,
+}
+
+impl Pair {
+    /// The ratio of the least disturbed batches: what the goal is judged on, as P3 judges each
+    /// program's least disturbed run. Interference from other processes on these shared
+    /// machines only adds time, and it has not added it evenly here: the median ratio of C1 has
+    /// moved with the machine's load much more than the ratio of the best batches (it is
+    /// reported too).
+    pub fn ratio(&self) -> f64 {
+        self.best_a / self.best_b
+    }
+}
+
 /// C1: the Rust side.
 #[derive(Debug, Clone, Copy)]
 pub struct RustSide {
-    /// a: consistent `set`, b: plain `set` (ns per call).
-    pub set: Comparison,
-    /// a: consistent `get`, b: plain `get` (ns per call).
-    pub get: Comparison,
+    /// Consistent `set` against plain `set`.
+    pub set: Pair,
+    /// Consistent `get` against plain `get`.
+    pub get: Pair,
+}
+
+/// Alternates batches of `a` and `b` over `rounds` rounds (swapping their order every round).
+fn pair(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl FnMut() -> f64) -> Pair {
+    let (mut best_a, mut best_b) = (f64::INFINITY, f64::INFINITY);
+    let median = interleave(
+        rounds,
+        || {
+            let x = a();
+            best_a = best_a.min(x);
+            x
+        },
+        || {
+            let y = b();
+            best_b = best_b.min(y);
+            y
+        },
+    );
+    Pair {
+        median,
+        best_a,
+        best_b,
+    }
 }
 
 /// Measures C1 on the calling thread (which should already have its page).
@@ -86,7 +133,7 @@ pub fn measure_rust(quick: bool) -> RustSide {
     let rounds = if quick { 11 } else { 41 };
     ns_per_call(CALLS, set_consistent);
     ns_per_call(CALLS, set_plain);
-    let set = interleave(
+    let set = pair(
         rounds,
         || ns_per_call(CALLS, set_consistent),
         || ns_per_call(CALLS, set_plain),
@@ -94,7 +141,7 @@ pub fn measure_rust(quick: bool) -> RustSide {
     let last = *value(CALLS - 1);
     assert_eq!(SEQ32.get(), last, "the consistent store did not happen");
     assert_eq!(PLAIN32.get(), last, "the plain store did not happen");
-    let get = interleave(
+    let get = pair(
         rounds,
         || {
             ns_per_call(CALLS, |_| {
@@ -296,7 +343,7 @@ impl ConsistentCost {
 
     /// Whether C1's goal is met.
     pub fn set_met(&self) -> bool {
-        self.rust.set.ratio <= SET_GOAL
+        self.rust.set.ratio() <= SET_GOAL
     }
 
     /// The report's table rows for C1 and C2.
@@ -304,15 +351,19 @@ impl ConsistentCost {
         let (set, b) = (self.rust.set, &self.bpf);
         format!(
             "| C1 | consistent hint: `HINT.set(v)` of a 32-byte `#[task_local_data(consistent)]` \
-             hint through a non-inlined function | {:.2} ns | `HINT.set(v)` of a plain hint of \
-             the same type: {:.2} ns | {:.2}× | ≤ {SET_GOAL}× | {} |\n\
+             hint through a non-inlined function | {:.2} ns (median {:.2} ns) | `HINT.set(v)` of \
+             a plain hint of the same type: {:.2} ns (median {:.2} ns) | {:.2}× (median of the \
+             rounds: {:.2}×) | ≤ {SET_GOAL}× | {} |\n\
              | C2 | consistent hint, BPF, uncontended: each `bpf_tld_read_consistent` of 32 bytes \
              (runs of K = 1, 16: {:.0} / {:.0} ns) | {:.2} ns per read | a plain copy of the \
              same 32 bytes through `bpf_tld_get` (K = 1, 16: {:.0} / {:.0} ns): {:.2} ns per copy \
              | {:.2}× per read ({:.2}× per run at K = 1) | ≤ {READ_GOAL}× | {} |\n",
-            set.a,
-            set.b,
-            set.ratio,
+            set.best_a,
+            set.median.a,
+            set.best_b,
+            set.median.b,
+            set.ratio(),
+            set.median.ratio,
             verdict(self.set_met()),
             b.ns[&Read::Seq1],
             b.ns[&Read::Seq16],
@@ -334,11 +385,16 @@ impl ConsistentCost {
             s,
             "\n### Consistent hints\n\n\
              C1 times batches of 1,000,000 calls of each side, alternating them and their order \
-             over {} rounds, and reports the medians (ratio: the median of the per-round \
-             ratios). A consistent `set` loads the counter, claims it with a compare-and-swap \
-             (odd), stores the 32 bytes and publishes the counter (even); a plain `set` stores \
-             the 32 bytes. For the record, `get`: {:.2} ns consistent (counter, copy, counter) \
-             against {:.2} ns plain ({:.2}×).\n\n\
+             over {} rounds. Its ratio is that of each side's least disturbed batch, as P3 takes \
+             each program's least disturbed run: interference from other processes only adds \
+             time. The median of the per-round ratios is in parentheses: on these shared \
+             machines it has moved with the load much more than the ratio of the best batches. \
+             A consistent `set` loads the counter, claims it with a \
+             compare-and-swap (odd), stores the 32 bytes and publishes the counter (even); a \
+             plain `set` stores the 32 bytes. The values come from a table in memory, so that \
+             neither side pays for building them. For the record, `get`: {:.2} ns consistent \
+             (counter, copy, counter) against {:.2} ns plain ({:.2}×; medians {:.2} and {:.2} \
+             ns).\n\n\
              C2 runs each program with `BPF_PROG_TEST_RUN` and `repeat` {} over {} rounds in \
              rotating order and keeps each one's least disturbed mean. The hint's thread writes \
              nothing meanwhile, so every read succeeds at its first attempt (the bounded retry \
@@ -347,10 +403,12 @@ impl ConsistentCost {
              per run, so per-read figures move in steps of 1/15 ns. On the cached path (no \
              generated header, or another layout), one read per run: {:.0} ns consistent \
              against {:.0} ns plain.\n",
-            self.rust.set.rounds,
-            get.a,
-            get.b,
-            get.ratio,
+            self.rust.set.median.rounds,
+            get.best_a,
+            get.best_b,
+            get.ratio(),
+            get.median.a,
+            get.median.b,
             b.repeat,
             b.rounds,
             b.ns[&Read::SeqCached1],
@@ -365,16 +423,20 @@ impl ConsistentCost {
         vec![
             format!(
                 "\"C1\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"ns per set \
-                 of a 32-byte hint (floor: a plain hint of the same type)\", \"goal\": \"<= \
-                 {SET_GOAL}x\", \"met\": {}, \"get_ours\": {}, \"get_floor\": {}, \
-                 \"get_ratio\": {}}}",
-                json_num(set.a),
-                json_num(set.b),
-                json_num(set.ratio),
+                 of a 32-byte hint, least disturbed batch (floor: a plain hint of the same \
+                 type)\", \"goal\": \"<= {SET_GOAL}x\", \"met\": {}, \"median_ours\": {}, \
+                 \"median_floor\": {}, \"median_ratio\": {}, \"get_ours\": {}, \
+                 \"get_floor\": {}, \"get_ratio\": {}}}",
+                json_num(set.best_a),
+                json_num(set.best_b),
+                json_num(set.ratio()),
                 self.set_met(),
-                json_num(self.rust.get.a),
-                json_num(self.rust.get.b),
-                json_num(self.rust.get.ratio),
+                json_num(set.median.a),
+                json_num(set.median.b),
+                json_num(set.median.ratio),
+                json_num(self.rust.get.best_a),
+                json_num(self.rust.get.best_b),
+                json_num(self.rust.get.ratio()),
             ),
             format!(
                 "\"C2\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"ns per \
