@@ -175,20 +175,36 @@ fn consistent_accesses_are_checked_when_the_bpf_program_compiles() {
     std::fs::write(
         &source,
         "#include \"tld_vmlinux.h\"\n\
-         struct tld_offsets { __s16 budget; };\n\
+         struct tld_offsets { __s16 budget; __s16 big; };\n\
          struct Budget { __u64 slice_ns; __u32 weight; __u32 class; };\n\
          typedef struct Budget __tld_value_type_budget;\n\
+         typedef __u64 __tld_value_type_big[128];\n\
          #include \"task_local_data.bpf.h\"\n\
          char LICENSE[] SEC(\"license\") = \"GPL\";\n\
+         __u64 big[128];\n\
          SEC(\"syscall\") int prog(void *ctx)\n{\n\
          \tstruct bpf_tld tld;\n\tstruct Budget b = {};\n\
          \tif (bpf_tld_init(bpf_get_current_task_btf(), &tld))\n\t\treturn 0;\n\
          \tif (bpf_tld_read_consistent(&tld, budget, &b))\n\t\treturn 0;\n\
+         \t/* 1024 bytes, TLD_SEQ_MAX_SIZE: copied in pieces of 64 */\n\
+         \tif (bpf_tld_read_consistent(&tld, big, &big))\n\t\treturn 0;\n\
+         \tbpf_tld_write_consistent(&tld, big, &big);\n\
          \tb.weight++;\n\treturn bpf_tld_write_consistent(&tld, budget, &b);\n}\n",
     )
     .unwrap();
     tld_bpf_build::compile_check(&source, &[&dir], &dir.join("libbpf"))
         .expect("consistent access without a generated header must compile");
+    // One element more than BPF copies: refused with the limit's name.
+    let text = std::fs::read_to_string(&source)
+        .unwrap()
+        .replace("[128]", "[129]");
+    std::fs::write(&source, text).unwrap();
+    let err = tld_bpf_build::compile_check(&source, &[&dir], &dir.join("libbpf"))
+        .expect_err("a value over TLD_SEQ_MAX_SIZE must be refused");
+    assert!(
+        err.contains("copy values of up to TLD_SEQ_MAX_SIZE (1024) bytes; big is larger"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -804,12 +804,22 @@ slow:
 #define __tld_barrier() asm volatile("" ::: "memory")
 
 /*
- * Copies a consistent value of @type from @src to @dst. clang inlines a
- * __builtin_memcpy() of up to 1024 bytes (BPF has no memcpy to call), so a
- * larger value is copied in constant pieces of 1024 bytes and a remainder;
- * the branch not taken is removed at compile time.
+ * The largest value bpf_tld_read_consistent() and bpf_tld_write_consistent()
+ * copy. A copy is unrolled into loads and stores (BPF has no memcpy to call),
+ * and beyond a few KiB clang runs out of stack for them; 1024 bytes leave a
+ * program room for its own. A larger consistent hint works in user space, and
+ * BPF can still reach its entry with bpf_tld_lookup().
  */
-#define __TLD_COPY_PIECE 1024
+#define TLD_SEQ_MAX_SIZE 1024
+
+/*
+ * Copies a consistent value of @type from @src to @dst. clang inlines every
+ * __builtin_memcpy() of a constant size, loading everything before storing
+ * it, so a value of more than 64 bytes is copied in pieces of 64 bytes, a
+ * compiler barrier between them, to keep it in registers. The branch not
+ * taken is removed at compile time.
+ */
+#define __TLD_COPY_PIECE 64
 #define __tld_copy(dst, src, type)						\
 do {										\
 	if (sizeof(type) <= __TLD_COPY_PIECE) {					\
@@ -821,10 +831,12 @@ do {										\
 		int ___p;							\
 										\
 		_Pragma("unroll")						\
-		for (___p = 0; ___p < (int)(sizeof(type) / __TLD_COPY_PIECE); ___p++) \
+		for (___p = 0; ___p < (int)(sizeof(type) / __TLD_COPY_PIECE); ___p++) { \
 			__builtin_memcpy(___d + ___p * __TLD_COPY_PIECE,	\
 					 ___s + ___p * __TLD_COPY_PIECE,	\
 					 __TLD_COPY_PIECE);			\
+			__tld_barrier();					\
+		}								\
 		__builtin_memcpy(___d + sizeof(type) / __TLD_COPY_PIECE * __TLD_COPY_PIECE, \
 				 ___s + sizeof(type) / __TLD_COPY_PIECE * __TLD_COPY_PIECE, \
 				 sizeof(type) % __TLD_COPY_PIECE);		\
@@ -853,7 +865,9 @@ do {										\
 #define __tld_check_value_type(key, ptr, what)					\
 	_Static_assert(__builtin_types_compatible_p(__typeof__(*(ptr)),	\
 						    __tld_value_type_##key),	\
-		       "tld: the " what " of a consistent read or write must point to the key's value type, __tld_value_type_" #key)
+		       "tld: the " what " of a consistent read or write must point to the key's value type, __tld_value_type_" #key); \
+	_Static_assert(sizeof(__tld_value_type_##key) <= TLD_SEQ_MAX_SIZE,	\
+		       "tld: bpf_tld_read_consistent() and bpf_tld_write_consistent() copy values of up to TLD_SEQ_MAX_SIZE (1024) bytes; " #key " is larger")
 
 /*
  * One read attempt of the consistent entry at @e: copies its value into @out
