@@ -203,3 +203,58 @@ int name(void *ctx)								\
 CACHED_PROG(bench_cached_k1, LOOKUPS_1)
 CACHED_PROG(bench_cached_k4, LOOKUPS_4)
 CACHED_PROG(bench_cached_k16, LOOKUPS_16)
+
+/* ------------------------------------------------------------------------ */
+/* C2: a consistent read of 32 bytes against a plain copy of the same 32    */
+/* bytes into a buffer on the stack, K times per run, on the fast and the   */
+/* cached path. Each copy is handed to an empty asm that may read the       */
+/* buffer and clobbers memory: the copy really lands in the buffer, and the */
+/* next read loads from the page again. bench_plain32 and bench_seq32 are   */
+/* [u64; 4]; the report sets both to the same value and checks the sums.    */
+
+#define USE_BUFFER(v) asm volatile("" : : "r"(v) : "memory")
+
+#define COPY_PLAIN32								\
+	do {									\
+		__u64 (*p)[4] = (void *)bpf_tld_get(&tld, bench_plain32);	\
+		__u64 v[4];							\
+										\
+		if (p) {							\
+			__builtin_memcpy(v, p, sizeof(v));			\
+			USE_BUFFER(v);						\
+			sum += v[0] + v[1] + v[2] + v[3];			\
+		}								\
+	} while (0)
+
+#define READ_SEQ32								\
+	do {									\
+		__u64 v[4];							\
+										\
+		if (!bpf_tld_read_consistent(&tld, bench_seq32, &v)) {		\
+			USE_BUFFER(v);						\
+			sum += v[0] + v[1] + v[2] + v[3];			\
+		}								\
+	} while (0)
+
+#define READ32_PROG(name, READ, K, fast)					\
+SEC("xdp")									\
+int name(void *ctx)								\
+{										\
+	struct bpf_tld tld;							\
+	__u64 sum = 0;								\
+	int i;									\
+										\
+	if (__bpf_tld_init(bpf_get_current_task_btf(), &tld, fast))		\
+		return 0;							\
+	_Pragma("unroll")							\
+	for (i = 0; i < (K); i++)						\
+		READ;								\
+	return (int)sum;							\
+}
+
+READ32_PROG(bench_copy32_k1, COPY_PLAIN32, 1, 1)
+READ32_PROG(bench_copy32_k16, COPY_PLAIN32, 16, 1)
+READ32_PROG(bench_seq32_k1, READ_SEQ32, 1, 1)
+READ32_PROG(bench_seq32_k16, READ_SEQ32, 16, 1)
+READ32_PROG(bench_copy32_cached_k1, COPY_PLAIN32, 1, 0)
+READ32_PROG(bench_seq32_cached_k1, READ_SEQ32, 1, 0)

@@ -37,4 +37,10 @@ fn main() {
         &out.join("tld_typed.skel.rs"),
         &[&out],
     );
+    // Consistent hints read and written under their counter, for tests/tests/consistent.rs.
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_consistent.bpf.c"),
+        &out.join("tld_consistent.skel.rs"),
+        &[&out],
+    );
 }

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod bpf;
+pub mod consistent;
 pub mod machine;
 pub mod measure;
 pub mod registration;

@@ -12,7 +12,9 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
 
 // The hints of the two fixture crates must be linked in: name the crates.
-pub use tld_test_hints_a::{Inner, Nested, TestStruct, DUMMY, HINT_A, NESTED, VALUE1, VALUE4};
+pub use tld_test_hints_a::{
+    Inner, Nested, TestStruct, DUMMY, HINT_A, NESTED, SEQ_SMALL, SEQ_VALUE4, VALUE1, VALUE4,
+};
 pub use tld_test_hints_b::HINT_B;
 
 #[allow(clippy::all, missing_docs, dead_code)]
@@ -26,6 +28,12 @@ mod typed_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_typed.skel.rs"));
 }
 pub use typed_skel::TldTypedSkel;
+
+#[allow(clippy::all, missing_docs, dead_code)]
+mod consistent_skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_consistent.skel.rs"));
+}
+pub use consistent_skel::TldConsistentSkel;
 
 #[allow(clippy::all, missing_docs, dead_code)]
 mod isolation_skel {
@@ -105,6 +113,11 @@ pub fn load(test: &str) -> Option<TldTestSkel<'static>> {
 /// Loads the object built against the generated header, as [`load`] does.
 pub fn load_typed(test: &str) -> Option<TldTypedSkel<'static>> {
     load_skel(test, typed_skel::TldTypedSkelBuilder::default())
+}
+
+/// Loads the object that reads and writes consistent hints, as [`load`] does.
+pub fn load_consistent(test: &str) -> Option<TldConsistentSkel<'static>> {
+    load_skel(test, consistent_skel::TldConsistentSkelBuilder::default())
 }
 
 /// Loads the object with the stale writers and the look-alike maps, as [`load`] does.

@@ -17,16 +17,27 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Compiles a BPF C file that includes the header text given, as a scheduler would.
 fn compile(dir: &Path, header: &str) -> Result<(), String> {
+    compile_body(
+        dir,
+        header,
+        "\tstruct Nested *n;\n\n\
+         \tif (bpf_tld_init(bpf_get_current_task_btf(), &tld))\n\t\treturn 0;\n\
+         \tn = bpf_tld_get(&tld, nested);\n\treturn n ? n->pair[1].x : 0;\n",
+    )
+}
+
+/// Compiles a program whose body (after `struct bpf_tld tld;`) is `body`.
+fn compile_body(dir: &Path, header: &str, body: &str) -> Result<(), String> {
     std::fs::write(dir.join("tld_generated.h"), header).unwrap();
     let source = dir.join("use_header.bpf.c");
     std::fs::write(
         &source,
-        "#include \"tld_vmlinux.h\"\n#include \"tld_generated.h\"\n\
-         char LICENSE[] SEC(\"license\") = \"GPL\";\n\
-         SEC(\"syscall\") int prog(void *ctx)\n{\n\
-         \tstruct bpf_tld tld;\n\tstruct Nested *n;\n\n\
-         \tif (bpf_tld_init(bpf_get_current_task_btf(), &tld))\n\t\treturn 0;\n\
-         \tn = bpf_tld_get(&tld, nested);\n\treturn n ? n->pair[1].x : 0;\n}\n",
+        format!(
+            "#include \"tld_vmlinux.h\"\n#include \"tld_generated.h\"\n\
+             char LICENSE[] SEC(\"license\") = \"GPL\";\n\
+             SEC(\"syscall\") int prog(void *ctx)\n{{\n\
+             \tstruct bpf_tld tld;\n{body}}}\n"
+        ),
     )
     .unwrap();
     tld_bpf_build::compile_check(&source, &[dir], &dir.join("libbpf"))
@@ -43,6 +54,8 @@ fn the_header_is_deterministic_and_complete() {
         "hint_a",
         "hint_b",
         "nested",
+        "seq_small",
+        "seq_value4",
         "test_basic_value4",
         "value1",
     ];
@@ -66,6 +79,19 @@ fn the_header_is_deterministic_and_complete() {
         "\t__u16 weights[4];",
         "\tdouble score;",
         "#include \"task_local_data.bpf.h\"",
+        // A consistent key: its entry is the counter and then the value, pinned by asserts.
+        "#define TLD_CONSISTENT_seq_value4 1",
+        "#define TLD_CONSISTENT_nested 0",
+        "#define TLD_SIZE_seq_value4 40",
+        "typedef struct TestStruct __tld_value_type_seq_value4;",
+        "struct tld_consistent_seq_value4 {\n\t__u64 seq;",
+        "\t__tld_value_type_seq_value4 value;\n};",
+        "typedef struct tld_consistent_seq_value4 __tld_type_seq_value4;",
+        "_Static_assert(__builtin_offsetof(struct tld_consistent_seq_value4, value) == 8,",
+        "_Static_assert(sizeof(__tld_type_seq_value4) == 40,",
+        "#define TLD_SIZE_seq_small 16",
+        "typedef __u16 __tld_value_type_seq_small[3];",
+        "_Static_assert(sizeof(__tld_value_type_seq_small) == 6,",
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
@@ -92,6 +118,92 @@ fn the_header_compiles_with_clang_19_and_catches_layout_drift() {
         err.contains("tld: struct Inner is not the size of tld_test_hints_a::Inner")
             && err.contains("tld: Inner.y is not where tld_test_hints_a::Inner has it"),
         "clang did not report the drift:\n{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `bpf_tld_read_consistent()` and `bpf_tld_write_consistent()` take consistent keys only, and
+/// only pointers to the key's value type; a consistent entry whose layout drifts fails the build.
+#[test]
+fn consistent_accesses_are_checked_when_the_bpf_program_compiles() {
+    let dir = scratch("consistent");
+    let text = tld_runtime::header::generate();
+    let init = "\tif (bpf_tld_init(bpf_get_current_task_btf(), &tld))\n\t\treturn 0;\n";
+    let good = format!(
+        "\tstruct TestStruct v = {{}};\n\t__u16 small[3] = {{}};\n{init}\
+         \tif (bpf_tld_read_consistent(&tld, seq_value4, &v))\n\t\treturn 1;\n\
+         \tif (bpf_tld_read_consistent(&tld, seq_small, &small))\n\t\treturn 1;\n\
+         \treturn bpf_tld_write_consistent(&tld, seq_value4, &v);\n"
+    );
+    compile_body(&dir, &text, &good).expect("consistent reads and writes must compile");
+
+    let plain_key = format!(
+        "\tstruct TestStruct v = {{}};\n{init}\
+         \treturn bpf_tld_read_consistent(&tld, test_basic_value4, &v);\n"
+    );
+    let err = compile_body(&dir, &text, &plain_key).expect_err("a plain key must be refused");
+    assert!(
+        err.contains("tld: key test_basic_value4 is not a consistent hint"),
+        "{err}"
+    );
+
+    let wrong_type = format!(
+        "\t__u64 v[4] = {{}};\n{init}\treturn bpf_tld_write_consistent(&tld, seq_value4, &v);\n"
+    );
+    let err = compile_body(&dir, &text, &wrong_type).expect_err("a wrong type must be refused");
+    assert!(
+        err.contains("must point to the key's value type, __tld_value_type_seq_value4"),
+        "{err}"
+    );
+
+    // The value type drifts on the C side: the entry's size no longer matches the runtime's.
+    let drifted = text.replacen(
+        "typedef __u16 __tld_value_type_seq_small[3];",
+        "typedef __u16 __tld_value_type_seq_small[5];",
+        1,
+    );
+    assert_ne!(drifted, text);
+    let err = compile_body(&dir, &drifted, "\treturn 0;\n").expect_err("drift must not compile");
+    assert!(
+        err.contains("tld: the C type of key seq_small does not match [u16; 3]"),
+        "{err}"
+    );
+
+    // Without a generated header: the program declares the key and its value type.
+    tld_runtime::header::write(dir.join("tld_generated.h")).unwrap();
+    let source = dir.join("headerless.bpf.c");
+    std::fs::write(
+        &source,
+        "#include \"tld_vmlinux.h\"\n\
+         struct tld_offsets { __s16 budget; __s16 big; };\n\
+         struct Budget { __u64 slice_ns; __u32 weight; __u32 class; };\n\
+         typedef struct Budget __tld_value_type_budget;\n\
+         typedef __u64 __tld_value_type_big[128];\n\
+         #include \"task_local_data.bpf.h\"\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n\
+         __u64 big[128];\n\
+         SEC(\"syscall\") int prog(void *ctx)\n{\n\
+         \tstruct bpf_tld tld;\n\tstruct Budget b = {};\n\
+         \tif (bpf_tld_init(bpf_get_current_task_btf(), &tld))\n\t\treturn 0;\n\
+         \tif (bpf_tld_read_consistent(&tld, budget, &b))\n\t\treturn 0;\n\
+         \t/* 1024 bytes, TLD_SEQ_MAX_SIZE: copied in pieces of 64 */\n\
+         \tif (bpf_tld_read_consistent(&tld, big, &big))\n\t\treturn 0;\n\
+         \tbpf_tld_write_consistent(&tld, big, &big);\n\
+         \tb.weight++;\n\treturn bpf_tld_write_consistent(&tld, budget, &b);\n}\n",
+    )
+    .unwrap();
+    tld_bpf_build::compile_check(&source, &[&dir], &dir.join("libbpf"))
+        .expect("consistent access without a generated header must compile");
+    // One element more than BPF copies: refused with the limit's name.
+    let text = std::fs::read_to_string(&source)
+        .unwrap()
+        .replace("[128]", "[129]");
+    std::fs::write(&source, text).unwrap();
+    let err = tld_bpf_build::compile_check(&source, &[&dir], &dir.join("libbpf"))
+        .expect_err("a value over TLD_SEQ_MAX_SIZE must be refused");
+    assert!(
+        err.contains("copy values of up to TLD_SEQ_MAX_SIZE (1024) bytes; big is larger"),
+        "{err}"
     );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -47,6 +47,20 @@ fn the_bpf_header_has_the_runtime_s_wire_numbers() {
         ("sizeof(struct tld_data_u)", page),
         ("sizeof(struct tld_map_value)", wire::MAP_VALUE_SIZE),
         ("TLD_LAYOUT_PAGE_SIZE", page),
+        ("TLD_SEQ_VALUE_OFFSET", wire::SEQ_VALUE_OFFSET),
+        (
+            "__builtin_offsetof(struct tld_consistent_seq_value4, seq)",
+            wire::SEQ_OFFSET,
+        ),
+        (
+            "__builtin_offsetof(struct tld_consistent_seq_value4, value)",
+            wire::SEQ_VALUE_OFFSET,
+        ),
+        ("TLD_SIZE_seq_value4", wire::consistent_size(32)),
+        (
+            "sizeof(struct tld_consistent_seq_small)",
+            wire::consistent_size(6),
+        ),
     ];
     let mut source = String::from(
         "#include \"tld_vmlinux.h\"\n#include \"tld_generated.h\"\n\

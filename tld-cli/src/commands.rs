@@ -8,7 +8,7 @@ use crate::iter::{not_found, select, Inspector, RawTask};
 use crate::map::{Choice, TldMap};
 use crate::report::{Document, Task};
 use crate::schema::Schema;
-use crate::{maps, privilege, render, watch};
+use crate::{consistent, maps, privilege, render, watch};
 
 /// Runs the command line; returns the exit status.
 pub fn run(cli: Cli) -> Result<u8, Error> {
@@ -68,11 +68,12 @@ fn show(choice: &Choice, schema: &Schema, args: &ShowArgs) -> Result<u8, Error> 
     privilege::require_iterator()?;
     let map = TldMap::open(choice)?;
     let inspector = Inspector::new(&map, Some(args.id))?;
-    let raw = select(inspector.snapshot()?, args.id, args.thread);
+    let pick = |raw| select(raw, args.id, args.thread);
+    let raw = pick(inspector.snapshot()?);
     if raw.is_empty() {
         return Err(not_found(args.id, &map));
     }
-    let doc = Document::from_raw(&raw, schema);
+    let doc = consistent::document(&inspector, schema, raw, pick)?;
     if args.json {
         print(&format!("{}\n", doc.to_json()))?;
     } else {

@@ -9,11 +9,13 @@
 //! [`iter`] loads a BPF task iterator against it, which copies every registered task's data
 //! page and metadata page in the kernel; [`decode`] reads each task's keys out of the copies,
 //! treating every byte as hostile; [`value`] decodes each value with its type from a
-//! [`schema`] file, if any; [`render`], [`report`] and [`watch`] print.
+//! [`schema`] file, if any, and [`consistent`] shows a consistent hint only when it was copied
+//! whole; [`render`], [`report`] and [`watch`] print.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod commands;
+pub mod consistent;
 pub mod decode;
 pub mod error;
 pub mod iter;

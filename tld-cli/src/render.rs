@@ -66,11 +66,13 @@ pub fn errors(tasks: &[Task]) -> Vec<String> {
         .collect()
 }
 
-/// A value as a table shows it: decoded, or `0x` and the hex when it has no decoded form.
+/// A value as a table shows it: decoded, or `0x` and the hex when it has no decoded form; a
+/// consistent hint caught in the middle of a write says so, with its counter.
 fn full_text(key: &Key) -> String {
-    match key.value {
-        Value::Null => format!("0x{}", key.hex),
-        ref v => v.to_string(),
+    match (key.whole, key.seq, &key.value) {
+        (Some(false), Some(seq), _) => format!("(being written: seq {seq})"),
+        (_, _, Value::Null) => format!("0x{}", key.hex),
+        (_, _, v) => v.to_string(),
     }
 }
 

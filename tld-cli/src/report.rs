@@ -20,6 +20,13 @@
 //!   integers); a NaN or infinite float is also `null`.
 //! - `hex`: the value's raw bytes, always, as lower-case hex (two digits per byte, in memory
 //!   order).
+//! - `seq` and `whole`: present only on a consistent hint (`#[task_local_data(consistent)]`,
+//!   known from a schema), whose bytes are a `u64` sequence counter and then the value. `seq` is
+//!   the counter as copied; `whole` says whether `value` is one writer's whole value: the
+//!   counter was even and did not change between a copy of the page before the one decoded and
+//!   a copy after it. When a write was in progress (`seq` odd) or happened meanwhile, `whole`
+//!   is `false` and `value` is `null`: the bytes in `hex` may be half of one write and half of
+//!   another. `value` is the value alone, without the counter.
 //! - `error`: present only on a task whose pages cannot be decoded (a corrupt metadata page,
 //!   say); its `keys` is then empty. The other tasks are unaffected.
 //!
@@ -28,6 +35,7 @@
 
 use serde::Serialize;
 
+use crate::consistent;
 use crate::decode;
 use crate::iter::RawTask;
 use crate::schema::Schema;
@@ -72,6 +80,39 @@ pub struct Key {
     pub value: Value,
     /// The raw bytes, in hex.
     pub hex: String,
+    /// For a consistent hint: its sequence counter, as copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// For a consistent hint: whether [`Self::value`] is a whole value (else it is null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whole: Option<bool>,
+}
+
+impl Key {
+    /// Decodes a raw key with its type from `schema`.
+    fn new(k: decode::RawKey, schema: &Schema) -> Key {
+        let (value, seq) = match schema.consistent_value(&k.name) {
+            Some(ty) => consistent::decode(&k.bytes, ty),
+            None => (value::decode(&k.bytes, schema.get(&k.name)), None),
+        };
+        Key {
+            value,
+            hex: value::hex(&k.bytes),
+            whole: seq.map(|s| s % 2 == 0),
+            seq,
+            key: k.name,
+            size: k.size,
+            offset: k.offset,
+        }
+    }
+
+    /// Takes back the value of a consistent hint that was not copied whole.
+    fn not_whole(&mut self) {
+        if self.whole.is_some() {
+            self.whole = Some(false);
+            self.value = Value::Null;
+        }
+    }
 }
 
 impl Task {
@@ -79,15 +120,7 @@ impl Task {
     pub fn from_raw(raw: &RawTask, schema: &Schema) -> Task {
         let (keys, error) = match decode::decode(raw.data.as_deref(), raw.meta.as_deref()) {
             Ok(keys) => (
-                keys.into_iter()
-                    .map(|k| Key {
-                        value: value::decode(&k.bytes, schema.get(&k.name)),
-                        hex: value::hex(&k.bytes),
-                        key: k.name,
-                        size: k.size,
-                        offset: k.offset,
-                    })
-                    .collect(),
+                keys.into_iter().map(|k| Key::new(k, schema)).collect(),
                 None,
             ),
             Err(e) => (Vec::new(), Some(e.to_string())),
@@ -109,6 +142,44 @@ impl Document {
         let mut tasks: Vec<Task> = raw.iter().map(|r| Task::from_raw(r, schema)).collect();
         tasks.sort_by_key(|t| (t.pid, t.tid));
         Document { tasks }
+    }
+
+    /// Whether a key of the document is a consistent hint.
+    pub fn has_consistent(&self) -> bool {
+        self.tasks
+            .iter()
+            .flat_map(|t| &t.keys)
+            .any(|k| k.seq.is_some())
+    }
+
+    /// Confirms that the consistent hints of this document, decoded from one copy of the pages,
+    /// were copied whole: each one's counter must be even and the same in a copy taken
+    /// `before` this one and a copy taken `after` it (the counter only grows, so then no write
+    /// touched the value during this copy). Values that fail are taken back (see
+    /// [`Key::whole`]), as are those of a thread missing from either copy.
+    pub fn confirm_consistent(&mut self, before: &[RawTask], after: &[RawTask]) {
+        let seqs = |raw: &[RawTask], tid: i32| -> Option<Vec<decode::RawKey>> {
+            let t = raw.iter().find(|t| t.tid == tid)?;
+            decode::decode(t.data.as_deref(), t.meta.as_deref()).ok()
+        };
+        for task in &mut self.tasks {
+            let (b, a) = (seqs(before, task.tid), seqs(after, task.tid));
+            for key in &mut task.keys {
+                let Some(seq) = key.seq else { continue };
+                let same = |keys: &Option<Vec<decode::RawKey>>| {
+                    keys.as_ref().is_some_and(|keys| {
+                        keys.iter().any(|k| {
+                            k.name == key.key
+                                && k.offset == key.offset
+                                && consistent::seq(&k.bytes) == Some(seq)
+                        })
+                    })
+                };
+                if seq % 2 != 0 || !same(&b) || !same(&a) {
+                    key.not_whole();
+                }
+            }
+        }
     }
 
     /// The document as one line of JSON.

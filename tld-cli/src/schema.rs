@@ -80,6 +80,9 @@ impl Type {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
     keys: BTreeMap<String, Type>,
+    /// The consistent keys (`"consistent": true`): each entry is a `u64` sequence counter and
+    /// then the value, whose type is given here.
+    consistent: BTreeMap<String, Type>,
 }
 
 impl Schema {
@@ -98,7 +101,11 @@ impl Schema {
                 .map_err(|e| format!("reading the schema {}: {e}", path.display()))?;
             let more = Schema::parse(&text)
                 .map_err(|e| format!("the schema {} is invalid: {e}", path.display()))?;
+            for key in more.keys.keys() {
+                schema.consistent.remove(key);
+            }
             schema.keys.extend(more.keys);
+            schema.consistent.extend(more.consistent);
         }
         Ok(schema)
     }
@@ -127,6 +134,10 @@ impl Schema {
                     ));
                 }
             }
+            if desc.get("consistent").and_then(Json::as_bool) == Some(true) {
+                let value = consistent_value(&ty).map_err(|e| format!("key {key}: {e}"))?;
+                schema.consistent.insert(key.clone(), value);
+            }
             schema.keys.insert(key.clone(), ty);
         }
         Ok(schema)
@@ -137,9 +148,48 @@ impl Schema {
         self.keys.get(key)
     }
 
+    /// The value's type of `key`, if the schema says it is a consistent hint: its entry is a
+    /// `u64` sequence counter, then this value at byte
+    /// [`SEQ_VALUE_OFFSET`](tld_runtime::wire::SEQ_VALUE_OFFSET).
+    pub fn consistent_value(&self, key: &str) -> Option<&Type> {
+        self.consistent.get(key)
+    }
+
+    /// Whether any key of the schema is a consistent hint.
+    pub fn has_consistent(&self) -> bool {
+        !self.consistent.is_empty()
+    }
+
     /// Whether the schema knows no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+/// The value's type of a consistent key whose entry type is `ty`: a struct with `seq`, an
+/// 8-byte integer at offset 0, and `value` at offset 8.
+fn consistent_value(ty: &Type) -> Result<Type, String> {
+    use tld_runtime::wire::{SEQ_OFFSET, SEQ_VALUE_OFFSET};
+    let shape = || {
+        format!(
+            "a consistent key's type must be a struct of \"seq\" (an 8-byte integer at offset \
+             {SEQ_OFFSET}) and \"value\" (at offset {SEQ_VALUE_OFFSET})"
+        )
+    };
+    let Type::Struct { fields, .. } = ty else {
+        return Err(shape());
+    };
+    match &fields[..] {
+        [seq, value]
+            if seq.name == "seq"
+                && seq.offset == SEQ_OFFSET
+                && matches!(seq.ty, Type::Int { size: 8, .. })
+                && value.name == "value"
+                && value.offset == SEQ_VALUE_OFFSET =>
+        {
+            Ok(value.ty.clone())
+        }
+        _ => Err(shape()),
     }
 }
 
@@ -279,6 +329,10 @@ mod tests {
         assert!(bad("tld-schema", "other").contains("not a tld schema"));
         assert!(bad("\"size\": 2, \"signed\"", "\"size\": 3, \"signed\"").contains("3 bytes"));
         assert!(Schema::parse("{").is_err());
+        let consistent = DOC.replacen("\"prio\": {", "\"prio\": {\"consistent\": true, ", 1);
+        assert!(Schema::parse(&consistent)
+            .unwrap_err()
+            .contains("key prio: a consistent key's type must be a struct of \"seq\""));
         let mut deep = String::from(r#"{"kind": "int", "size": 1}"#);
         for _ in 0..20 {
             deep = format!(r#"{{"kind": "array", "size": 1, "len": 1, "elem": {deep}}}"#);

@@ -266,10 +266,11 @@ pub fn run(choice: &Choice, schema: &Schema, args: &WatchArgs) -> Result<u8, Err
     let _screen = Screen::enter().map_err(io)?;
     let interval = Duration::from_millis(args.interval);
     let mut previous: Option<Seen> = None;
+    let pick = |raw| select(raw, args.id, args.thread);
     let mut raw = first;
     for refresh in 1u64.. {
         let started = Instant::now();
-        let doc = Document::from_raw(&raw, schema);
+        let doc = crate::consistent::document(&inspector, schema, raw, pick)?;
         let what = match doc.tasks.first() {
             Some(t) if t.pid == args.id => format!("pid {} ({})", t.pid, t.process),
             Some(t) => format!("tid {} ({}) of pid {}", t.tid, t.comm, t.pid),
@@ -295,7 +296,7 @@ pub fn run(choice: &Choice, schema: &Schema, args: &WatchArgs) -> Result<u8, Err
         if wait(started + interval).map_err(io)? {
             break;
         }
-        raw = select(inspector.snapshot()?, args.id, args.thread);
+        raw = pick(inspector.snapshot()?);
     }
     Ok(0)
 }
@@ -320,6 +321,8 @@ mod tests {
                         offset: 16,
                         value: Value::Int(7),
                         hex: "07000000".into(),
+                        seq: None,
+                        whole: None,
                     },
                     Key {
                         key: "moving".into(),
@@ -327,6 +330,8 @@ mod tests {
                         offset: 24,
                         value: Value::Int(value),
                         hex: crate::value::hex(&value.to_ne_bytes()),
+                        seq: None,
+                        whole: None,
                     },
                 ],
                 error: None,

@@ -5,7 +5,9 @@
 //! names items under `::tld_runtime`, so a crate that uses them must depend on `tld-runtime`.
 //!
 //! - `#[task_local_data]` turns `static NAME: T = init;` into a `tld_runtime::TaskLocal<T>` and
-//!   registers it, under its key, for the runtime and the C header generator.
+//!   registers it, under its key, for the runtime and the C header generator;
+//!   `#[task_local_data(consistent)]` into a `tld_runtime::ConsistentTaskLocal<T>`, whose value a
+//!   sequence counter guards.
 //! - `#[derive(TldType)]` implements `tld_runtime::TldType` for a `#[repr(C)]` struct of plain
 //!   data, after checking at compile time that its layout can be shared with C and BPF.
 #![warn(missing_docs)]
@@ -24,6 +26,10 @@ use proc_macro::TokenStream;
 /// with `#[task_local_data(key = "...")]`; it must be a C identifier of at most 61 bytes that is
 /// not a C keyword. `T` must implement `tld_runtime::TldType` and have a size from 1 to 4088
 /// bytes and an alignment of at most 8. Attributes, doc comments and visibility carry over.
+///
+/// `#[task_local_data(consistent)]` (with or without `key = "..."`) makes it a
+/// `tld_runtime::ConsistentTaskLocal<T>` instead: the value is guarded by a sequence counter in
+/// the page, so that no reader ever sees half of an update; `T` may then have 4080 bytes at most.
 #[proc_macro_attribute]
 pub fn task_local_data(args: TokenStream, input: TokenStream) -> TokenStream {
     task_local_data::expand_attribute(args.into(), input.into()).into()

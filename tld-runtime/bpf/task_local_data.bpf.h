@@ -76,6 +76,17 @@
  * string is the identifier itself. The size passed to bpf_tld_lookup() must
  * be a compile-time constant.
  *
+ * A consistent hint (a multi-field value that must never be seen half
+ * written) is read and written as a whole under its sequence counter:
+ *
+ *   struct Budget b;
+ *
+ *   if (!bpf_tld_read_consistent(&tld, budget, &b))   // 0, -ENOENT, -EAGAIN
+ *           ... b.slice_ns ...
+ *   bpf_tld_write_consistent(&tld, budget, &b);       // 0, -ENOENT, -EBUSY
+ *
+ * See "Consistent hints" below for the layout and the protocol.
+ *
  *
  * THE TWO LOOKUP PATHS
  *
@@ -155,8 +166,14 @@
 #ifndef ENOENT
 #define ENOENT 2
 #endif
+#ifndef EAGAIN
+#define EAGAIN 11
+#endif
 #ifndef ENOMEM
 #define ENOMEM 12
+#endif
+#ifndef EBUSY
+#define EBUSY 16
 #endif
 #ifndef ENODATA
 #define ENODATA 61
@@ -591,7 +608,7 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
  */
 static __always_inline __attribute__((unused)) void *
 __bpf_tld_cached(struct bpf_tld *tld, struct tld_off_cache *cache, const int slot,
-		 struct __tld_key_name *name, const long size)
+		 struct __tld_key_name *name, const long size, const int aligned)
 {
 	__s16 *off_slot = (void *)&cache->off + slot;
 	__s16 *size_slot = (void *)&cache->size + slot;
@@ -614,6 +631,18 @@ tail:
 	off = *(volatile __s16 *)off_slot;
 	if ((__u64)off > __TLD_OFF_LIMIT(size))
 		return (void *)0;
+	if (aligned) {
+		/*
+		 * A consistent hint's counter is reached with atomic instructions,
+		 * which the verifier wants 8-aligned. Every offset of the wire
+		 * format is a multiple of 8; refuse any other, then show the
+		 * verifier the low bits are clear.
+		 */
+		if (off & 7)
+			return (void *)0;
+		barrier_var(off);
+		off &= ~7L;
+	}
 	barrier_var(off);
 	off += (unsigned long)tld->data;
 	__builtin_assume(off != 0);
@@ -662,7 +691,10 @@ slow:
 #define __bpf_tld_fast_ptr(tld, key, sz) ((void *)0)
 #endif
 
-#define bpf_tld_lookup(tld, key, sz)						\
+#define bpf_tld_lookup(tld, key, sz) __bpf_tld_lookup(tld, key, sz, 0)
+
+/* bpf_tld_lookup(); with @aligned, also NULL unless the value is 8-aligned. */
+#define __bpf_tld_lookup(tld, key, sz, aligned)				\
 ({										\
 	struct bpf_tld *___tld = (tld);						\
 	void *___ptr = (void *)0;						\
@@ -675,7 +707,8 @@ slow:
 	} else if (___tld->cache) {						\
 		static struct __tld_key_name ___name = { #key, sizeof(#key) - 1 }; \
 		___ptr = __bpf_tld_cached(___tld, ___tld->cache,		\
-			__builtin_offsetof(struct tld_offsets, key), &___name, (sz)); \
+			__builtin_offsetof(struct tld_offsets, key), &___name, (sz), \
+			(aligned));						\
 	}									\
 	___ptr;									\
 })
@@ -716,6 +749,294 @@ slow:
 			___ret = 0;						\
 	}									\
 	___ret;									\
+})
+
+/* ---------------------------------------------------------------------- */
+/* Consistent hints: a value guarded by a sequence counter.               */
+/*
+ * A hint declared #[task_local_data(consistent)] is published under its key
+ * like any other, with the size 8 + round_up(sizeof(value), 8), and its
+ * entry in the data page is
+ *
+ *   struct { __u64 seq; <value type> value; };      value at byte 8
+ *
+ * (the generated header names it struct tld_consistent_<key>, and its value
+ * type __tld_value_type_<key>). seq is even while nobody writes and odd while
+ * a writer is in the middle of a write:
+ *
+ *  - a writer claims seq with a compare-and-swap from an even s to s + 1,
+ *    writes the value, and then makes it s + 2. Writers therefore exclude
+ *    each other: user space and BPF (or BPF on two CPUs) never mix the bytes
+ *    of two writes, and the last writer's value stays whole;
+ *  - a reader loads seq, copies the value and loads seq again; the copy is
+ *    whole if both loads saw the same even number, else it tries again.
+ *
+ * bpf_tld_read_consistent() and bpf_tld_write_consistent() below follow it,
+ * with at most TLD_SEQ_RETRIES attempts: nothing here loops unbounded, and
+ * nothing waits for a writer that stopped in the middle (a program aborted
+ * mid-write leaves seq odd: readers then get -EAGAIN, writers -EBUSY, and
+ * no one gets half a value). A program that ignores the protocol and uses
+ * bpf_tld_get() or bpf_tld_lookup() on the key gets a pointer to the entry,
+ * counter first, and reads or writes it at its own risk.
+ *
+ * Ordering. The writer's compare-and-swap and fetch-add are atomic, which BPF
+ * orders fully on every architecture. The reader's two loads of seq must not
+ * pass the copy between them: on x86-64 (the JIT's loads stay in program
+ * order) a volatile load and a compiler barrier do that at no cost; on other
+ * architectures each load of seq is an atomic fetch-add of 0. The choice
+ * follows __TARGET_ARCH_x86 (tld-bpf-build, libbpf-cargo and scx_cargo pass
+ * -D__TARGET_ARCH_<arch>); define TLD_SEQ_PORTABLE to take the atomic loads
+ * everywhere.
+ */
+
+/* Where the value starts in a consistent hint's entry, after its counter. */
+#define TLD_SEQ_VALUE_OFFSET 8
+
+/*
+ * Attempts of a consistent read or write before it gives up. Each is a few
+ * instructions; a write by the thread takes a few nanoseconds, so only a
+ * writer that stopped in the middle outlasts them.
+ */
+#ifndef TLD_SEQ_RETRIES
+#define TLD_SEQ_RETRIES 16
+#endif
+
+#define __tld_barrier() asm volatile("" ::: "memory")
+
+/*
+ * The largest value bpf_tld_read_consistent() and bpf_tld_write_consistent()
+ * copy. A copy is unrolled into loads and stores (BPF has no memcpy to call),
+ * and beyond a few KiB clang runs out of stack for them; 1024 bytes leave a
+ * program room for its own. A larger consistent hint works in user space, and
+ * BPF can still reach its entry with bpf_tld_lookup().
+ */
+#define TLD_SEQ_MAX_SIZE 1024
+
+/*
+ * Copies a consistent value of @type from @src to @dst. clang inlines every
+ * __builtin_memcpy() of a constant size, loading everything before storing
+ * it, so a value of more than 64 bytes is copied in pieces of 64 bytes, a
+ * compiler barrier between them, to keep it in registers. The branch not
+ * taken is removed at compile time.
+ */
+#define __TLD_COPY_PIECE 64
+#define __tld_copy(dst, src, type)						\
+do {										\
+	if (sizeof(type) <= __TLD_COPY_PIECE) {					\
+		__builtin_memcpy((dst), (src), sizeof(type));			\
+	} else {								\
+		char *___d = __builtin_assume_aligned((void *)(dst), _Alignof(type)); \
+		const char *___s = __builtin_assume_aligned((const void *)(src), \
+							    _Alignof(type));	\
+		int ___p;							\
+										\
+		_Pragma("unroll")						\
+		for (___p = 0; ___p < (int)(sizeof(type) / __TLD_COPY_PIECE); ___p++) { \
+			__builtin_memcpy(___d + ___p * __TLD_COPY_PIECE,	\
+					 ___s + ___p * __TLD_COPY_PIECE,	\
+					 __TLD_COPY_PIECE);			\
+			__tld_barrier();					\
+		}								\
+		__builtin_memcpy(___d + sizeof(type) / __TLD_COPY_PIECE * __TLD_COPY_PIECE, \
+				 ___s + sizeof(type) / __TLD_COPY_PIECE * __TLD_COPY_PIECE, \
+				 sizeof(type) % __TLD_COPY_PIECE);		\
+	}									\
+} while (0)
+
+#if defined(__TARGET_ARCH_x86) && !defined(TLD_SEQ_PORTABLE)
+#define __tld_seq_load(entry) (*(volatile __u64 *)(entry))
+#else
+#define __tld_seq_load(entry) ((__u64)__sync_fetch_and_add((__u64 *)(entry), 0))
+#endif
+
+/*
+ * With a generated header, a consistent read or write of a key that is not
+ * consistent is a compile-time error (TLD_CONSISTENT_<key> is 0). Without one,
+ * the declaration of __tld_value_type_<key> is the program's word for it.
+ */
+#ifdef TLD_GENERATED_H
+#define __tld_check_consistent(key)						\
+	_Static_assert(TLD_CONSISTENT_##key,					\
+		       "tld: key " #key " is not a consistent hint (#[task_local_data(consistent)]): read it with bpf_tld_get()")
+#else
+#define __tld_check_consistent(key)
+#endif
+
+#define __tld_check_value_type(key, ptr, what)					\
+	_Static_assert(__builtin_types_compatible_p(__typeof__(*(ptr)),	\
+						    __tld_value_type_##key),	\
+		       "tld: the " what " of a consistent read or write must point to the key's value type, __tld_value_type_" #key); \
+	_Static_assert(sizeof(__tld_value_type_##key) <= TLD_SEQ_MAX_SIZE,	\
+		       "tld: bpf_tld_read_consistent() and bpf_tld_write_consistent() copy values of up to TLD_SEQ_MAX_SIZE (1024) bytes; " #key " is larger")
+
+/*
+ * One read attempt of the consistent entry at @e: copies its value into @out
+ * (a @type *) between two loads of the counter. 1 if the copy is whole.
+ */
+#define __bpf_tld_seq_try_read(e, out, type)					\
+({										\
+	__u64 ___before, ___after;						\
+	int ___whole = 0;							\
+										\
+	___before = __tld_seq_load(e);						\
+	__tld_barrier();							\
+	if (!(___before & 1)) {							\
+		__tld_copy((out), (type *)((e) + TLD_SEQ_VALUE_OFFSET), type);	\
+		__tld_barrier();						\
+		___after = __tld_seq_load(e);					\
+		___whole = ___after == ___before;				\
+	}									\
+	___whole;								\
+})
+
+/*
+ * __bpf_tld_seq_read() - copy the value of the consistent entry at @entry
+ * (8-aligned, or NULL) into @out, a pointer to @type, under its counter.
+ * The first attempt is straight-line code; only a read that meets a write in
+ * progress enters the bounded loop. Adds the attempts that had to start over
+ * to *@retries unless @retries is a null constant. Return: 0, -ENOENT if
+ * @entry is NULL, -EAGAIN if no attempt found the value whole (*@out is then
+ * untouched or torn).
+ */
+#define __bpf_tld_seq_read(entry, out, type, retries)				\
+({										\
+	void *___e = (entry);							\
+	type *___out = (out);							\
+	int ___ret = -ENOENT;							\
+	int ___i;								\
+										\
+	if (___e) {								\
+		___ret = 0;							\
+		if (!__bpf_tld_seq_try_read(___e, ___out, type)) {		\
+			___ret = -EAGAIN;					\
+			if (retries)						\
+				(*(retries))++;					\
+			bpf_for(___i, 1, TLD_SEQ_RETRIES) {			\
+				if (__bpf_tld_seq_try_read(___e, ___out, type)) { \
+					___ret = 0;				\
+					break;					\
+				}						\
+				if (retries)					\
+					(*(retries))++;				\
+			}							\
+		}								\
+	}									\
+	___ret;									\
+})
+
+/*
+ * One write attempt on the consistent entry at @e: claims the counter
+ * (compare-and-swap from even to odd), copies *@in (a @type), and makes the
+ * counter even again. 1 if it wrote, 0 if another writer held the counter.
+ */
+#define __bpf_tld_seq_try_write(e, in, type)					\
+({										\
+	__u64 ___seq = *(volatile __u64 *)(e);					\
+	int ___done = 0;							\
+										\
+	if (!(___seq & 1) &&							\
+	    __sync_val_compare_and_swap((__u64 *)(e), ___seq, ___seq + 1) == ___seq) { \
+		__tld_copy((type *)((e) + TLD_SEQ_VALUE_OFFSET), (in), type);	\
+		/* A fetching add is fully ordered on every JIT: the value */	\
+		/* is visible before the counter is even again. */		\
+		___seq = __sync_fetch_and_add((__u64 *)(e), 1);			\
+		barrier_var(___seq);						\
+		___done = 1;							\
+	}									\
+	___done;								\
+})
+
+/*
+ * __bpf_tld_seq_write() - write *@in, a @type, as the value of the consistent
+ * entry at @entry (8-aligned, or NULL). The first attempt is straight-line
+ * code, then a bounded loop. Return: 0, -ENOENT if @entry is NULL, -EBUSY if
+ * another writer held the counter for every attempt (nothing was written).
+ */
+#define __bpf_tld_seq_write(entry, in, type)					\
+({										\
+	void *___e = (entry);							\
+	const type *___in = (in);						\
+	int ___ret = -ENOENT;							\
+	int ___i;								\
+										\
+	if (___e) {								\
+		___ret = 0;							\
+		if (!__bpf_tld_seq_try_write(___e, ___in, type)) {		\
+			___ret = -EBUSY;					\
+			bpf_for(___i, 1, TLD_SEQ_RETRIES) {			\
+				if (__bpf_tld_seq_try_write(___e, ___in, type)) { \
+					___ret = 0;				\
+					break;					\
+				}						\
+			}							\
+		}								\
+	}									\
+	___ret;									\
+})
+
+/* A consistent key's entry, 8-aligned, or NULL: counter and value. */
+#define __bpf_tld_consistent_entry(tld, key)					\
+	__bpf_tld_lookup(tld, key,						\
+			 TLD_SEQ_VALUE_OFFSET + sizeof(__tld_value_type_##key), 1)
+
+/**
+ * bpf_tld_read_consistent() - copy a consistent hint's value, never half of
+ * a write.
+ * @tld: a handle set up by bpf_tld_init()
+ * @key: the key, a bare identifier
+ * @out: where to copy it: a pointer to the key's value type,
+ *       __tld_value_type_<key> (e.g. struct Budget *)
+ *
+ * Copies the value under its sequence counter, trying again while a writer
+ * is in the middle of a write, TLD_SEQ_RETRIES times at most.
+ *
+ * The generated header declares __tld_value_type_<key> for every consistent
+ * key (and refuses a key that is not consistent at compile time). Without it,
+ * declare it before use, e.g.
+ *
+ *   typedef struct Budget __tld_value_type_budget;
+ *
+ * Return: 0 on success; -ENOENT if @key is absent (as for bpf_tld_lookup(),
+ * including a process that declared it with another size) or bpf_tld_init()
+ * failed; -EAGAIN if every attempt met a write in progress (a writer that
+ * stopped in the middle leaves the counter odd). On error *@out may be
+ * untouched or hold a torn copy: do not use it.
+ */
+#define bpf_tld_read_consistent(tld, key, out)					\
+	bpf_tld_read_consistent_stats(tld, key, out, (__u32 *)0)
+
+/**
+ * bpf_tld_read_consistent_stats() - bpf_tld_read_consistent(), and add the
+ * attempts that had to start over to *@retries (a __u32 *).
+ */
+#define bpf_tld_read_consistent_stats(tld, key, out, retries)			\
+({										\
+	__tld_check_consistent(key);						\
+	__tld_check_value_type(key, out, "destination");			\
+	__bpf_tld_seq_read(__bpf_tld_consistent_entry(tld, key), (out),		\
+			   __tld_value_type_##key, retries);			\
+})
+
+/**
+ * bpf_tld_write_consistent() - write a consistent hint's value as one whole.
+ * @tld: a handle set up by bpf_tld_init()
+ * @key: the key, a bare identifier
+ * @in:  the value: a pointer to the key's value type, __tld_value_type_<key>
+ *
+ * Claims the counter (odd), copies *@in, and makes it even again, so that no
+ * reader (BPF or the thread) sees half of it. When another writer holds the
+ * counter (the thread in the middle of a set(), or BPF on another CPU), tries
+ * again, TLD_SEQ_RETRIES times at most; it never waits for long.
+ *
+ * Return: 0 on success; -ENOENT as for bpf_tld_read_consistent(); -EBUSY if
+ * another writer held the counter for every attempt (nothing was written).
+ */
+#define bpf_tld_write_consistent(tld, key, in)					\
+({										\
+	__tld_check_consistent(key);						\
+	__tld_check_value_type(key, in, "source");				\
+	__bpf_tld_seq_write(__bpf_tld_consistent_entry(tld, key), (in),		\
+			    __tld_value_type_##key);				\
 })
 
 #endif /* __TLD_TASK_LOCAL_DATA_BPF_H */

@@ -150,6 +150,21 @@ pub enum Error {
     /// signal handler or a thread-local destructor that interrupted it.
     #[error("the calling thread is being set up or torn down (a re-entrant call)")]
     ThreadBusy,
+
+    /// A consistent hint stayed in the middle of a write for all of
+    /// [`consistent::MAX_WAIT`](crate::consistent::MAX_WAIT) (EAGAIN): another writer holds its
+    /// counter odd. That is a BPF program that stopped in the middle of a write (or was
+    /// preempted there for that long), or this thread's own write of the hint, interrupted by a
+    /// signal handler. Nothing was read or written.
+    #[error(
+        "the consistent hint \"{key}\" is in the middle of a write: its counter stayed odd for \
+         {} µs (a writer stopped mid-write?)",
+        crate::seqlock::MAX_WAIT.as_micros()
+    )]
+    HintBusy {
+        /// The hint's key.
+        key: &'static str,
+    },
 }
 
 impl Error {
@@ -164,6 +179,7 @@ impl Error {
             Error::NoRoom { .. } => Some(libc::E2BIG),
             Error::NoSlots { .. } => Some(libc::ENOSPC),
             Error::InvalidKey { .. } => Some(libc::EINVAL),
+            Error::HintBusy { .. } => Some(libc::EAGAIN),
             _ => None,
         }
     }
@@ -191,6 +207,7 @@ impl fmt::Display for Errno {
             libc::EACCES => "EACCES",
             libc::EFAULT => "EFAULT",
             libc::EBUSY => "EBUSY",
+            libc::EAGAIN => "EAGAIN",
             libc::EEXIST => "EEXIST",
             libc::EINVAL => "EINVAL",
             libc::ENOSPC => "ENOSPC",

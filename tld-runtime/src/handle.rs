@@ -92,18 +92,10 @@ impl<T: TldType> TaskLocal<T> {
     /// Where the calling thread's copy lives, if it has a page and the layout knows this hint.
     #[inline(always)]
     fn slot(&'static self) -> Option<*mut T::Raw> {
-        let base = thread_state::current_block();
-        // Relaxed is enough: the offset was stored before this thread's block was published to
-        // it (the layout runs inside a `OnceLock` that the thread passed through first).
-        let off = self.offset.load(Ordering::Relaxed) as usize;
-        if base.is_null() || off == 0 {
-            return None;
-        }
-        // SAFETY: only the layout sets `off` (through `Hint::place`, which needs its token),
-        // and only for hints that passed its checks: the hint lies wholly inside every block at
-        // a multiple of 8, which suffices for `T` (alignment <= 8, checked in `__new`); `base`
-        // is this thread's block.
-        Some(unsafe { base.add(off) }.cast::<T::Raw>())
+        // SAFETY: only the layout sets `offset` (through `Hint::place`), for this hint's
+        // `size_of::<T>()` bytes at a multiple of 8, which suffices for `T` (alignment <= 8,
+        // checked in `__new`).
+        unsafe { block_slot(&self.offset) }.map(|p| p.cast::<T::Raw>())
     }
 
     /// Where the calling thread's copy lives, giving the thread its page first if needed.
@@ -111,17 +103,15 @@ impl<T: TldType> TaskLocal<T> {
     #[cold]
     #[inline(never)]
     fn slot_slow(&'static self) -> Option<*mut T::Raw> {
-        lifecycle::enter_thread();
-        if let Some(p) = self.slot() {
-            return Some(p);
+        // SAFETY: as in `slot`; the fallback is `init_bytes().len()` bytes, 8-aligned.
+        unsafe {
+            slot_slow(
+                &self.offset,
+                self as *const Self as usize,
+                self.init_bytes(),
+            )
         }
-        match thread_state::phase() {
-            Phase::Busy => None,
-            Phase::New | Phase::Active | Phase::Exited => {
-                thread_state::fallback_slot(self as *const Self as usize, self.init_bytes())
-                    .map(|p| p.cast::<T::Raw>())
-            }
-        }
+        .map(|p| p.cast::<T::Raw>())
     }
 
     #[cold]
@@ -274,5 +264,43 @@ unsafe fn replace_volatile<R>(p: *mut R, value: R) -> R {
         let old = p.read_volatile();
         p.write_volatile(value);
         old
+    }
+}
+
+/// Where the calling thread's copy of the hint placed at `offset` lives: its block plus the
+/// offset, if it has a block and the layout placed the hint.
+///
+/// # Safety
+/// `offset` must be the offset the layout gave a hint (through `Hint::place`), so that the
+/// pointer stays inside the block, aligned to 8.
+#[inline(always)]
+pub(crate) unsafe fn block_slot(offset: &AtomicU32) -> Option<*mut u8> {
+    let base = thread_state::current_block();
+    // Relaxed is enough: the offset was stored before this thread's block was published to it
+    // (the layout runs inside a `OnceLock` that the thread passed through first).
+    let off = offset.load(Ordering::Relaxed) as usize;
+    if base.is_null() || off == 0 {
+        return None;
+    }
+    // SAFETY: the caller's promise: `off` lies inside every block; `base` is this thread's.
+    Some(unsafe { base.add(off) })
+}
+
+/// [`block_slot`], giving the thread its page first if needed; for a hint that the layout did
+/// not place, the thread's private fallback storage for `id`, filled from `init` at first use.
+/// `None` while the thread is being set up or torn down (a re-entrant access).
+///
+/// # Safety
+/// As for [`block_slot`].
+#[cold]
+pub(crate) unsafe fn slot_slow(offset: &AtomicU32, id: usize, init: &[u8]) -> Option<*mut u8> {
+    lifecycle::enter_thread();
+    // SAFETY: the caller's promise.
+    if let Some(p) = unsafe { block_slot(offset) } {
+        return Some(p);
+    }
+    match thread_state::phase() {
+        Phase::Busy => None,
+        Phase::New | Phase::Active | Phase::Exited => thread_state::fallback_slot(id, init),
     }
 }

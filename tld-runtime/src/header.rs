@@ -45,8 +45,15 @@
 //! - the C definitions of the `#[derive(TldType)]` structs the hints use, nested ones first,
 //!   each followed by `_Static_assert`s on its size and on every field's offset, so a layout
 //!   that drifts from the Rust declaration fails the BPF build;
-//! - for each key, `TLD_KEY_<key>` (its name string), `TLD_SIZE_<key>` (its size) and
-//!   `__tld_type_<key>` (its C type), which `bpf_tld_get(&tld, key)` uses;
+//! - for each key, `TLD_KEY_<key>` (its name string), `TLD_SIZE_<key>` (its size),
+//!   `TLD_OFF_<key>` (its offset in a page of this layout), `TLD_CONSISTENT_<key>` (1 for a
+//!   consistent hint, else 0) and `__tld_type_<key>` (its C type), which
+//!   `bpf_tld_get(&tld, key)` uses;
+//! - for a consistent key, also `__tld_value_type_<key>` (the value's C type) and
+//!   `struct tld_consistent_<key> { __u64 seq; __tld_value_type_<key> value; }`, which is its
+//!   `__tld_type_<key>`, with `_Static_assert`s on the counter's and the value's places and the
+//!   entry's size; `bpf_tld_read_consistent(&tld, key, &out)` and
+//!   `bpf_tld_write_consistent(&tld, key, &in)` copy the value under the counter;
 //! - `struct tld_offsets`, one `__s16` per key;
 //! - `#include "task_local_data.bpf.h"`.
 //!
@@ -66,6 +73,7 @@ use crate::error::Error;
 use crate::layout;
 use crate::registry::{self, Hint};
 use crate::sys;
+use crate::wire;
 
 /// The header for every hint linked into the calling binary.
 ///
@@ -148,30 +156,43 @@ fn render(hints: Vec<&'static dyn Hint>, page_size: usize) -> Result<String, Err
 
     out.push_str(
         "/* Keys: name string, size in bytes, C type, and offset in a thread's page when the\n \
-         * page carries this layout's fingerprint. */\n",
+         * page carries this layout's fingerprint. A consistent key's entry is a sequence\n \
+         * counter followed by its value (struct tld_consistent_<key>): read and write it with\n \
+         * bpf_tld_read_consistent() and bpf_tld_write_consistent(). */\n",
     );
     for (h, offset) in hints.iter().zip(&plan.offsets) {
         let site = h.site();
         let key = site.key;
+        let consistent = h.consistent();
         let _ = writeln!(
             out,
-            "/* {key}: {} {}::{} ({}:{}) */",
-            site.type_name, site.module_path, site.rust_name, site.file, site.line
+            "/* {key}: {} {}::{} ({}:{}){} */",
+            site.type_name,
+            site.module_path,
+            site.rust_name,
+            site.file,
+            site.line,
+            if consistent { ", consistent" } else { "" }
         );
         let _ = writeln!(out, "#define TLD_KEY_{key} \"{key}\"");
         let _ = writeln!(out, "#define TLD_SIZE_{key} {}", h.size());
         let _ = writeln!(out, "#define TLD_OFF_{key} {offset}");
-        let _ = writeln!(
-            out,
-            "typedef {};",
-            h.c_type().declare(&format!("__tld_type_{key}"))
-        );
-        let _ = writeln!(
-            out,
-            "_Static_assert(sizeof(__tld_type_{key}) == {}, \"tld: the C type of key {key} does not match {}\");\n",
-            h.size(),
-            site.type_name.replace('"', "'")
-        );
+        let _ = writeln!(out, "#define TLD_CONSISTENT_{key} {}", u8::from(consistent));
+        let rust_type = site.type_name.replace('"', "'");
+        if consistent {
+            write_consistent_entry(&mut out, key, h.c_type(), h.size(), &rust_type);
+        } else {
+            let _ = writeln!(
+                out,
+                "typedef {};",
+                h.c_type().declare(&format!("__tld_type_{key}"))
+            );
+            let _ = writeln!(
+                out,
+                "_Static_assert(sizeof(__tld_type_{key}) == {}, \"tld: the C type of key {key} does not match {rust_type}\");\n",
+                h.size(),
+            );
+        }
     }
 
     match plan.fingerprint {
@@ -222,6 +243,50 @@ fn kernel_types_prelude() -> &'static str {
         .expect("task_local_data.bpf.h marks its prelude")
         + END.len();
     &BPF_HEADER[start..end]
+}
+
+/// Writes a consistent key's entry: the value's type, the entry struct (counter, then value) and
+/// the assertions that pin both to what the runtime publishes.
+fn write_consistent_entry(
+    out: &mut String,
+    key: &str,
+    value: &'static CType,
+    size: usize,
+    rust_type: &str,
+) {
+    let entry = format!("tld_consistent_{key}");
+    let _ = writeln!(
+        out,
+        "typedef {};",
+        value.declare(&format!("__tld_value_type_{key}"))
+    );
+    let _ = writeln!(out, "struct {entry} {{");
+    let _ = writeln!(
+        out,
+        "\t__u64 seq;\t/* odd while a writer is in the middle of a write */"
+    );
+    let _ = writeln!(out, "\t__tld_value_type_{key} value;");
+    let _ = writeln!(out, "}};");
+    let _ = writeln!(out, "typedef struct {entry} __tld_type_{key};");
+    let _ = writeln!(
+        out,
+        "_Static_assert(sizeof(__tld_value_type_{key}) == {}, \"tld: the C type of key {key} does not match {rust_type}\");",
+        value.size(),
+    );
+    let _ = writeln!(
+        out,
+        "_Static_assert(__builtin_offsetof(struct {entry}, seq) == {}, \"tld: the counter of consistent key {key} is misplaced\");",
+        wire::SEQ_OFFSET,
+    );
+    let _ = writeln!(
+        out,
+        "_Static_assert(__builtin_offsetof(struct {entry}, value) == {}, \"tld: the value of consistent key {key} does not follow its counter\");",
+        wire::SEQ_VALUE_OFFSET,
+    );
+    let _ = writeln!(
+        out,
+        "_Static_assert(sizeof(__tld_type_{key}) == {size}, \"tld: the entry of consistent key {key} is not its counter and value\");\n",
+    );
 }
 
 /// Writes one struct's definition and its layout assertions.

@@ -64,7 +64,8 @@ impl Plan {
     }
 }
 
-/// FNV-1a over the page size and every key and size in order; never 0.
+/// FNV-1a over the page size and every key and size in order, and a mark after each consistent
+/// hint's size; never 0. Layouts without consistent hints hash exactly as before they existed.
 fn fingerprint(hints: &[&'static dyn Hint], page_size: usize) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -79,9 +80,16 @@ fn fingerprint(hints: &[&'static dyn Hint], page_size: usize) -> u64 {
         eat(hint.site().key.as_bytes());
         eat(&[0]);
         eat(&(hint.size() as u64).to_le_bytes());
+        if hint.consistent() {
+            // No key starts with this byte, so the mark cannot be mistaken for the next key.
+            eat(CONSISTENT_MARK);
+        }
     }
     h.max(1)
 }
+
+/// What the fingerprint adds after the size of a consistent hint.
+pub const CONSISTENT_MARK: &[u8] = b"\x01seq";
 
 /// One laid-out hint.
 pub struct Entry {
@@ -286,5 +294,33 @@ mod tests {
         assert!(check_key("").is_err());
         assert!(check_key(&"k".repeat(61)).is_ok());
         assert!(check_key(&"k".repeat(62)).is_err());
+    }
+
+    static PLAIN: crate::TaskLocal<[u8; 16]> = crate::TaskLocal::__new(site("a"), [7; 16]);
+    static GUARDED: crate::ConsistentTaskLocal<[u16; 3]> =
+        crate::ConsistentTaskLocal::__new(site("b"), [0x0101, 0x0202, 0x0303]);
+    static PLAIN_LIKE_GUARDED: crate::TaskLocal<[u8; 16]> =
+        crate::TaskLocal::__new(site("b"), [0; 16]);
+
+    #[test]
+    fn a_consistent_hint_is_its_counter_then_its_value() {
+        let layout = Layout::build(vec![&PLAIN, &GUARDED], 4096);
+        assert!(layout.problem.is_none());
+        // "a" at 16 (16 bytes), then "b": an 8-byte counter and 6 bytes of value, padded to 16.
+        assert_eq!(layout.plan.offsets, [16, 32]);
+        assert_eq!(GUARDED.size(), 16);
+        let entry = &layout.template[32..48];
+        assert_eq!(entry[..8], [0; 8], "the counter starts even, at 0");
+        assert_eq!(entry[8..14], [1, 1, 2, 2, 3, 3]);
+        assert_eq!(entry[14..], [0, 0], "padding");
+        assert_eq!(layout.template[16..32], [7; 16]);
+    }
+
+    #[test]
+    fn the_fingerprint_tells_a_consistent_hint_from_a_plain_one_of_its_size() {
+        let guarded = fingerprint(&[&PLAIN, &GUARDED], 4096);
+        let plain = fingerprint(&[&PLAIN, &PLAIN_LIKE_GUARDED], 4096);
+        assert_eq!(GUARDED.size(), PLAIN_LIKE_GUARDED.size());
+        assert_ne!(guarded, plain);
     }
 }

@@ -26,6 +26,9 @@
 //! assert_eq!(PRIORITY.get(), 5);
 //! ```
 //!
+//! A multi-field hint that BPF must never see half-updated is declared
+//! `#[task_local_data(consistent)]`: see [`ConsistentTaskLocal`].
+//!
 //! A hint can also follow a unit of work rather than a thread: [`TaskLocal::scoped`] and
 //! [`TaskLocal::set_scoped`] set it for a closure or a guard's lifetime, and
 //! [`HintFutureExt::with_hint`] carries it with a future into every poll, on whichever thread
@@ -45,6 +48,7 @@ pub mod btf;
 mod c_type;
 mod connection;
 mod connection_state;
+pub mod consistent;
 mod dynamic;
 mod error;
 mod fork;
@@ -61,6 +65,7 @@ mod registry;
 mod runtime;
 pub mod schema;
 mod scoped;
+mod seqlock;
 mod status;
 mod sys;
 mod thread_state;
@@ -69,6 +74,7 @@ mod types;
 pub mod wire;
 
 pub use c_type::{CField, CStruct, CType};
+pub use consistent::ConsistentTaskLocal;
 pub use dynamic::{DynamicHint, DynamicKey};
 pub use error::Error;
 pub use handle::TaskLocal;
@@ -82,6 +88,10 @@ pub use types::TldType;
 ///
 /// The key is the static's name in lower case, or `key = "..."`. It must be a C identifier of at
 /// most 61 bytes. See the crate documentation for an example.
+///
+/// `#[task_local_data(consistent)]` makes it a [`ConsistentTaskLocal<T>`] instead: its value is
+/// guarded by a sequence counter, so that no reader, in BPF or Rust, ever sees half of an
+/// update. Both arguments combine: `#[task_local_data(key = "budget", consistent)]`.
 pub use tld_macros::task_local_data;
 
 /// Derives [`TldType`] for a `#[repr(C)]` struct of plain-data fields, and records its C
@@ -96,5 +106,5 @@ pub mod __private {
     pub use bytemuck;
     pub use linkme;
 
-    pub use crate::wire::{MAX_HINT_ALIGN, MAX_HINT_SIZE, MAX_KEY_LEN};
+    pub use crate::wire::{MAX_CONSISTENT_SIZE, MAX_HINT_ALIGN, MAX_HINT_SIZE, MAX_KEY_LEN};
 }

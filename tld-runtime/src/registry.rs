@@ -39,25 +39,34 @@ impl fmt::Display for Site {
 
 /// A hint as the runtime sees it, with its value type erased.
 ///
-/// Implemented only by [`crate::TaskLocal`]: the trait is sealed, so no other type can claim to
-/// be a hint, and only the layout can give a hint its place in a thread's page (the method that
-/// does so takes a layout token, which nothing outside this crate can make). Not part of the
-/// public API.
+/// Implemented only by [`crate::TaskLocal`] and [`crate::ConsistentTaskLocal`]: the trait is
+/// sealed, so no other type can claim to be a hint, and only the layout can give a hint its place
+/// in a thread's page (the method that does so takes a `LayoutToken`, which nothing outside this
+/// crate can make). Not part of the public API.
 ///
 /// # Safety
-/// An implementation promises that `size`, `align` and `init_bytes` describe the value type
-/// exactly, and that the hint reads and writes a thread's page only at the offset the layout
-/// gave it, for at most `size` bytes.
+/// An implementation promises that `size`, `align` and `init_bytes` describe what it stores
+/// exactly (the value, or for a consistent hint its counter and value), that `init_bytes` has at
+/// most `size` bytes, and that the hint reads and writes a thread's page only at the offset the
+/// layout gave it, for at most `size` bytes.
 pub unsafe trait Hint: Sync + 'static + sealed::Sealed {
     /// The declaration.
     fn site(&self) -> &Site;
-    /// `size_of` the value.
+    /// The bytes the hint takes in a page, as published in the metadata: `size_of` the value,
+    /// or for a consistent hint [`wire::consistent_size`](crate::wire::consistent_size) of it.
     fn size(&self) -> usize;
-    /// `align_of` the value.
+    /// The alignment the hint needs in a page.
     fn align(&self) -> usize;
-    /// The C description of the value's type.
+    /// The C description of the value's type (for a consistent hint, of the value that follows
+    /// the counter).
     fn c_type(&self) -> &'static CType;
-    /// The initial value's bytes, copied into every new thread's block.
+    /// Whether the value is guarded by a sequence counter (`#[task_local_data(consistent)]`):
+    /// the entry is then a `u64` counter followed by the value.
+    fn consistent(&self) -> bool {
+        false
+    }
+    /// The initial bytes of the hint's entry, copied into every new thread's block; the rest of
+    /// `size` bytes start at zero.
     fn init_bytes(&self) -> &[u8];
     /// Gives the hint its offset in a thread's block. Only the layout can call it.
     #[doc(hidden)]

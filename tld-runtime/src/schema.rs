@@ -23,6 +23,7 @@
 //!       "c_type": "struct LatencyHint",
 //!       "rust_type": "LatencyHint",
 //!       "declared_at": "my_hints::LATENCY (src/lib.rs:30)",
+//!       "consistent": false,
 //!       "type": {
 //!         "kind": "struct",
 //!         "c_type": "struct LatencyHint",
@@ -44,6 +45,7 @@
 //!       "c_type": "__s32",
 //!       "rust_type": "i32",
 //!       "declared_at": "my_hints::PRIORITY (src/lib.rs:26)",
+//!       "consistent": false,
 //!       "type": { "kind": "int", "c_type": "__s32", "size": 4, "signed": true }
 //!     }
 //!   }
@@ -56,8 +58,8 @@
 //!   size: `start` is the data page's first u64 and `fingerprint` the u64 at bytes 8..16 when
 //!   `start` is 16 (written as a hex string, as JSON numbers lose u64 precision), else `null`.
 //! - `keys` maps each key to its value's `size` in bytes, its `offset` from the start of a
-//!   thread's page in that layout, its C and Rust type names, where it was declared, and its
-//!   `type`. A process that also creates keys at run time publishes them after these; readers
+//!   thread's page in that layout, its C and Rust type names, where it was declared, whether it
+//!   is `consistent`, and its `type`. A process that also creates keys at run time publishes them after these; readers
 //!   should take offsets from the metadata page and use the schema for types.
 //! - A `type` is one of
 //!   - `{"kind": "int", "c_type", "size", "signed"}`: an integer of 1, 2, 4 or 8 bytes;
@@ -70,6 +72,13 @@
 //!   - `{"kind": "opaque", "c_type", "size"}`: any other scalar.
 //!
 //!   All multi-byte values are in the machine's byte order.
+//! - A `consistent` key (`#[task_local_data(consistent)]`) holds a sequence counter and then its
+//!   value. Its `type` describes both, so that a reader that does not know the protocol still
+//!   decodes it: a struct named `tld_consistent_<key>` (its `c_type` in the generated header)
+//!   with the fields `seq` (a `__u64` at offset 0, odd while a writer is in the middle of a
+//!   write) and `value` (the value's type, at offset 8); its `rust_type` is the value's. A reader
+//!   that knows the protocol takes the value only when `seq` is even and the same before and
+//!   after the copy (`docs/wire-format.md`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -79,6 +88,7 @@ use crate::error::Error;
 use crate::layout;
 use crate::registry::{self, Hint};
 use crate::sys;
+use crate::wire;
 
 /// The value of the schema's `format` member.
 pub const FORMAT: &str = "tld-schema";
@@ -119,10 +129,15 @@ fn render(hints: &[&'static dyn Hint], page_size: usize) -> Result<String, Error
         .zip(&plan.offsets)
         .map(|(h, &offset)| {
             let site = h.site();
+            let (c_type, ty) = if h.consistent() {
+                consistent_entry(site.key, site.type_name, h.c_type(), h.size())
+            } else {
+                (c_spelling(h.c_type()), describe(h.c_type()))
+            };
             let key = Json::Obj(vec![
                 ("size", Json::Num(h.size() as u64)),
                 ("offset", Json::Num(offset as u64)),
-                ("c_type", Json::Str(c_spelling(h.c_type()))),
+                ("c_type", Json::Str(c_type)),
                 ("rust_type", Json::Str(site.type_name.to_string())),
                 (
                     "declared_at",
@@ -131,7 +146,8 @@ fn render(hints: &[&'static dyn Hint], page_size: usize) -> Result<String, Error
                         site.module_path, site.rust_name, site.file, site.line
                     )),
                 ),
-                ("type", describe(h.c_type())),
+                ("consistent", Json::Bool(h.consistent())),
+                ("type", ty),
             ]);
             (site.key.to_string(), key)
         })
@@ -152,6 +168,41 @@ fn render(hints: &[&'static dyn Hint], page_size: usize) -> Result<String, Error
     write_json(&mut out, &doc, 0);
     out.push('\n');
     Ok(out)
+}
+
+/// The C spelling and `type` of a consistent key's entry: a struct of the counter and the value,
+/// as the generated header declares it.
+fn consistent_entry(
+    key: &str,
+    rust_type: &str,
+    value: &'static CType,
+    size: usize,
+) -> (String, Json) {
+    let c_type = format!("struct tld_consistent_{key}");
+    let ty = Json::Obj(vec![
+        ("kind", Json::Str("struct".into())),
+        ("c_type", Json::Str(c_type.clone())),
+        ("size", Json::Num(size as u64)),
+        ("name", Json::Str(format!("tld_consistent_{key}"))),
+        ("rust_path", Json::Str(format!("consistent {rust_type}"))),
+        ("align", Json::Num(wire::VALUE_ALIGN as u64)),
+        (
+            "fields",
+            Json::Arr(vec![
+                Json::Obj(vec![
+                    ("name", Json::Str("seq".into())),
+                    ("offset", Json::Num(wire::SEQ_OFFSET as u64)),
+                    ("type", describe(<u64 as crate::TldType>::C_TYPE)),
+                ]),
+                Json::Obj(vec![
+                    ("name", Json::Str("value".into())),
+                    ("offset", Json::Num(wire::SEQ_VALUE_OFFSET as u64)),
+                    ("type", describe(value)),
+                ]),
+            ]),
+        ),
+    ]);
+    (c_type, ty)
 }
 
 /// The C spelling of a type without a declarator: `__u32`, `struct S`, `__u16[4]`.

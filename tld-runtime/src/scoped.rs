@@ -6,13 +6,16 @@
 //! - [`HintFutureExt::with_hint`] wraps a future in [`Hinted`], which carries the hint with the
 //!   task: it is set on whichever thread polls the future, for the length of each poll.
 //!
-//! All three restore on early return and on panic (the restore runs while unwinding).
+//! All three restore on early return and on panic (the restore runs while unwinding). Consistent
+//! hints ([`ConsistentTaskLocal`]) have `scoped` and `set_scoped` too, and travel with futures
+//! through [`HintFutureExt::with_hints`].
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::consistent::ConsistentTaskLocal;
 use crate::handle::TaskLocal;
 use crate::types::TldType;
 
@@ -83,41 +86,76 @@ impl<T: TldType> TaskLocal<T> {
     #[must_use = "the hint is restored when the guard is dropped: `let _ = ...` restores it at once; \
                   bind it with `let _guard = ...`"]
     pub fn set_scoped(&'static self, value: T) -> HintGuard<T> {
-        let previous = self.replace(value);
-        HintGuard {
-            hint: self,
-            previous,
-            _not_send: PhantomData,
-        }
+        HintGuard::new(self, value)
     }
 }
 
-/// Puts a hint's previous value back when dropped. Made by [`TaskLocal::set_scoped`].
+impl<T: TldType> ConsistentTaskLocal<T> {
+    /// Runs `f` with the calling thread's copy set to `value`, then puts back the value it had,
+    /// as [`TaskLocal::scoped`] does. Each store is whole for every reader.
+    ///
+    /// ```
+    /// use tld_runtime::task_local_data;
+    ///
+    /// #[task_local_data(consistent)]
+    /// static WINDOW: [u64; 2] = [0, 0];
+    ///
+    /// assert_eq!(WINDOW.scoped([10, 20], || WINDOW.get()), [10, 20]);
+    /// assert_eq!(WINDOW.get(), [0, 0]);
+    /// ```
+    #[inline]
+    pub fn scoped<R>(&'static self, value: T, f: impl FnOnce() -> R) -> R {
+        let _guard = self.set_scoped(value);
+        f()
+    }
+
+    /// Sets the calling thread's copy to `value` until the returned guard is dropped, as
+    /// [`TaskLocal::set_scoped`] does.
+    #[inline]
+    #[must_use = "the hint is restored when the guard is dropped: `let _ = ...` restores it at once; \
+                  bind it with `let _guard = ...`"]
+    pub fn set_scoped(&'static self, value: T) -> HintGuard<T, ConsistentTaskLocal<T>> {
+        HintGuard::new(self, value)
+    }
+}
+
+/// Puts a hint's previous value back when dropped. Made by [`TaskLocal::set_scoped`] and
+/// [`ConsistentTaskLocal::set_scoped`] (`H` is the hint's handle type).
 ///
 /// Not `Send` and not `Sync`: it restores the thread it was made on.
 #[must_use = "the hint is restored when the guard is dropped"]
-pub struct HintGuard<T: TldType> {
-    hint: &'static TaskLocal<T>,
+pub struct HintGuard<T: TldType, H: sealed::Handle<T> = TaskLocal<T>> {
+    hint: &'static H,
     previous: T,
     /// A raw pointer is neither `Send` nor `Sync`, and neither is the guard.
     _not_send: PhantomData<*const ()>,
 }
 
-impl<T: TldType> HintGuard<T> {
+impl<T: TldType, H: sealed::Handle<T>> HintGuard<T, H> {
+    #[inline(always)]
+    fn new(hint: &'static H, value: T) -> Self {
+        let previous = hint.replace(value);
+        HintGuard {
+            hint,
+            previous,
+            _not_send: PhantomData,
+        }
+    }
+
     /// The value the hint gets back when the guard is dropped.
     pub fn previous(&self) -> T {
         self.previous
     }
 }
 
-impl<T: TldType> Drop for HintGuard<T> {
+impl<T: TldType, H: sealed::Handle<T>> Drop for HintGuard<T, H> {
     #[inline]
     fn drop(&mut self) {
         self.hint.set(self.previous);
     }
 }
 
-impl<T: TldType + std::fmt::Debug> std::fmt::Debug for HintGuard<T> {
+impl<T: TldType + std::fmt::Debug, H: sealed::Handle<T>> std::fmt::Debug for HintGuard<T, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HintGuard")
             .field("key", &self.hint.key())
@@ -126,7 +164,46 @@ impl<T: TldType + std::fmt::Debug> std::fmt::Debug for HintGuard<T> {
     }
 }
 
+impl<T: TldType> sealed::Handle<T> for TaskLocal<T> {
+    #[inline(always)]
+    fn replace(&'static self, value: T) -> T {
+        TaskLocal::replace(self, value)
+    }
+    #[inline(always)]
+    fn set(&'static self, value: T) {
+        TaskLocal::set(self, value)
+    }
+    fn key(&self) -> &'static str {
+        TaskLocal::key(self)
+    }
+}
+
+impl<T: TldType> sealed::Handle<T> for ConsistentTaskLocal<T> {
+    #[inline(always)]
+    fn replace(&'static self, value: T) -> T {
+        ConsistentTaskLocal::replace(self, value)
+    }
+    #[inline(always)]
+    fn set(&'static self, value: T) {
+        ConsistentTaskLocal::set(self, value)
+    }
+    fn key(&self) -> &'static str {
+        ConsistentTaskLocal::key(self)
+    }
+}
+
 mod sealed {
+    /// A hint handle that scoped hints set and restore: [`TaskLocal`](crate::TaskLocal) or
+    /// [`ConsistentTaskLocal`](crate::ConsistentTaskLocal).
+    pub trait Handle<T>: Sync + 'static {
+        /// Stores `value` and returns the value before.
+        fn replace(&'static self, value: T) -> T;
+        /// Stores `value`.
+        fn set(&'static self, value: T);
+        /// The hint's key.
+        fn key(&self) -> &'static str;
+    }
+
     /// The work behind [`HintSet`](super::HintSet), out of users' reach.
     pub trait Apply {
         /// The calling thread's values from before [`Apply::enter`].
@@ -142,10 +219,11 @@ mod sealed {
 
 /// One or more hints and their values, carried by a [`Hinted`] future.
 ///
-/// Implemented for a pair `(&'static TaskLocal<T>, T)` and for tuples of up to eight
-/// `HintSet`s, so several hints travel together:
-/// `fut.with_hints(((&PRIORITY, 10), (&LATENCY, hint)))`. Sealed: it cannot be implemented
-/// outside this crate.
+/// Implemented for a pair `(&'static TaskLocal<T>, T)` or `(&'static ConsistentTaskLocal<T>, T)`
+/// and for tuples of up to eight `HintSet`s, so several hints travel together:
+/// `fut.with_hints(((&PRIORITY, 10), (&LATENCY, hint)))`. A consistent hint travels through
+/// [`with_hints`](HintFutureExt::with_hints), alone (`fut.with_hints((&BUDGET, budget))`) or in a
+/// tuple. Sealed: it cannot be implemented outside this crate.
 pub trait HintSet: sealed::Apply {}
 
 impl<T: TldType> sealed::Apply for (&'static TaskLocal<T>, T) {
@@ -161,6 +239,20 @@ impl<T: TldType> sealed::Apply for (&'static TaskLocal<T>, T) {
 }
 
 impl<T: TldType> HintSet for (&'static TaskLocal<T>, T) {}
+
+impl<T: TldType> sealed::Apply for (&'static ConsistentTaskLocal<T>, T) {
+    type Saved = T;
+    #[inline(always)]
+    fn enter(&self) -> T {
+        self.0.replace(self.1)
+    }
+    #[inline(always)]
+    fn leave(&mut self, saved: T) {
+        self.1 = self.0.replace(saved);
+    }
+}
+
+impl<T: TldType> HintSet for (&'static ConsistentTaskLocal<T>, T) {}
 
 macro_rules! tuple_sets {
     ($( ($($name:ident $idx:tt),+) ($($rev:tt),+) ;)*) => {$(

@@ -13,6 +13,8 @@
 //!
 //! data page (one per thread):      u64 start | [u64 fingerprint] | value 0 | value 1 | ...
 //!   value i lives at start + sum over j < i of round8(entry[j].size)
+//!
+//! a consistent hint's entry:         u64 seq (odd while a writer writes) | value
 //! ```
 //!
 //! The full description, with the publication rules and the kernel's lifetime rules, is in
@@ -55,10 +57,24 @@ pub const VALUE_ALIGN: usize = 8;
 /// The largest alignment a hint's type may have.
 pub const MAX_HINT_ALIGN: usize = VALUE_ALIGN;
 
+/// Offset of the sequence counter in a consistent hint's entry: a `u64`, odd while a writer is
+/// in the middle of a write, even otherwise.
+pub const SEQ_OFFSET: usize = 0;
+/// Offset of the value in a consistent hint's entry, after its counter.
+pub const SEQ_VALUE_OFFSET: usize = 8;
+
+/// The size a consistent hint whose value has `value_size` bytes publishes: the counter, then
+/// the value padded to 8 bytes (the size of C's `struct { __u64 seq; T value; }`).
+pub const fn consistent_size(value_size: usize) -> usize {
+    SEQ_VALUE_OFFSET + round8(value_size)
+}
+
 /// The page size the compile-time limits assume (4 KiB, as on x86-64).
 pub const BASE_PAGE_SIZE: usize = 4096;
 /// The largest hint on 4 KiB pages: the page less `start`.
 pub const MAX_HINT_SIZE: usize = BASE_PAGE_SIZE - DATA_START;
+/// The largest value of a consistent hint on 4 KiB pages: room for its counter must remain.
+pub const MAX_CONSISTENT_SIZE: usize = MAX_HINT_SIZE - SEQ_VALUE_OFFSET;
 
 /// The number of entries a metadata page of `page_size` bytes holds: 63 on 4 KiB pages.
 pub const fn max_entries(page_size: usize) -> usize {
@@ -99,5 +115,8 @@ mod tests {
         assert_eq!(round8(1), 8);
         assert_eq!(round8(8), 8);
         assert_eq!(round8(1001), 1008);
+        assert_eq!(consistent_size(32), 40);
+        assert_eq!(consistent_size(6), 16);
+        assert_eq!(consistent_size(MAX_CONSISTENT_SIZE), MAX_HINT_SIZE);
     }
 }

@@ -1,8 +1,10 @@
-//! The benchmark's hints: sixteen `u64` hints, `bench_h00` to `bench_h15`.
+//! The benchmark's hints: sixteen `u64` hints, `bench_h00` to `bench_h15`, and two 32-byte
+//! hints for the consistent-hint rows, `bench_plain32` and `bench_seq32` (consistent).
 //!
-//! They are the only hints in the benchmark binaries, so the layout (entries sorted by key,
-//! each padded to 8 bytes after the 8-byte `start` field and the 8-byte layout fingerprint)
-//! puts `bench_hNN` at byte `16 + 8 * NN` of a thread's page. The BPF floor programs read those
+//! They are the only hints in the benchmark binaries, and the 32-byte ones sort after the
+//! others, so the layout (entries sorted by key, each padded to 8 bytes after the 8-byte
+//! `start` field and the 8-byte layout fingerprint) puts `bench_hNN` at byte `16 + 8 * NN` of a
+//! thread's page. The BPF floor programs read those
 //! fixed offsets (`TLD_LAYOUT_START + 8 * NN`, checked against the generated header's
 //! `TLD_OFF_bench_hNN` at build time), and the report checks at run time that they read the
 //! same values as the lookups.
@@ -39,3 +41,11 @@ hints!(
     H14 = "bench_h14",
     H15 = "bench_h15",
 );
+
+/// A plain 32-byte hint: the baseline of the consistent-hint rows (C1, C2).
+#[task_local_data(key = "bench_plain32")]
+pub static PLAIN32: [u64; 4] = [0; 4];
+
+/// The same 32 bytes as a consistent hint, guarded by its sequence counter (C1, C2).
+#[task_local_data(key = "bench_seq32", consistent)]
+pub static SEQ32: [u64; 4] = [0; 4];

@@ -1,4 +1,4 @@
-//! `tld-bench-report`: runs every measurement of the benchmark suite (P1–P6, S1–S2) in one
+//! `tld-bench-report`: runs every measurement of the benchmark suite (P1–P6, S1–S2, C1–C2) in one
 //! process run, prints the ratio table, and writes it as Markdown (the README's Performance
 //! section) and as JSON.
 //!
@@ -24,6 +24,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use tld_bench::bpf::{Bench, Prog, ProgStats};
+use tld_bench::consistent::ConsistentCost;
 use tld_bench::machine::Machine;
 use tld_bench::measure::{self, interleave, median, ns_per_call, slope, Comparison};
 use tld_bench::registration;
@@ -692,6 +693,8 @@ fn report(opts: &Options) -> Result<(), String> {
     let p2 = p2(bench, opts.quick)?;
     eprintln!("S1, S2: scoped hints: HINT.scoped vs HINT.set, a with_hint poll vs a bare poll ...");
     let scoped = scoped::measure(opts.quick);
+    eprintln!("C1, C2: consistent hints: set vs a plain set, a BPF consistent read vs a copy ...");
+    let consistent = ConsistentCost::measure(bench, opts.quick)?;
     eprintln!("P3: BPF lookups vs floor programs (test_run, repeat) ...");
     let p3 = p3(bench, opts.quick)?;
     eprintln!("P6: verified instructions and load times ...");
@@ -730,6 +733,7 @@ fn report(opts: &Options) -> Result<(), String> {
         p5: &p5,
         base: &p5_base,
         scoped: &scoped,
+        consistent: &consistent,
     };
     let md = results.markdown();
     println!("{md}");
@@ -759,6 +763,7 @@ struct Results<'a> {
     p5: &'a P5Child,
     base: &'a P5Child,
     scoped: &'a Scoped,
+    consistent: &'a ConsistentCost,
 }
 
 impl Results<'_> {
@@ -774,6 +779,7 @@ impl Results<'_> {
             p5,
             base,
             scoped,
+            consistent,
         } = *self;
         let page = registration::page_size() as f64;
 
@@ -941,6 +947,7 @@ impl Results<'_> {
             verdict(p6.met())
         );
         s.push_str(&scoped.rows());
+        s.push_str(&consistent.rows());
 
         let _ = writeln!(
             s,
@@ -1227,12 +1234,13 @@ impl Results<'_> {
             p6.load_reps
         );
         s.push_str(&scoped.notes());
+        s.push_str(&consistent.notes());
 
         let _ = writeln!(
             s,
             "\n### Rerunning\n\n`make bench` (as root, or with CAP_BPF + CAP_PERFMON + \
              CAP_SYS_ADMIN, on Linux ≥ 6.13 with clang-19) runs the criterion benchmarks for \
-             P1, P2, P4, S1 and S2 with short measurement times, then `tld-bench-report`, which runs \
+             P1, P2, P4, S1, S2 and C1 with short measurement times, then `tld-bench-report`, which runs \
              everything above, prints this section and writes it to `target/tld-bench.md`, \
              and the figures, one object per id, to `target/tld-bench.json`. The \
              report alone: `cargo run --release -p tld-bench --bin tld-bench-report` (`--quick` \
@@ -1423,7 +1431,7 @@ impl Results<'_> {
         });
 
         let mut out = String::from("{\n");
-        for (i, e) in entries.iter().enumerate() {
+        for e in &entries {
             let _ = write!(
                 out,
                 "  {}: {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": {}, \
@@ -1439,9 +1447,9 @@ impl Results<'_> {
             for (name, value) in &e.extra {
                 let _ = write!(out, ", {}: {value}", json_str(name));
             }
-            out.push('}');
-            out.push_str(if i + 1 < entries.len() { ",\n" } else { "\n" });
+            out.push_str("},\n");
         }
+        let _ = writeln!(out, "  {}", self.consistent.json_members().join(",\n  "));
         out.push_str("}\n");
         out
     }

@@ -60,3 +60,31 @@ pub static LATENCY: LatencyHint = LatencyHint {
 /// out, and the thread reads the count back. BPF key: `switches_seen`.
 #[task_local_data]
 pub static SWITCHES_SEEN: u64 = 0;
+
+/// A thread's CPU budget: several fields that a scheduler must read together, never half of an
+/// update. Read by BPF as `struct Budget` with `bpf_tld_read_consistent()`.
+#[derive(TldType, Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Budget {
+    /// How long the thread may run before it yields, in nanoseconds.
+    pub slice_ns: u64,
+    /// When its current piece of work is due, in nanoseconds of `CLOCK_MONOTONIC`.
+    pub deadline_ns: u64,
+    /// Its share of the CPU relative to others (100: an ordinary thread).
+    pub weight: u32,
+    /// A [`LatencyHint`] class (`LatencyHint::CLASS_*`).
+    pub class: u32,
+    /// Which request the budget belongs to, for tracing.
+    pub request_id: u64,
+}
+
+/// Key "budget": a consistent hint, guarded by a sequence counter in the page, so that BPF
+/// never sees one field of a new budget with another of the old one.
+#[task_local_data(consistent)]
+pub static BUDGET: Budget = Budget {
+    slice_ns: 0,
+    deadline_ns: 0,
+    weight: 100,
+    class: LatencyHint::CLASS_NORMAL,
+    request_id: 0,
+};

@@ -64,3 +64,18 @@ pub static VALUE4: TestStruct = TestStruct {
 /// A large value: key "dummy".
 #[task_local_data]
 pub static DUMMY: [u8; 1000] = [0; 1000];
+
+/// A consistent 32-byte struct: its value is guarded by a sequence counter, so BPF and Rust read
+/// it whole (`tests/tests/consistent.rs`). Key "seq_value4".
+#[task_local_data(consistent)]
+pub static SEQ_VALUE4: TestStruct = TestStruct {
+    a: 0,
+    b: 0,
+    c: 0,
+    d: 0,
+};
+
+/// A consistent value whose size is not a multiple of 8 (its entry is padded). Key
+/// "seq_small".
+#[task_local_data(consistent)]
+pub static SEQ_SMALL: [u16; 3] = [1, 2, 3];

@@ -426,13 +426,14 @@ pub fn play(role: &str) {
 }
 
 /// Tells the parent: `ready PID TID...`, on a line of its own.
-fn ready_line(tids: &[i32]) {
+pub fn ready_line(tids: &[i32]) {
     let tids: Vec<String> = tids.iter().map(i32::to_string).collect();
     println!("\nready {} {}", std::process::id(), tids.join(" "));
     std::io::stdout().flush().unwrap();
 }
 
-fn wait_for_parent() {
+/// Waits until the parent closes stdin or sends a line.
+pub fn wait_for_parent() {
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
 }

@@ -1,6 +1,8 @@
 //! Writing the expansion of `#[task_local_data]`.
 //!
-//! For `#[task_local_data] pub static NAME: T = init;` the output is
+//! For `#[task_local_data] pub static NAME: T = init;` the output is below; with
+//! `#[task_local_data(consistent)]` the handle is `ConsistentTaskLocal<T>` instead of
+//! `TaskLocal<T>`, and the size check leaves room for its 8-byte counter.
 //!
 //! ```text
 //! pub static NAME: ::tld_runtime::TaskLocal<T> = {
@@ -36,7 +38,7 @@ use syn::LitStr;
 use super::parse::{HintStatic, Key};
 use super::type_name::type_name;
 
-pub(super) fn expand(item: &HintStatic, key: &Key) -> TokenStream {
+pub(super) fn expand(item: &HintStatic, key: &Key, consistent: bool) -> TokenStream {
     let HintStatic {
         attrs,
         vis,
@@ -55,13 +57,18 @@ pub(super) fn expand(item: &HintStatic, key: &Key) -> TokenStream {
     // A `#[cfg]` on the static must also remove its registration, which refers to it.
     let cfgs = attrs.iter().filter(|attr| attr.path().is_ident("cfg"));
 
-    let checks = type_checks(item, &type_name_str);
+    let checks = type_checks(item, &type_name_str, consistent);
 
     // The handle's type and constructor are spanned at `T`, so that an unsatisfied
     // `T: TldType` bound is reported at the type the user wrote.
     let ty_span = ty.span();
-    let handle_ty = quote_spanned!(ty_span=> ::tld_runtime::TaskLocal<#ty>);
-    let constructor = quote_spanned!(ty_span=> ::tld_runtime::TaskLocal::<#ty>::__new);
+    let handle = if consistent {
+        quote_spanned!(ty_span=> ConsistentTaskLocal)
+    } else {
+        quote_spanned!(ty_span=> TaskLocal)
+    };
+    let handle_ty = quote_spanned!(ty_span=> ::tld_runtime::#handle<#ty>);
+    let constructor = quote_spanned!(ty_span=> ::tld_runtime::#handle::<#ty>::__new);
 
     // The checks run in the initializer, before the constructor: a type they refuse stops the
     // evaluation there, with their message at the user's type, and the constructor's own
@@ -95,7 +102,7 @@ pub(super) fn expand(item: &HintStatic, key: &Key) -> TokenStream {
 
 /// Compile-time checks on the hint's type, each spanned at the type so that a failure points
 /// at what the user wrote.
-fn type_checks(item: &HintStatic, type_name: &str) -> TokenStream {
+fn type_checks(item: &HintStatic, type_name: &str, consistent: bool) -> TokenStream {
     let ty = &item.ty;
     let span = ty.span();
 
@@ -107,10 +114,24 @@ fn type_checks(item: &HintStatic, type_name: &str) -> TokenStream {
         "tld: a hint's alignment must be at most 8 (MAX_HINT_ALIGN), and `{type_name}` needs \
          more: the data area places every hint at an 8-byte boundary"
     );
-    let too_large = format!(
-        "tld: a hint must fit in the per-thread data area of 4088 bytes (MAX_HINT_SIZE: a 4 KiB \
-         page minus its 8-byte header), and `{type_name}` is larger"
-    );
+    let (max_size, too_large) = if consistent {
+        (
+            quote!(::tld_runtime::__private::MAX_CONSISTENT_SIZE),
+            format!(
+                "tld: a consistent hint must fit in the per-thread data area of 4088 bytes with \
+                 its 8-byte sequence counter, so its type may have 4080 bytes at most \
+                 (MAX_CONSISTENT_SIZE), and `{type_name}` is larger"
+            ),
+        )
+    } else {
+        (
+            quote!(::tld_runtime::__private::MAX_HINT_SIZE),
+            format!(
+                "tld: a hint must fit in the per-thread data area of 4088 bytes (MAX_HINT_SIZE: \
+                 a 4 KiB page minus its 8-byte header), and `{type_name}` is larger"
+            ),
+        )
+    };
 
     quote_spanned! {span=>
         ::core::assert!(::core::mem::size_of::<#ty>() >= 1, #zero_sized);
@@ -118,9 +139,6 @@ fn type_checks(item: &HintStatic, type_name: &str) -> TokenStream {
             ::core::mem::align_of::<#ty>() <= ::tld_runtime::__private::MAX_HINT_ALIGN,
             #over_aligned
         );
-        ::core::assert!(
-            ::core::mem::size_of::<#ty>() <= ::tld_runtime::__private::MAX_HINT_SIZE,
-            #too_large
-        );
+        ::core::assert!(::core::mem::size_of::<#ty>() <= #max_size, #too_large);
     }
 }

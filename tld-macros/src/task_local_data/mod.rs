@@ -23,7 +23,7 @@ pub(crate) fn expand_attribute(args: TokenStream, input: TokenStream) -> TokenSt
         return errors.into_compile_errors();
     };
     let key = parse::resolve_key(&args, &item, &mut errors);
-    let expanded = expand::expand(&item, &key);
+    let expanded = expand::expand(&item, &key, args.consistent.is_some());
     let errors = errors.into_compile_errors();
     quote::quote! {
         #errors

@@ -13,6 +13,8 @@ use crate::errors::Errors;
 pub(crate) struct Args {
     /// `key = "..."`, if given.
     pub(crate) key: Option<LitStr>,
+    /// `consistent`, if given: the value is guarded by a sequence counter.
+    pub(crate) consistent: Option<Ident>,
 }
 
 impl Args {
@@ -28,8 +30,8 @@ impl Args {
     }
 }
 
-const ARGS_HELP: &str =
-    "the only argument is `key = \"...\"`, e.g. `#[task_local_data(key = \"my_hint\")]`";
+const ARGS_HELP: &str = "the arguments are `key = \"...\"` and `consistent`, e.g. \
+                         `#[task_local_data(key = \"my_hint\", consistent)]`";
 
 fn parse_arg_list(input: ParseStream, args: &mut Args, errors: &mut Errors) -> syn::Result<()> {
     while !input.is_empty() {
@@ -40,6 +42,8 @@ fn parse_arg_list(input: ParseStream, args: &mut Args, errors: &mut Errors) -> s
             .map_err(|e| syn::Error::new(e.span(), format!("expected an argument; {ARGS_HELP}")))?;
         if name == "key" {
             parse_key_value(input, &name, args, errors)?;
+        } else if name == "consistent" {
+            parse_consistent(input, name, args, errors)?;
         } else {
             errors.spanned(
                 &name,
@@ -104,6 +108,39 @@ fn parse_key_value(
         );
     } else {
         args.key = Some(value);
+    }
+    Ok(())
+}
+
+/// Records the flag `consistent`, which takes no value.
+fn parse_consistent(
+    input: ParseStream,
+    name: Ident,
+    args: &mut Args,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    if input.peek(Token![=]) || input.peek(syn::token::Paren) {
+        let value = input.step(|cursor| {
+            let mut rest = *cursor;
+            let mut tokens = TokenStream::new();
+            while let Some((tt, next)) = rest.token_tree() {
+                if matches!(&tt, TokenTree::Punct(p) if p.as_char() == ',') {
+                    break;
+                }
+                tokens.extend([tt]);
+                rest = next;
+            }
+            Ok((tokens, rest))
+        })?;
+        errors.spanned(
+            value,
+            "`consistent` takes no value: write `#[task_local_data(consistent)]`",
+        );
+    }
+    if args.consistent.is_some() {
+        errors.spanned(&name, "`consistent` is given more than once; remove one");
+    } else {
+        args.consistent = Some(name);
     }
     Ok(())
 }

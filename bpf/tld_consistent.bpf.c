@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * Consistent hints against the real kernel (tests/tests/consistent.rs): BPF
+ * reads and writes the consistent hint seq_value4 of another thread, found by
+ * its thread id, while that thread writes or reads it in Rust, and counts
+ * torn values. The same loops over the plain hint test_basic_value4 show what
+ * happens without the protocol. Every writer writes (v, v, v, v): a value
+ * whose four words differ is torn.
+ */
+#include "tld_generated.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+extern struct task_struct *bpf_task_from_pid(int pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+
+/* What the loops do (struct seq_loop_ctx.mode). */
+#define MODE_CONSISTENT	0	/* bpf_tld_{read,write}_consistent(), fast path */
+#define MODE_CACHED	1	/* the same, on the cached path */
+#define MODE_PLAIN	2	/* bpf_tld_get() of test_basic_value4: no protocol */
+
+/* Mirrored by LoopCtx in tests/tests/consistent.rs. */
+struct seq_loop_ctx {
+	__s32 tid;		/* in: the thread whose hint to read or write */
+	__u32 mode;		/* in: MODE_* */
+	__u32 iters;		/* in: reads or writes to make */
+	__u32 retries;		/* out: attempts that started over (reads) */
+	__u64 base;		/* in: writes write base + i */
+	__s64 init_ret;		/* out: bpf_tld_init(), or -ESRCH: no such task */
+	__u64 ok;		/* out: reads that got a value, writes that wrote */
+	__u64 again;		/* out: reads that returned -EAGAIN */
+	__u64 busy;		/* out: writes that returned -EBUSY */
+	__u64 absent;		/* out: -ENOENT */
+	__u64 torn;		/* out: values whose words differ */
+	__u64 last;		/* out: the last value read (word a) */
+};
+
+_Static_assert(sizeof(struct seq_loop_ctx) == 80, "seq_loop_ctx layout");
+
+static __always_inline int is_torn(const struct TestStruct *v)
+{
+	return v->a != v->b || v->a != v->c || v->a != v->d;
+}
+
+static __always_inline int init_for(struct task_struct *task, struct bpf_tld *tld, __u32 mode)
+{
+	return __bpf_tld_init(task, tld, mode != MODE_CACHED);
+}
+
+SEC("syscall")
+int seq_read_loop(struct seq_loop_ctx *ctx)
+{
+	struct seq_loop_ctx out = *ctx;
+	struct task_struct *task;
+	struct TestStruct v = {};
+	struct bpf_tld tld;
+	__u32 retries = 0;
+	int i, err;
+
+	task = bpf_task_from_pid(out.tid);
+	if (!task) {
+		out.init_ret = -3;	/* -ESRCH */
+		barrier_var(ctx);
+		*ctx = out;
+		return 0;
+	}
+	out.init_ret = init_for(task, &tld, out.mode);
+	if (out.init_ret)
+		goto done;
+	bpf_for(i, 0, out.iters) {
+		if (out.mode == MODE_PLAIN) {
+			struct TestStruct *p = bpf_tld_get(&tld, test_basic_value4);
+
+			if (!p) {
+				out.absent++;
+				continue;
+			}
+			__builtin_memcpy(&v, p, sizeof(v));
+			err = 0;
+		} else {
+			err = bpf_tld_read_consistent_stats(&tld, seq_value4, &v, &retries);
+		}
+		if (err == -EAGAIN) {
+			out.again++;
+			continue;
+		}
+		if (err) {
+			out.absent++;
+			continue;
+		}
+		out.ok++;
+		out.torn += is_torn(&v);
+		out.last = v.a;
+	}
+done:
+	out.retries = retries;
+	bpf_task_release(task);
+	barrier_var(ctx);
+	*ctx = out;
+	return 0;
+}
+
+SEC("syscall")
+int seq_write_loop(struct seq_loop_ctx *ctx)
+{
+	struct seq_loop_ctx out = *ctx;
+	struct task_struct *task;
+	struct TestStruct v;
+	struct bpf_tld tld;
+	int i, err;
+
+	task = bpf_task_from_pid(out.tid);
+	if (!task) {
+		out.init_ret = -3;
+		barrier_var(ctx);
+		*ctx = out;
+		return 0;
+	}
+	out.init_ret = init_for(task, &tld, out.mode);
+	if (out.init_ret)
+		goto done;
+	bpf_for(i, 0, out.iters) {
+		__u64 x = out.base + i;
+
+		v.a = x;
+		v.b = x;
+		v.c = x;
+		v.d = x;
+		if (out.mode == MODE_PLAIN) {
+			struct TestStruct *p = bpf_tld_get(&tld, test_basic_value4);
+
+			if (!p) {
+				out.absent++;
+				continue;
+			}
+			__builtin_memcpy(p, &v, sizeof(v));
+			err = 0;
+		} else {
+			err = bpf_tld_write_consistent(&tld, seq_value4, &v);
+		}
+		if (err == -EBUSY)
+			out.busy++;
+		else if (err)
+			out.absent++;
+		else
+			out.ok++;
+	}
+done:
+	bpf_task_release(task);
+	barrier_var(ctx);
+	*ctx = out;
+	return 0;
+}
+
+/*
+ * A writer that stops in the middle, in two steps, on the calling thread's
+ * seq_value4, ignoring the library as a hand-written writer would: step 0
+ * claims the counter (odd) and writes words a and b of (v, v, v, v), then
+ * returns as if the program had been aborted; step 1 writes c and d and makes
+ * the counter even. Also reads the entry through the plain typed pointer, as
+ * a program that does not know the protocol does.
+ */
+struct seq_poke_ctx {
+	__u32 step;		/* in: 0 claim and half-write, 1 finish, 2 only look,
+				 * 3 look and bpf_tld_write_consistent() */
+	__s32 ret;		/* out: 0, or -ENOENT */
+	__u64 v;		/* in: the value to write */
+	__u64 seq;		/* out: the counter after the step */
+	struct TestStruct value;	/* out: the value after the step */
+	__u32 read_ret;		/* out: -bpf_tld_read_consistent() after the step */
+	__u32 write_ret;	/* out: -bpf_tld_write_consistent() of (v + 1) x 4, step 3 */
+};
+
+_Static_assert(sizeof(struct seq_poke_ctx) == 64, "seq_poke_ctx layout");
+
+SEC("syscall")
+int seq_poke(struct seq_poke_ctx *ctx)
+{
+	struct seq_poke_ctx out = *ctx;
+	struct tld_consistent_seq_value4 *e;
+	struct TestStruct v = {};
+	struct bpf_tld tld;
+	int err;
+
+	out.ret = -ENOENT;
+	if (bpf_tld_init(bpf_get_current_task_btf(), &tld))
+		goto done;
+	e = bpf_tld_get(&tld, seq_value4);
+	if (!e)
+		goto done;
+	out.ret = 0;
+	/* Plain stores, as a hand-written writer might do it. */
+	if (out.step == 0) {
+		*(volatile __u64 *)&e->seq = e->seq + 1;
+		e->value.a = out.v;
+		e->value.b = out.v;
+	} else if (out.step == 1) {
+		e->value.c = out.v;
+		e->value.d = out.v;
+		*(volatile __u64 *)&e->seq = e->seq + 1;
+	}
+	out.seq = *(volatile __u64 *)&e->seq;
+	__builtin_memcpy(&out.value, &e->value, sizeof(out.value));
+	err = bpf_tld_read_consistent(&tld, seq_value4, &v);
+	out.read_ret = -err;
+	if (out.step == 3) {
+		v.a = out.v + 1;
+		v.b = out.v + 1;
+		v.c = out.v + 1;
+		v.d = out.v + 1;
+		out.write_ret = -bpf_tld_write_consistent(&tld, seq_value4, &v);
+	}
+done:
+	barrier_var(ctx);
+	*ctx = out;
+	return 0;
+}
+
+/*
+ * Round trips for the calling thread: reads seq_value4 and seq_small as BPF
+ * sees them, on the fast or the cached path, then writes both.
+ */
+struct seq_roundtrip_ctx {
+	__u32 cached;		/* in: 1 forces the cached path */
+	__s32 read_ret;		/* out: bpf_tld_read_consistent(seq_value4) */
+	__s32 small_ret;	/* out: bpf_tld_read_consistent(seq_small) */
+	__s32 write_ret;	/* out: bpf_tld_write_consistent(seq_value4) */
+	__s32 small_write_ret;	/* out: bpf_tld_write_consistent(seq_small) */
+	__u32 fast;		/* out: 1 if the fast path was taken */
+	struct TestStruct value;	/* out: read; in: written */
+	__u16 small[4];		/* out: read (3 used); in: written */
+	__u64 seq;		/* out: the counter of seq_value4 after the write */
+	__u64 small_seq;	/* out: the counter of seq_small after the write */
+};
+
+_Static_assert(sizeof(struct seq_roundtrip_ctx) == 80, "seq_roundtrip_ctx layout");
+
+SEC("syscall")
+int seq_roundtrip(struct seq_roundtrip_ctx *ctx)
+{
+	struct seq_roundtrip_ctx out = *ctx;
+	struct tld_consistent_seq_value4 *e;
+	struct tld_consistent_seq_small *s;
+	__tld_value_type_seq_small small_in, small = {};
+	struct TestStruct in = out.value, v = {};
+	struct bpf_tld tld;
+
+	small_in[0] = out.small[0];
+	small_in[1] = out.small[1];
+	small_in[2] = out.small[2];
+	out.read_ret = __bpf_tld_init(bpf_get_current_task_btf(), &tld, !out.cached);
+	if (out.read_ret)
+		goto done;
+	out.fast = tld.fast != 0;
+	out.read_ret = bpf_tld_read_consistent(&tld, seq_value4, &v);
+	out.value = v;
+	out.small_ret = bpf_tld_read_consistent(&tld, seq_small, &small);
+	out.small[0] = small[0];
+	out.small[1] = small[1];
+	out.small[2] = small[2];
+	out.write_ret = bpf_tld_write_consistent(&tld, seq_value4, &in);
+	out.small_write_ret = bpf_tld_write_consistent(&tld, seq_small, &small_in);
+	e = bpf_tld_get(&tld, seq_value4);
+	if (e)
+		out.seq = *(volatile __u64 *)&e->seq;
+	s = bpf_tld_get(&tld, seq_small);
+	if (s)
+		out.small_seq = *(volatile __u64 *)&s->seq;
+done:
+	barrier_var(ctx);
+	*ctx = out;
+	return 0;
+}

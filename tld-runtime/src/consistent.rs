@@ -1,0 +1,379 @@
+//! Consistent hints: values that BPF programs and Rust never see half-written.
+//!
+//! `#[task_local_data(consistent)]` makes a static a [`ConsistentTaskLocal<T>`]: its value is
+//! guarded by a sequence counter stored with it in the thread's page, so that a BPF program
+//! reading a multi-field struct while the thread updates it (or the thread reading it while a
+//! BPF program writes it) gets either the old value or the new one, never a mix.
+//!
+//! ```
+//! use tld_runtime::{task_local_data, TldType};
+//!
+//! #[derive(TldType, Clone, Copy, Debug, Default, PartialEq)]
+//! #[repr(C)]
+//! pub struct Budget {
+//!     pub slice_ns: u64,
+//!     pub deadline_ns: u64,
+//!     pub class: u32,
+//!     pub weight: u32,
+//! }
+//!
+//! /// BPF reads it with bpf_tld_read_consistent(&tld, budget, &out).
+//! #[task_local_data(consistent)]
+//! pub static BUDGET: Budget = Budget { slice_ns: 0, deadline_ns: 0, class: 0, weight: 100 };
+//!
+//! BUDGET.set(Budget { slice_ns: 500_000, deadline_ns: 2_000_000, class: 2, weight: 100 });
+//! assert_eq!(BUDGET.get().slice_ns, 500_000);
+//! assert_eq!(BUDGET.try_get().unwrap().class, 2);
+//! ```
+//!
+//! The protocol, the layout BPF sees, and what is guaranteed when BPF and Rust write at once
+//! are described on [`ConsistentTaskLocal`] and in `docs/wire-format.md`.
+
+use std::sync::atomic::AtomicU32;
+
+use crate::c_type::CType;
+use crate::error::Error;
+use crate::handle::{block_slot, slot_slow};
+use crate::registry::{sealed, Hint, LayoutToken, Site};
+use crate::seqlock::{Busy, Entry};
+use crate::types::TldType;
+use crate::wire;
+
+pub use crate::seqlock::{retries, Retries, MAX_WAIT};
+
+/// A per-thread value guarded by a sequence counter, so that no reader, in BPF or in Rust, ever
+/// sees half of an update.
+///
+/// Declare one with `#[task_local_data(consistent)]`, which turns `static NAME: T = init;` into
+/// `static NAME: ConsistentTaskLocal<T>`. It has the methods of [`TaskLocal`](crate::TaskLocal)
+/// and works the same way (a plain memory access on the thread's page, no syscall, no lock
+/// shared between threads), with the counter around every access:
+///
+/// - [`set`](Self::set) claims the counter (odd), writes the value, and publishes it (even);
+/// - [`get`](Self::get) copies the value between two loads of the counter and tries again if a
+///   write was in progress, so it never returns a mix of two writes;
+/// - [`try_get`](Self::try_get) and [`try_set`](Self::try_set) say when they had to give up.
+///
+/// Scoped hints work the same way: [`scoped`](Self::scoped), [`set_scoped`](Self::set_scoped),
+/// and futures carry it with [`with_hints`](crate::HintFutureExt::with_hints)
+/// (`fut.with_hints((&BUDGET, budget))`; `with_hint` takes plain hints).
+///
+/// # In the page
+///
+/// The hint is published under its key with the size `8 + round_up(size_of::<T>(), 8)`:
+/// a `u64` counter, then the value at byte 8. In C:
+///
+/// ```text
+/// struct tld_consistent_<key> { __u64 seq; T value; };   /* seq odd: a write is in progress */
+/// ```
+///
+/// BPF programs read it with `bpf_tld_read_consistent(&tld, key, &out)` and write it with
+/// `bpf_tld_write_consistent(&tld, key, &in)` (`task_local_data.bpf.h`), which follow the same
+/// protocol. A program that does not know the protocol (scx's header, a raw `bpf_tld_lookup`)
+/// still finds the key, and sees the counter followed by the value.
+///
+/// # Two writers
+///
+/// Writers claim the counter with a compare-and-swap from even to odd, so they exclude each
+/// other: when the thread's `set` and a BPF program's write (or BPF programs on two CPUs) meet,
+/// one of them completes first and the other then writes its whole value; the last one wins.
+/// Bytes of two writes are never mixed, in the page or in what any reader returns. A BPF writer
+/// never waits long: it retries a few times and returns `-EBUSY`. A Rust writer waits for up to
+/// [`MAX_WAIT`].
+///
+/// # A writer that stops in the middle
+///
+/// A BPF program can leave the counter odd (a writer aborted mid-write, or a buggy one). Then
+/// BPF readers return `-EAGAIN`, and on the Rust side, after waiting [`MAX_WAIT`] at most:
+///
+/// - [`try_get`](Self::try_get) returns [`Error::HintBusy`], and [`get`](Self::get) returns the
+///   hint's initial value (never the bytes in the page, which may be half-written);
+/// - [`try_set`](Self::try_set) returns [`Error::HintBusy`] and [`set`](Self::set) stores
+///   nothing: the value and the counter stay as the other writer left them, so that a writer
+///   that was only slow still finishes its own, whole write;
+/// - [`replace`](Self::replace) stores nothing and returns the initial value.
+///
+/// The hint works again as soon as the counter is even. A signal handler that interrupts the
+/// thread's own `set` of the same hint meets the same odd counter, and gets the same results.
+///
+/// Without a page (before the runtime is set up, or for a thread being torn down) the hint
+/// behaves like a [`TaskLocal`](crate::TaskLocal): see there.
+///
+/// ```
+/// use tld_runtime::task_local_data;
+///
+/// #[task_local_data(consistent)]
+/// static WINDOW: [u64; 4] = [0; 4];
+///
+/// WINDOW.set([1, 2, 3, 4]);
+/// assert_eq!(WINDOW.replace([5, 6, 7, 8]), [1, 2, 3, 4]);
+/// assert_eq!(WINDOW.update(|w| { w[0] += 10; w[0] }), 15);
+/// assert_eq!(WINDOW.get(), [15, 6, 7, 8]);
+/// assert_eq!(WINDOW.key(), "window");
+/// ```
+pub struct ConsistentTaskLocal<T: TldType> {
+    /// Byte offset of this hint's entry (its counter) in a thread's block; 0 until the layout
+    /// has run, or for a hint the layout never saw.
+    offset: AtomicU32,
+    site: Site,
+    /// The initial entry: a counter of 0 and the initial value.
+    init: InitEntry<T>,
+}
+
+/// The first bytes of a consistent hint's entry in a new thread's block.
+#[repr(C)]
+struct InitEntry<T> {
+    seq: u64,
+    value: T,
+}
+
+impl<T: TldType> ConsistentTaskLocal<T> {
+    /// Used by the `#[task_local_data(consistent)]` expansion. Not public API.
+    ///
+    /// A type the format cannot hold (size 0, alignment over 8, too large to fit a 4 KiB page's
+    /// data area with its counter) is a compile-time error here too, whoever calls it.
+    #[doc(hidden)]
+    pub const fn __new(site: Site, init: T) -> Self {
+        const {
+            assert!(
+                std::mem::size_of::<T>() >= 1,
+                "tld: a hint's type must not be zero-sized"
+            );
+            assert!(
+                std::mem::align_of::<T>() <= wire::MAX_HINT_ALIGN,
+                "tld: a hint's type may need alignment 8 at most"
+            );
+            assert!(
+                std::mem::size_of::<T>() <= wire::MAX_CONSISTENT_SIZE,
+                "tld: a consistent hint's type must fit in a page's data area with its 8-byte \
+                 counter (4080 bytes)"
+            );
+        }
+        ConsistentTaskLocal {
+            offset: AtomicU32::new(0),
+            site,
+            init: InitEntry {
+                seq: 0,
+                value: init,
+            },
+        }
+    }
+
+    /// The key BPF programs use to find this hint.
+    pub fn key(&self) -> &'static str {
+        self.site.key
+    }
+
+    /// The declaration: key, Rust name, type, file and line.
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// The value every thread starts with.
+    pub fn initial_value(&self) -> T {
+        self.init.value
+    }
+
+    /// The calling thread's entry, if it has a page and the layout knows this hint.
+    #[inline(always)]
+    fn entry(&'static self) -> Option<Entry<T::Raw>> {
+        // SAFETY: only the layout sets `offset` (through `Hint::place`), for this hint's
+        // `Hint::size()` bytes at a multiple of 8.
+        let p = unsafe { block_slot(&self.offset) }?;
+        // SAFETY: `p` is 8-aligned and the entry's counter and value lie inside the block;
+        // `T::Raw` has `T`'s alignment (<= 8). The counter is only accessed through `Entry`.
+        Some(unsafe { Entry::at(p) })
+    }
+
+    /// The calling thread's entry, giving the thread its page first if needed. `None` while the
+    /// thread is being set up or torn down (a re-entrant access).
+    #[cold]
+    #[inline(never)]
+    fn entry_slow(&'static self) -> Option<Entry<T::Raw>> {
+        // SAFETY: as in `entry`; the fallback storage holds `init_bytes()` (counter and value),
+        // 8-aligned.
+        let p = unsafe {
+            slot_slow(
+                &self.offset,
+                self as *const Self as usize,
+                self.init_bytes(),
+            )
+        }?;
+        // SAFETY: as in `entry`.
+        Some(unsafe { Entry::at(p) })
+    }
+
+    fn busy(&self) -> Error {
+        Error::HintBusy { key: self.site.key }
+    }
+
+    /// Writes the calling thread's copy, as one whole for every reader.
+    ///
+    /// If another writer holds the hint for all of [`MAX_WAIT`] (see the type's documentation),
+    /// nothing is stored; [`try_set`](Self::try_set) says so.
+    #[inline]
+    pub fn set(&'static self, value: T) {
+        match self.entry() {
+            Some(e) => {
+                let _ = e.write(|| value.into_raw());
+            }
+            None => {
+                let _ = self.try_set_slow(value);
+            }
+        }
+    }
+
+    /// Writes the calling thread's copy, as one whole for every reader, or says why not:
+    /// [`Error::HintBusy`] if another writer held the hint for all of [`MAX_WAIT`],
+    /// [`Error::ThreadBusy`] in a re-entrant access during the thread's setup. Nothing is
+    /// stored on error.
+    #[inline]
+    pub fn try_set(&'static self, value: T) -> Result<(), Error> {
+        match self.entry() {
+            Some(e) => e.write(|| value.into_raw()).map_err(|Busy| self.busy()),
+            None => self.try_set_slow(value),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_set_slow(&'static self, value: T) -> Result<(), Error> {
+        let e = self.entry_slow().ok_or(Error::ThreadBusy)?;
+        e.write(|| value.into_raw()).map_err(|Busy| self.busy())
+    }
+
+    /// Reads the calling thread's copy, including whatever a BPF program wrote into it, never
+    /// half of a write.
+    ///
+    /// If writes keep the value from being read whole for all of [`MAX_WAIT`] (a writer that
+    /// stopped in the middle), returns the hint's initial value; [`try_get`](Self::try_get)
+    /// says so instead.
+    #[inline]
+    pub fn get(&'static self) -> T {
+        let raw = match self.entry() {
+            Some(e) => e.read().ok(),
+            None => self.try_get_slow().ok().map(T::into_raw),
+        };
+        match raw {
+            Some(raw) => T::from_raw(raw),
+            None => self.init.value,
+        }
+    }
+
+    /// Reads the calling thread's copy, never half of a write, or says why it cannot:
+    /// [`Error::HintBusy`] if writes kept the value from being read whole for all of
+    /// [`MAX_WAIT`] (a BPF program left the counter odd), [`Error::ThreadBusy`] in a re-entrant
+    /// access during the thread's setup.
+    ///
+    /// ```
+    /// use tld_runtime::{task_local_data, Error};
+    ///
+    /// #[task_local_data(consistent)]
+    /// static RANGE: [u32; 2] = [0, 100];
+    ///
+    /// match RANGE.try_get() {
+    ///     Ok([lo, hi]) => assert!(lo <= hi),
+    ///     Err(Error::HintBusy { key }) => eprintln!("{key}: a writer stopped mid-write"),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// ```
+    #[inline]
+    pub fn try_get(&'static self) -> Result<T, Error> {
+        match self.entry() {
+            Some(e) => e.read().map(T::from_raw).map_err(|Busy| self.busy()),
+            None => self.try_get_slow(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_get_slow(&'static self) -> Result<T, Error> {
+        let e = self.entry_slow().ok_or(Error::ThreadBusy)?;
+        e.read().map(T::from_raw).map_err(|Busy| self.busy())
+    }
+
+    /// Writes the calling thread's copy and returns the value it replaces, like
+    /// [`Cell::replace`](std::cell::Cell::replace).
+    ///
+    /// Unlike [`TaskLocal::replace`](crate::TaskLocal::replace), this is one step for every
+    /// writer that follows the protocol: no BPF write can fall between the read and the store.
+    /// If another writer holds the hint for all of [`MAX_WAIT`], nothing is stored and the
+    /// initial value is returned.
+    #[inline]
+    pub fn replace(&'static self, value: T) -> T {
+        let old = match self.entry() {
+            Some(e) => e.replace(|| value.into_raw()).ok(),
+            None => self.replace_slow(value),
+        };
+        old.map_or(self.init.value, T::from_raw)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn replace_slow(&'static self, value: T) -> Option<T::Raw> {
+        self.entry_slow()?.replace(|| value.into_raw()).ok()
+    }
+
+    /// Reads the calling thread's copy, lets `f` change it, and writes it back.
+    ///
+    /// Each of the read and the write is whole, but the two are not one step: a BPF program
+    /// that writes the hint in between loses its write. (`f` runs without holding the counter,
+    /// so it may be slow, and may access this hint itself.)
+    #[inline]
+    pub fn update<R>(&'static self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut value = self.get();
+        let result = f(&mut value);
+        self.set(value);
+        result
+    }
+}
+
+impl<T: TldType> sealed::Sealed for ConsistentTaskLocal<T> {}
+
+// SAFETY: `size` is the entry of `init_bytes` (counter and value) rounded up as the wire format
+// says, `align` is 8 (the counter's), `init_bytes` covers the counter and `T`'s bytes, and the
+// handle accesses a thread's block only through `Entry` at the offset `place` stores, within
+// `size` bytes.
+unsafe impl<T: TldType> Hint for ConsistentTaskLocal<T> {
+    fn site(&self) -> &Site {
+        &self.site
+    }
+    fn size(&self) -> usize {
+        wire::consistent_size(std::mem::size_of::<T>())
+    }
+    fn align(&self) -> usize {
+        wire::VALUE_ALIGN
+    }
+    fn c_type(&self) -> &'static CType {
+        T::C_TYPE
+    }
+    fn consistent(&self) -> bool {
+        true
+    }
+    fn init_bytes(&self) -> &[u8] {
+        // SAFETY: `InitEntry` is `repr(C)`: the counter's 8 bytes, then `T` at offset 8 (its
+        // alignment is at most 8), which `TldType` promises has no padding; so the first
+        // `8 + size_of::<T>()` bytes are initialized. Trailing padding is left out.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&self.init as *const InitEntry<T>).cast::<u8>(),
+                wire::SEQ_VALUE_OFFSET + std::mem::size_of::<T>(),
+            )
+        }
+    }
+    fn place(&self, _token: LayoutToken, offset: u32) {
+        // Relaxed suffices: threads read offsets only after passing the runtime's OnceLock.
+        self.offset
+            .store(offset, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl<T: TldType + std::fmt::Debug> std::fmt::Debug for ConsistentTaskLocal<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsistentTaskLocal")
+            .field("key", &self.site.key)
+            .field("type", &self.site.type_name)
+            .field("init", &self.init.value)
+            .finish()
+    }
+}

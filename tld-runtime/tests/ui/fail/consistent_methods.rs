@@ -1,0 +1,16 @@
+use tld_runtime::{task_local_data, HintFutureExt, TaskLocal};
+
+#[task_local_data(consistent)]
+static BUDGET: [u64; 4] = [0; 4];
+
+fn takes_plain(_: &'static TaskLocal<[u64; 4]>) {}
+
+async fn work() {}
+
+fn main() {
+    // A consistent hint is not a plain `TaskLocal`: its accesses go through the counter.
+    takes_plain(&BUDGET);
+    // `with_hint` takes plain hints; a consistent one travels with `with_hints`.
+    let _ = work().with_hint(&BUDGET, [1; 4]);
+    let _ = work().with_hints((&BUDGET, [1; 4]));
+}
