@@ -58,11 +58,12 @@ fn a_failed_connect_changes_nothing_and_a_good_one_moves_everything() {
     const THREADS: i32 = 4;
     let registered = Barrier::new(THREADS as usize + 1);
     let checked = Barrier::new(THREADS as usize + 1);
+    let read_a = Barrier::new(THREADS as usize + 1);
     let moved = Barrier::new(THREADS as usize + 1);
     let (tid_tx, tid_rx) = mpsc::channel();
     thread::scope(|s| {
         for i in 0..THREADS {
-            let (registered, checked, moved) = (&registered, &checked, &moved);
+            let (registered, checked, read_a, moved) = (&registered, &checked, &read_a, &moved);
             let tid_tx = tid_tx.clone();
             s.spawn(move || {
                 VALUE1.set(900 + i);
@@ -70,17 +71,19 @@ fn a_failed_connect_changes_nothing_and_a_good_one_moves_everything() {
                 registered.wait();
                 // Every failed connect has happened: still registered in A, values intact.
                 checked.wait();
-                let r = bpf_read(a);
+                let in_a = bpf_read(a);
+                read_a.wait();
+                moved.wait();
+                // Moved to B, with its values. Checked only now, so that a failure cannot leave
+                // the main thread waiting at a barrier.
+                let in_b = bpf_read(b);
                 assert_eq!(
-                    (r.init_ret, r.value1),
+                    (in_a.init_ret, in_a.value1),
                     (0, i64::from(900 + i)),
                     "thread {i} in A"
                 );
-                moved.wait();
-                // Moved to B, with its values.
-                let r = bpf_read(b);
                 assert_eq!(
-                    (r.init_ret, r.value1),
+                    (in_b.init_ret, in_b.value1),
                     (0, i64::from(900 + i)),
                     "thread {i} in B"
                 );
@@ -101,6 +104,8 @@ fn a_failed_connect_changes_nothing_and_a_good_one_moves_everything() {
             .expect("a new thread is registered in A");
         }));
         checked.wait();
+        // Not before every worker has looked at A: moving deletes their elements there.
+        read_a.wait();
         let failed = failed.and_then(|()| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| move_to(a, b, &tids)))
         });
