@@ -766,7 +766,33 @@ struct Results<'a> {
     consistent: &'a ConsistentCost,
 }
 
+/// P5's memory figures, per live thread.
+struct P5Memory {
+    /// Resident bytes with hints.
+    tld: f64,
+    /// Resident bytes of the same threads without hints.
+    base: f64,
+    /// The difference.
+    extra: f64,
+    /// Whether the extra is at most a page and a quarter.
+    met: bool,
+}
+
 impl Results<'_> {
+    fn p5_memory(&self) -> P5Memory {
+        let n = self.p5.threads as f64;
+        let tld = self.p5.anon_delta / n;
+        let base = self.base.anon_delta / n;
+        let extra = tld - base;
+        let page = registration::page_size() as f64;
+        P5Memory {
+            tld,
+            base,
+            extra,
+            met: extra <= page * 1.25,
+        }
+    }
+
     fn markdown(&self) -> String {
         let Results {
             machine,
@@ -788,16 +814,16 @@ impl Results<'_> {
         let cached = PathVsFloor::new(p3, CACHED, PathGoals::CACHED);
         let m_floor = p3.slope(FLOOR);
         // P5.
-        let n = p5.threads as f64;
-        let mem_tld = p5.anon_delta / n;
-        let mem_base = base.anon_delta / n;
-        let mem_extra = mem_tld - mem_base;
-        let reg_per_thread = (p5.wall_ms - base.wall_ms) * 1000.0 / n;
-        let small_change = page * 0.25;
+        let P5Memory {
+            tld: mem_tld,
+            base: mem_base,
+            extra: mem_extra,
+            met: p5_met,
+        } = self.p5_memory();
+        let reg_per_thread = (p5.wall_ms - base.wall_ms) * 1000.0 / p5.threads as f64;
 
         let p1_met = p1.cmp.ratio <= 1.3;
         let p2_met = p2.cmp.ratio >= 500.0;
-        let p5_met = mem_extra <= page + small_change;
 
         let mut s = String::new();
         let _ = writeln!(s, "## Performance\n");
@@ -1302,17 +1328,13 @@ impl Results<'_> {
             p4,
             p6,
             p5,
-            base,
             ..
         } = *self;
         let page = registration::page_size() as f64;
         let fast = PathVsFloor::new(p3, FAST, PathGoals::FAST);
         let cached = PathVsFloor::new(p3, CACHED, PathGoals::CACHED);
         let m_floor = p3.slope(FLOOR);
-        let n = p5.threads as f64;
-        let mem_tld = p5.anon_delta / n;
-        let mem_base = base.anon_delta / n;
-        let mem_extra = mem_tld - mem_base;
+        let memory = self.p5_memory();
 
         let mut entries = vec![
             JsonEntry {
@@ -1399,15 +1421,15 @@ impl Results<'_> {
         });
         entries.push(JsonEntry {
             id: "P5",
-            ours: mem_tld,
-            floor: mem_base,
-            ratio: mem_extra / page,
+            ours: memory.tld,
+            floor: memory.base,
+            ratio: memory.extra / page,
             unit: "resident bytes per live thread (ratio: extra bytes per thread, in pages)",
             goal: "extra <= 1 page + a quarter page".into(),
-            met: mem_extra <= page * 1.25,
+            met: memory.met,
             extra: vec![
                 ("threads", p5.threads.to_string()),
-                ("extra_bytes", json_num(mem_extra)),
+                ("extra_bytes", json_num(memory.extra)),
                 ("first_touch_median_us", json_num(p5.touch_median_us)),
             ],
         });
