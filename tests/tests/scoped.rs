@@ -254,12 +254,17 @@ fn tokio_tasks_carry_their_hints_into_every_poll() {
         }
         outcomes
     });
-    // Every task is done: an idle worker parks, and checks its values as it does.
-    let parks = park_checks.load(Ordering::Relaxed);
+    // Every task is done: an idle worker parks, and checks its values as it does. The workers
+    // may all have parked already, so wake one with an empty task and wait for it to park again.
+    let parked_after_the_tasks = (0..20).any(|_| {
+        let parks = park_checks.load(Ordering::Relaxed);
+        rt.block_on(rt.spawn(async {})).expect("an empty task");
+        wait_for(std::time::Duration::from_millis(500), || {
+            park_checks.load(Ordering::Relaxed) > parks
+        })
+    });
     assert!(
-        wait_for(std::time::Duration::from_secs(10), || park_checks
-            .load(Ordering::Relaxed)
-            > parks),
+        parked_after_the_tasks,
         "no worker parked once the tasks were done"
     );
     // Stops the workers: each checks its values one last time.
