@@ -33,7 +33,7 @@ use std::sync::atomic::AtomicU32;
 
 use crate::c_type::CType;
 use crate::error::Error;
-use crate::handle::{block_slot, slot_slow};
+use crate::handle::{assert_hint_type, block_slot, slot_slow};
 use crate::registry::{sealed, Hint, LayoutToken, Site};
 use crate::seqlock::{Busy, Entry};
 use crate::types::TldType;
@@ -135,19 +135,11 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     #[doc(hidden)]
     pub const fn __new(site: Site, init: T) -> Self {
         const {
-            assert!(
-                std::mem::size_of::<T>() >= 1,
-                "tld: a hint's type must not be zero-sized"
-            );
-            assert!(
-                std::mem::align_of::<T>() <= wire::MAX_HINT_ALIGN,
-                "tld: a hint's type may need alignment 8 at most"
-            );
-            assert!(
-                std::mem::size_of::<T>() <= wire::MAX_CONSISTENT_SIZE,
+            assert_hint_type::<T>(
+                wire::MAX_CONSISTENT_SIZE,
                 "tld: a consistent hint's type must fit in a page's data area with its 8-byte \
-                 counter (4080 bytes)"
-            );
+                 counter (4080 bytes)",
+            )
         }
         ConsistentTaskLocal {
             offset: AtomicU32::new(0),

@@ -9,6 +9,23 @@ use crate::thread_state::{self, Phase};
 use crate::types::TldType;
 use crate::wire;
 
+/// Fails constant evaluation (a compile error where it is called in a `const` block) unless `T`
+/// is a type the format can hold: not zero-sized, aligned to 8 bytes at most, and no larger than
+/// `max_size`, with `too_large` as the message otherwise.
+pub(crate) const fn assert_hint_type<T>(max_size: usize, too_large: &'static str) {
+    assert!(
+        std::mem::size_of::<T>() >= 1,
+        "tld: a hint's type must not be zero-sized"
+    );
+    assert!(
+        std::mem::align_of::<T>() <= wire::MAX_HINT_ALIGN,
+        "tld: a hint's type may need alignment 8 at most"
+    );
+    if std::mem::size_of::<T>() > max_size {
+        panic!("{}", too_large);
+    }
+}
+
 /// A per-thread value that BPF programs can read and write by its key.
 ///
 /// Declare one with [`#[task_local_data]`](crate::task_local_data); the attribute turns
@@ -48,18 +65,10 @@ impl<T: TldType> TaskLocal<T> {
     #[doc(hidden)]
     pub const fn __new(site: Site, init: T) -> Self {
         const {
-            assert!(
-                std::mem::size_of::<T>() >= 1,
-                "tld: a hint's type must not be zero-sized"
-            );
-            assert!(
-                std::mem::align_of::<T>() <= wire::MAX_HINT_ALIGN,
-                "tld: a hint's type may need alignment 8 at most"
-            );
-            assert!(
-                std::mem::size_of::<T>() <= wire::MAX_HINT_SIZE,
-                "tld: a hint's type must fit in a page's data area (4088 bytes)"
-            );
+            assert_hint_type::<T>(
+                wire::MAX_HINT_SIZE,
+                "tld: a hint's type must fit in a page's data area (4088 bytes)",
+            )
         }
         TaskLocal {
             offset: AtomicU32::new(0),
