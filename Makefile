@@ -80,8 +80,13 @@ doc:
 # registry's index, which it must be able to reach.
 # Then examples/standalone, a project outside this workspace whose build.rs is one line of
 # tld-bpf-build, is built and run (its BPF check needs root, and skips without it).
+# Cargo unpacks the packaged crates under CARGO_HOME once per checkout and then reuses them, so a
+# second run would verify stale sources: the unpacked copies of our crates go first. Only
+# directories of local registries are touched; their names start with "-".
 PUBLISHED_CRATES := tld-macros tld-runtime tld-bpf-build tld-cli
+CARGO_HOME ?= $(HOME)/.cargo
 package-check: deps
+	rm -rf $(foreach c,$(PUBLISHED_CRATES),$(CARGO_HOME)/registry/src/-*/$(c)-[0-9]*)
 	$(CARGO) publish --dry-run --allow-dirty $(addprefix -p ,$(PUBLISHED_CRATES))
 	cd examples/standalone && $(CARGO) run --locked --target-dir ../../target/standalone
 
