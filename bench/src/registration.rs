@@ -110,6 +110,62 @@ pub struct RegSample {
     pub ours: Duration,
     /// [`bare_register`].
     pub bare: Duration,
+    /// Of `ours`, the time the thread was runnable but waiting for a CPU, where the kernel
+    /// accounts it.
+    pub ours_run_queue: Option<Duration>,
+    /// Of `bare`, the same.
+    pub bare_run_queue: Option<Duration>,
+}
+
+impl RegSample {
+    /// Takes both registrations on the calling thread, which must be fresh, in the order
+    /// `ours_first` says.
+    pub fn take(bench: &'static Bench, pages: &BarePages, ours_first: bool) -> RegSample {
+        let (ours, bare) = if ours_first {
+            let ours = with_run_queue_wait(time_ours);
+            (ours, with_run_queue_wait(|| time_bare(bench, pages)))
+        } else {
+            let bare = with_run_queue_wait(|| time_bare(bench, pages));
+            (with_run_queue_wait(time_ours), bare)
+        };
+        RegSample {
+            ours: ours.0,
+            bare: bare.0,
+            ours_run_queue: ours.1,
+            bare_run_queue: bare.1,
+        }
+    }
+
+    /// `ours` without its run-queue wait: time on a CPU, or blocked.
+    pub fn ours_off_run_queue(&self) -> Option<Duration> {
+        self.ours_run_queue.map(|w| self.ours.saturating_sub(w))
+    }
+
+    /// `bare` without its run-queue wait.
+    pub fn bare_off_run_queue(&self) -> Option<Duration> {
+        self.bare_run_queue.map(|w| self.bare.saturating_sub(w))
+    }
+}
+
+/// How long the calling thread has been runnable but waiting for a CPU, in total: the second
+/// field of `/proc/thread-self/schedstat`. `None` where the kernel does not account it.
+pub fn run_queue_wait() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Runs `timed`, which returns how long its timed part took, and returns that with how long
+/// the thread waited for a CPU meanwhile. The wait is read just outside `timed`, so it may
+/// include a wait of the untimed code around the timed part; it is capped at the timed time.
+fn with_run_queue_wait(timed: impl FnOnce() -> Duration) -> (Duration, Option<Duration>) {
+    let before = run_queue_wait();
+    let elapsed = timed();
+    let after = run_queue_wait();
+    let waited = before
+        .zip(after)
+        .map(|(b, a)| a.saturating_sub(b).min(elapsed));
+    (elapsed, waited)
 }
 
 /// Makes sure the calling thread's kernel task storage header exists, by one untimed update of
@@ -151,15 +207,7 @@ pub fn sample_fresh_thread(
 ) -> RegSample {
     std::thread::spawn(move || {
         prepare_task_storage(bench).expect("updating hint_value_map");
-        if ours_first {
-            let ours = time_ours();
-            let bare = time_bare(bench, pages);
-            RegSample { ours, bare }
-        } else {
-            let bare = time_bare(bench, pages);
-            let ours = time_ours();
-            RegSample { ours, bare }
-        }
+        RegSample::take(bench, pages, ours_first)
     })
     .join()
     .expect("the sampling thread panicked")
@@ -231,19 +279,7 @@ pub fn sustained_churn(
                     let live = LIVE.fetch_add(1, Ordering::Relaxed) + 1;
                     peak.fetch_max(live, Ordering::Relaxed);
                     prepare_task_storage(bench).expect("updating hint_value_map");
-                    let sample = if n % 2 == 0 {
-                        let ours = time_ours();
-                        RegSample {
-                            ours,
-                            bare: time_bare(bench, pages),
-                        }
-                    } else {
-                        let bare = time_bare(bench, pages);
-                        RegSample {
-                            ours: time_ours(),
-                            bare,
-                        }
-                    };
+                    let sample = RegSample::take(bench, pages, n % 2 == 0);
                     let _ = tx.send((n, sample));
                 })
                 .expect("spawn a churn thread");

@@ -190,8 +190,7 @@ impl Runtime {
     /// Checks that `map` pins pages when no thread could show it: registers the calling thread
     /// with a spare block, looks the element up, and deletes it again.
     fn probe(&self, map: &TldMap, meta: u64) -> Result<(), Error> {
-        let block = lock(&self.pool)
-            .take()
+        let block = crate::pool::take_block(&self.pool, self.layout.block_size)
             .map_err(|e| Error::from_errno("mapping a page", e))?;
         // SAFETY: the block came from the pool, so nobody uses it, and it has `block_size`
         // bytes, as does the template.

@@ -143,6 +143,7 @@ fn child_reset(held: Held) {
     // The child's copy of the thread's page is its own: no element names it.
     thread_state::clear_exposed();
     let me = thread_state::current_slot();
+    pool.forget_growth();
     threads.keep_only(me, sys::gettid(), |block| pool.put(block));
     let (Some(slot), Some(map), Some(meta)) = (me, conn.map.clone(), targets.meta_addr) else {
         return;

@@ -46,7 +46,7 @@ fn setup() -> Phase {
     if EXIT_GUARD.try_with(|_| ()).is_err() {
         return Phase::Exited;
     }
-    let Ok(block) = lock(&rt.pool).take() else {
+    let Ok(block) = pool::take_block(&rt.pool, rt.layout.block_size) else {
         // No memory: the next access tries again.
         return Phase::New;
     };
