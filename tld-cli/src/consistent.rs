@@ -11,29 +11,7 @@
 use crate::error::Error;
 use crate::iter::{Inspector, RawTask};
 use crate::report::Document;
-use crate::schema::{Schema, Type};
-use crate::value::{self, Value};
-
-use tld_runtime::wire::SEQ_VALUE_OFFSET;
-
-/// The counter of a consistent entry's bytes, if they hold one.
-pub fn seq(bytes: &[u8]) -> Option<u64> {
-    Some(u64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?))
-}
-
-/// Decodes a consistent entry's bytes: its value (null while the counter is odd, or if the
-/// bytes are too short for `value_type`) and its counter.
-pub fn decode(bytes: &[u8], value_type: &Type) -> (Value, Option<u64>) {
-    let Some(seq) = seq(bytes) else {
-        return (value::decode(bytes, None), None);
-    };
-    let end = SEQ_VALUE_OFFSET + value_type.size();
-    let value = match bytes.get(SEQ_VALUE_OFFSET..end) {
-        Some(v) if seq % 2 == 0 => value::decode(v, Some(value_type)),
-        _ => Value::Null,
-    };
-    (value, Some(seq))
-}
+use crate::schema::Schema;
 
 /// The document for the tasks in `first`, a copy that `pick` selected from the inspector's
 /// snapshot. When a task has a consistent hint, two more copies are taken (each selected by
@@ -59,6 +37,7 @@ pub fn document(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
 
     const SCHEMA: &str = r#"{"format": "tld-schema", "keys": {"w": {"size": 16, "consistent": true,
       "type": {"kind": "struct", "size": 16, "fields": [
@@ -108,21 +87,5 @@ mod tests {
         );
         // The thread is missing from a copy: nothing confirms the value.
         assert_eq!(confirmed(&[], t(), &[t()]), (Value::Null, false));
-    }
-
-    #[test]
-    fn an_odd_counter_gives_no_value() {
-        let ty = Type::Int {
-            size: 4,
-            signed: false,
-        };
-        let mut bytes = 4u64.to_ne_bytes().to_vec();
-        bytes.extend_from_slice(&7u32.to_ne_bytes());
-        bytes.extend_from_slice(&[0; 4]);
-        assert_eq!(decode(&bytes, &ty), (Value::UInt(7), Some(4)));
-        bytes[..8].copy_from_slice(&5u64.to_ne_bytes());
-        assert_eq!(decode(&bytes, &ty), (Value::Null, Some(5)));
-        assert_eq!(decode(&bytes[..3], &ty), (Value::Null, None));
-        assert_eq!(decode(&bytes[..10], &ty), (Value::Null, Some(5)));
     }
 }

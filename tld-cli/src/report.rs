@@ -35,7 +35,6 @@
 
 use serde::Serialize;
 
-use crate::consistent;
 use crate::decode;
 use crate::iter::RawTask;
 use crate::schema::Schema;
@@ -92,7 +91,7 @@ impl Key {
     /// Decodes a raw key with its type from `schema`.
     fn new(k: decode::RawKey, schema: &Schema) -> Key {
         let (value, seq) = match schema.consistent_value(&k.name) {
-            Some(ty) => consistent::decode(&k.bytes, ty),
+            Some(ty) => value::decode_consistent(&k.bytes, ty),
             None => (value::decode(&k.bytes, schema.get(&k.name)), None),
         };
         Key {
@@ -171,7 +170,7 @@ impl Document {
                         keys.iter().any(|k| {
                             k.name == key.key
                                 && k.offset == key.offset
-                                && consistent::seq(&k.bytes) == Some(seq)
+                                && value::consistent_seq(&k.bytes) == Some(seq)
                         })
                     })
                 };

@@ -9,6 +9,8 @@ use std::fmt;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
+use tld_runtime::wire::SEQ_VALUE_OFFSET;
+
 use crate::schema::Type;
 
 /// A decoded value.
@@ -79,6 +81,26 @@ pub fn decode(bytes: &[u8], ty: Option<&Type>) -> Value {
         Some(ty) if ty.size() == bytes.len() => decode_at(bytes, 0, ty),
         _ => int_at(bytes, 0, bytes.len(), true).unwrap_or(Value::Null),
     }
+}
+
+/// The counter of a consistent hint's entry (`u64` counter, then the value), if the bytes hold
+/// one.
+pub fn consistent_seq(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// Decodes a consistent entry's bytes: its value (null while the counter is odd, or if the
+/// bytes are too short for `value_type`) and its counter.
+pub fn decode_consistent(bytes: &[u8], value_type: &Type) -> (Value, Option<u64>) {
+    let Some(seq) = consistent_seq(bytes) else {
+        return (decode(bytes, None), None);
+    };
+    let end = SEQ_VALUE_OFFSET + value_type.size();
+    let value = match bytes.get(SEQ_VALUE_OFFSET..end) {
+        Some(v) if seq % 2 == 0 => decode(v, Some(value_type)),
+        _ => Value::Null,
+    };
+    (value, Some(seq))
 }
 
 /// Lower-case hex of `bytes`, two digits per byte, no separators.
@@ -216,5 +238,21 @@ mod tests {
             serde_json::to_string(&Value::Float(f64::NAN)).unwrap(),
             "null"
         );
+    }
+
+    #[test]
+    fn an_odd_counter_gives_no_value() {
+        let ty = Type::Int {
+            size: 4,
+            signed: false,
+        };
+        let mut bytes = 4u64.to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&7u32.to_ne_bytes());
+        bytes.extend_from_slice(&[0; 4]);
+        assert_eq!(decode_consistent(&bytes, &ty), (Value::UInt(7), Some(4)));
+        bytes[..8].copy_from_slice(&5u64.to_ne_bytes());
+        assert_eq!(decode_consistent(&bytes, &ty), (Value::Null, Some(5)));
+        assert_eq!(decode_consistent(&bytes[..3], &ty), (Value::Null, None));
+        assert_eq!(decode_consistent(&bytes[..10], &ty), (Value::Null, Some(5)));
     }
 }
