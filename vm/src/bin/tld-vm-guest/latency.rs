@@ -188,19 +188,21 @@ pub fn measure(sched: Sched) -> Result<(Measured, Sched), String> {
     let hogs_n = 2 * cpus;
     let sleeper = Sleeper::start();
 
-    let (_, idle) = sleeper.measure(true, SAMPLES);
-
-    let hogs = Hogs::start(hogs_n);
-    // Hinted and unhinted alternate in rounds, so that both see the same host noise.
+    // Idle, hinted and unhinted alternate in rounds, so that all three see the same host noise
+    // (under TCG the host's load moves every figure).
     let rounds = 4;
-    let (mut hinted, mut unhinted) = (Vec::new(), Vec::new());
+    let (mut idle, mut hinted, mut unhinted) = (Vec::new(), Vec::new(), Vec::new());
     let mut tid = 0;
     for _ in 0..rounds {
+        idle.extend(sleeper.measure(true, SAMPLES / rounds).1);
+        let hogs = Hogs::start(hogs_n);
         let (t, d) = sleeper.measure(true, SAMPLES / rounds);
         tid = t;
         hinted.extend(d);
         unhinted.extend(sleeper.measure(false, SAMPLES / rounds).1);
+        hogs.stop();
     }
+    let hogs = Hogs::start(hogs_n);
     let seen_critical = {
         // Set the hint once more and check what the scheduler recorded for the thread.
         sleeper.measure(true, 3);
