@@ -107,17 +107,11 @@ fn p4_only(quick: bool) -> Result<(), String> {
     let bench = setup()?;
     let p4 = p4(bench, quick);
     println!(
-        "P4: {} threads; ours {}; bare {}; {:.2}× mean, {:.2}× p99; max {:.2} ms ({}); pool {} \
-         pages for a peak of {} live threads: {}",
+        "P4: {} threads; ours {}; bare {}; {}: {}",
         p4.samples,
         p4.ours.text(),
         p4.bare.text(),
-        p4.mean_ratio(),
-        p4.p99_ratio(),
-        p4.ours.max / 1000.0,
-        p4.off_run_queue_text(),
-        p4.pool_pages,
-        p4.peak_live,
+        p4.result_text(),
         verdict(p4.met()),
     );
     Ok(())
@@ -574,6 +568,20 @@ fn p4(bench: &'static Bench, quick: bool) -> P4 {
 }
 
 impl P4 {
+    /// The ratios, the max and the pool, as the table's "ratio" cell.
+    fn result_text(&self) -> String {
+        format!(
+            "{:.2}× mean, {:.2}× p99; max {:.2} ms ({}); pool {} pages for a peak of {} live \
+             threads",
+            self.mean_ratio(),
+            self.p99_ratio(),
+            self.ours.max / 1000.0,
+            self.off_run_queue_text(),
+            self.pool_pages,
+            self.peak_live
+        )
+    }
+
     /// The slowest registrations without run-queue waits, as a phrase.
     fn off_run_queue_text(&self) -> String {
         match self.off_run_queue_max {
@@ -968,21 +976,15 @@ impl Results<'_> {
             s,
             "| P4 | registering threads under sustained churn: `thread_init()` on {} fresh \
              threads, one started every {:.0} µs for {:.1} s | {} | bare `pidfd_open` + \
-             pinning update of a pre-allocated, resident page, in the same threads: {} | \
-             {:.2}× mean, {:.2}× p99; max {:.2} ms ({}); pool {} pages for a peak of {} \
-             live threads | ≤ {P4_MEAN_GOAL}× mean, ≤ {P4_P99_GOAL}× p99, max ≤ 1 ms, pool ≤ peak + \
+             pinning update of a pre-allocated, resident page, in the same threads: {} | {} \
+             | ≤ {P4_MEAN_GOAL}× mean, ≤ {P4_P99_GOAL}× p99, max ≤ 1 ms, pool ≤ peak + \
              {P4_POOL_SLACK} | {} |",
             p4.samples,
             p4.period_us,
             p4.elapsed_s,
             p4.ours.text(),
             p4.bare.text(),
-            p4.mean_ratio(),
-            p4.p99_ratio(),
-            p4.ours.max / 1000.0,
-            p4.off_run_queue_text(),
-            p4.pool_pages,
-            p4.peak_live,
+            p4.result_text(),
             verdict(p4.met())
         );
         let _ = writeln!(
