@@ -426,3 +426,55 @@ pub fn wait_for(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) ->
     }
     cond()
 }
+
+/// A barrier for test threads that fails instead of hanging. When a thread panics before it
+/// reaches the barrier, the others would wait at a [`std::sync::Barrier`] for ever, and the
+/// test would hang instead of reporting the panic. Here they give up after [`Self::TIMEOUT`]
+/// with a panic of their own, so that the test ends and shows the first one.
+pub struct Rendezvous {
+    threads: usize,
+    /// Threads arrived in the current round, and the round's number.
+    state: std::sync::Mutex<(usize, u64)>,
+    all_arrived: std::sync::Condvar,
+}
+
+impl Rendezvous {
+    /// How long a thread waits for the others.
+    pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// A rendezvous of `threads` threads, reusable round after round as a `Barrier` is.
+    pub fn new(threads: usize) -> Rendezvous {
+        Rendezvous {
+            threads,
+            state: std::sync::Mutex::new((0, 0)),
+            all_arrived: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits until all the threads have called `wait` in this round; panics if they have not
+    /// within [`Self::TIMEOUT`].
+    pub fn wait(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let round = state.1;
+        state.0 += 1;
+        if state.0 == self.threads {
+            *state = (0, round + 1);
+            self.all_arrived.notify_all();
+            return;
+        }
+        let (state, _) = self
+            .all_arrived
+            .wait_timeout_while(state, Self::TIMEOUT, |s| s.1 == round)
+            .unwrap_or_else(|e| e.into_inner());
+        if state.1 == round {
+            let arrived = state.0;
+            drop(state);
+            panic!(
+                "only {arrived} of {} threads reached the rendezvous within {:?}: another one \
+                 failed (see its panic above)",
+                self.threads,
+                Self::TIMEOUT
+            );
+        }
+    }
+}

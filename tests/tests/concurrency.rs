@@ -1,7 +1,7 @@
 //! Concurrency: 1,000 threads live at once, each setting distinct values and verifying through
 //! BPF that it sees only its own.
 
-use std::sync::{Barrier, Mutex};
+use std::sync::Mutex;
 use std::thread;
 
 use tld_tests::*;
@@ -91,7 +91,7 @@ fn a_thousand_live_threads_each_see_only_their_own_values() {
         return;
     };
     // The main thread takes part in every barrier: it checks the runtime's view in between.
-    let barrier = Barrier::new(THREADS + 1);
+    let barrier = Rendezvous::new(THREADS + 1);
     // Failures are collected rather than panicking, so that no thread leaves the others waiting
     // at a barrier.
     let errors = Mutex::new(Vec::<String>::new());

@@ -3,7 +3,7 @@
 //! were; a map that works takes every live thread, and the old map's elements are deleted.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{mpsc, Barrier};
+use std::sync::mpsc;
 use std::thread;
 
 use libbpf_rs::{MapCore, MapFlags};
@@ -56,10 +56,10 @@ fn a_failed_connect_changes_nothing_and_a_good_one_moves_everything() {
     let a_id = connected_map_id().expect("connected");
 
     const THREADS: i32 = 4;
-    let registered = Barrier::new(THREADS as usize + 1);
-    let checked = Barrier::new(THREADS as usize + 1);
-    let read_a = Barrier::new(THREADS as usize + 1);
-    let moved = Barrier::new(THREADS as usize + 1);
+    let registered = Rendezvous::new(THREADS as usize + 1);
+    let checked = Rendezvous::new(THREADS as usize + 1);
+    let read_a = Rendezvous::new(THREADS as usize + 1);
+    let moved = Rendezvous::new(THREADS as usize + 1);
     let (tid_tx, tid_rx) = mpsc::channel();
     thread::scope(|s| {
         for i in 0..THREADS {

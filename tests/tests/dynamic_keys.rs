@@ -5,7 +5,7 @@
 //! of its own (this test binary, re-run for one round).
 
 use std::collections::HashMap;
-use std::sync::{Barrier, Mutex};
+use std::sync::Mutex;
 use std::thread;
 
 use tld_runtime::{DynamicHint, DynamicKey, Error};
@@ -35,7 +35,7 @@ fn value_for(thread: usize, i: usize, round: u64) -> u64 {
 /// One round: 60 threads race to create dyn_0..dyn_9 (6 per name), in this process.
 fn round(round: u64) {
     let skel = shared(RACE).expect("the parent only runs rounds when BPF loads");
-    let barrier = Barrier::new(THREADS);
+    let barrier = Rendezvous::new(THREADS);
     let wins = Mutex::new(HashMap::<usize, usize>::new());
     let offsets = Mutex::new(Vec::<Vec<usize>>::new());
     thread::scope(|s| {

@@ -1,7 +1,6 @@
 //! A thread that set hints before the runtime connected is visible to BPF right after
 //! `connect()`, without touching a hint again: `connect()` registers every live thread.
 
-use std::sync::Barrier;
 use std::thread;
 
 use tld_runtime::Connection;
@@ -16,8 +15,8 @@ fn threads_that_set_hints_before_connect_are_registered_by_it() {
         return;
     };
     let skel = &skel;
-    let before = Barrier::new(3);
-    let after = Barrier::new(3);
+    let before = Rendezvous::new(3);
+    let after = Rendezvous::new(3);
 
     thread::scope(|s| {
         for i in 0..2i32 {

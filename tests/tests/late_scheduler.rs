@@ -3,7 +3,7 @@
 //! every live thread again, with its values; a scheduler that goes away is let go of.
 
 use std::os::fd::AsFd;
-use std::sync::{mpsc, Barrier};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ fn the_watcher_follows_the_pin_path() {
     std::env::set_var("TLD_MAP_PATH", &path);
     std::env::set_var("TLD_WATCH_INTERVAL_MS", "20");
 
-    let done = Barrier::new(4);
+    let done = Rendezvous::new(4);
     let (tx, rx) = mpsc::channel();
     thread::scope(|s| {
         for i in 0..3i32 {

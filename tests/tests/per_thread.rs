@@ -1,6 +1,5 @@
 //! Hints set from Rust are what BPF reads, per thread, on the real kernel.
 
-use std::sync::Barrier;
 use std::thread;
 
 use tld_tests::*;
@@ -56,7 +55,7 @@ fn each_thread_sees_its_own_values_in_bpf() {
     let Some(skel) = shared("each_thread_sees_its_own_values_in_bpf") else {
         return;
     };
-    let barrier = Barrier::new(THREADS as usize);
+    let barrier = Rendezvous::new(THREADS as usize);
     thread::scope(|s| {
         for i in 0..THREADS {
             let barrier = &barrier;
