@@ -432,10 +432,10 @@ impl<F: Future, H: HintSet> Future for Hinted<F, H> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `inner` is structurally pinned and `hints` is not. Nothing moves `inner` out
-        // of a pinned `Hinted`: there is no `Drop` impl, `get_mut` and `into_inner` need an
-        // unpinned `Hinted` (or `F: Unpin`, through the auto `Unpin` impl), and `hints` is
-        // only ever reached as `&mut H`, never as a pinned reference.
+        // Pinning: `inner` is structurally pinned and `hints` is not. Nothing moves `inner` out
+        // of a pinned `Hinted`: there is no `Drop` impl, and `get_mut` and `into_inner` need an
+        // unpinned `Hinted` (or `F: Unpin`, through the auto `Unpin` impl).
+        // SAFETY: `inner` is never moved out of `this` (above); `hints` is only reached as `&mut H`.
         let this = unsafe { self.get_unchecked_mut() };
         let saved = this.hints.enter();
         let _leave = Leave {
