@@ -190,21 +190,8 @@ impl Bench {
 
     /// Runs `p` `repeat` times in the calling thread and returns the kernel's mean duration.
     pub fn run(&self, p: Prog, repeat: u32) -> Result<Run, String> {
-        // An XDP test run needs at least an Ethernet header of packet data.
-        let packet = [0u8; 64];
-        let input = ProgramInput {
-            data_in: Some(&packet),
-            repeat,
-            ..ProgramInput::default()
-        };
-        let out = self
-            .prog(p)
-            .test_run(input)
-            .map_err(|e| format!("BPF_PROG_TEST_RUN of {}: {e:#}", p.name()))?;
-        Ok(Run {
-            ret: out.return_value,
-            ns: out.duration.as_nanos() as u64,
-        })
+        let (ret, ns) = test_run(self.prog(p), p.name(), repeat)?;
+        Ok(Run { ret, ns })
     }
 
     /// The verifier's and the JIT's figures for `p`.
@@ -277,4 +264,20 @@ fn prog_info(
         return Err(format!("bpf_obj_get_info_by_fd: {rc}"));
     }
     Ok(info)
+}
+
+/// Runs the XDP program `prog` (called `name` in errors) `repeat` times in the calling thread
+/// with `BPF_PROG_TEST_RUN`: its return value and the kernel's mean ns per run.
+pub fn test_run(prog: &ProgramMut<'_>, name: &str, repeat: u32) -> Result<(u32, u64), String> {
+    // An XDP test run needs at least an Ethernet header of packet data.
+    let packet = [0u8; 64];
+    let input = ProgramInput {
+        data_in: Some(&packet),
+        repeat,
+        ..ProgramInput::default()
+    };
+    let out = prog
+        .test_run(input)
+        .map_err(|e| format!("BPF_PROG_TEST_RUN of {name}: {e:#}"))?;
+    Ok((out.return_value, out.duration.as_nanos() as u64))
 }

@@ -17,10 +17,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
 
-use libbpf_rs::{ProgramInput, ProgramMut};
+use libbpf_rs::ProgramMut;
 use tld_bench_hints::{PLAIN32, SEQ32};
 
-use crate::bpf::Bench;
+use crate::bpf::{test_run, Bench};
 use crate::measure::{interleave, ns_per_call, Comparison};
 
 /// C1's goal: a consistent `set` costs at most this many times a plain `set`.
@@ -219,18 +219,7 @@ impl Read {
     /// Runs the program `repeat` times in the calling thread: its return value and the
     /// kernel's mean ns per run.
     fn run(self, bench: &'static Bench, repeat: u32) -> Result<(u32, u64), String> {
-        // An XDP test run needs at least an Ethernet header of packet data.
-        let packet = [0u8; 64];
-        let input = ProgramInput {
-            data_in: Some(&packet),
-            repeat,
-            ..ProgramInput::default()
-        };
-        let out = self
-            .prog(bench)
-            .test_run(input)
-            .map_err(|e| format!("BPF_PROG_TEST_RUN of {}: {e:#}", self.name()))?;
-        Ok((out.return_value, out.duration.as_nanos() as u64))
+        test_run(self.prog(bench), self.name(), repeat)
     }
 }
 

@@ -59,28 +59,33 @@ pub struct Comparison {
     pub rounds: usize,
 }
 
-/// Runs `rounds` rounds of `a()` then `b()` (swapping the order every round), where each
-/// returns one figure (e.g. nanoseconds per operation of a batch), and compares them.
-pub fn interleave(
+/// Runs `rounds` rounds of `a()` and `b()`, swapping their order every round, where each
+/// returns one figure (e.g. nanoseconds per operation of a batch): each round's two figures.
+pub fn interleaved_rounds(
     rounds: usize,
     mut a: impl FnMut() -> f64,
     mut b: impl FnMut() -> f64,
-) -> Comparison {
-    let mut xs = Vec::with_capacity(rounds);
-    let mut ys = Vec::with_capacity(rounds);
-    let mut ratios = Vec::with_capacity(rounds);
-    for round in 0..rounds {
-        let (x, y) = if round % 2 == 0 {
-            let x = a();
-            (x, b())
-        } else {
-            let y = b();
-            (a(), y)
-        };
-        xs.push(x);
-        ys.push(y);
-        ratios.push(x / y);
-    }
+) -> Vec<(f64, f64)> {
+    (0..rounds)
+        .map(|round| {
+            if round % 2 == 0 {
+                let x = a();
+                (x, b())
+            } else {
+                let y = b();
+                (a(), y)
+            }
+        })
+        .collect()
+}
+
+/// Compares `a` with `b` over [`interleaved_rounds`]: the medians of each side's figures and
+/// of the per-round ratios `a / b`.
+pub fn interleave(rounds: usize, a: impl FnMut() -> f64, b: impl FnMut() -> f64) -> Comparison {
+    let pairs = interleaved_rounds(rounds, a, b);
+    let mut xs: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let mut ys: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let mut ratios: Vec<f64> = pairs.iter().map(|(x, y)| x / y).collect();
     Comparison {
         a: median(&mut xs),
         b: median(&mut ys),

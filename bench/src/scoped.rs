@@ -15,7 +15,7 @@ use std::time::Instant;
 use tld_bench_hints::{H00, H01};
 use tld_runtime::{HintFutureExt, Hinted, TaskLocal};
 
-use crate::measure::median;
+use crate::measure::{interleaved_rounds, median};
 
 /// `H00.scoped(v, f)` with an empty `f`, through a function that is never inlined (S1).
 #[inline(never)]
@@ -137,26 +137,17 @@ pub struct Added {
 }
 
 /// Alternates batches of `a` and `b` (swapping their order every round) and takes the medians.
-fn compare(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl FnMut() -> f64) -> Added {
-    let (mut xs, mut ys, mut ds, mut rs) = (vec![], vec![], vec![], vec![]);
-    for round in 0..rounds {
-        let (x, y) = if round % 2 == 0 {
-            let x = a();
-            (x, b())
-        } else {
-            let y = b();
-            (a(), y)
-        };
-        xs.push(x);
-        ys.push(y);
-        ds.push(x - y);
-        rs.push(x / y);
-    }
+fn compare(rounds: usize, a: impl FnMut() -> f64, b: impl FnMut() -> f64) -> Added {
+    let pairs = interleaved_rounds(rounds, a, b);
+    let column = |f: fn(f64, f64) -> f64| {
+        let mut v: Vec<f64> = pairs.iter().map(|&(x, y)| f(x, y)).collect();
+        median(&mut v)
+    };
     Added {
-        ours: median(&mut xs),
-        base: median(&mut ys),
-        added: median(&mut ds),
-        ratio: median(&mut rs),
+        ours: column(|x, _| x),
+        base: column(|_, y| y),
+        added: column(|x, y| x - y),
+        ratio: column(|x, y| x / y),
     }
 }
 
