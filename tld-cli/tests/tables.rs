@@ -14,10 +14,16 @@ use tld_cli::schema::Schema;
 /// The tasks of `child`, renumbered: its pid becomes `base`, its tids `base + 1`, ...; the
 /// process name (the test binary's, which has a hash in it) becomes `name`.
 fn tasks_of(doc: &Document, child: &RoleChild, base: i32, name: &str) -> Vec<Task> {
+    // The name the iterator read from the group leader, before it is replaced.
+    let leader = std::fs::read_to_string(format!("/proc/{}/comm", child.pid))
+        .expect("the child's name")
+        .trim_end()
+        .to_string();
     doc.tasks
         .iter()
         .filter(|t| t.pid == child.pid)
         .map(|t| {
+            assert_eq!(t.process, leader, "thread {}'s process name", t.tid);
             let index = child
                 .tids
                 .iter()

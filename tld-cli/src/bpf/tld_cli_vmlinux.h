@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /*
- * tld_cli_vmlinux.h - the few kernel types the tld inspector's iterator needs,
- * instead of a vmlinux.h dumped from one kernel's BTF.
+ * tld_cli_vmlinux.h - the few kernel types the tld inspector's iterator needs
+ * beyond the library's tld_vmlinux.h, instead of a vmlinux.h dumped from one
+ * kernel's BTF.
  *
  * Kernel structs carry preserve_access_index: every field access is a CO-RE
  * relocation that libbpf fixes up against the running kernel's BTF at load
@@ -10,33 +11,15 @@
 #ifndef __TLD_CLI_VMLINUX_H
 #define __TLD_CLI_VMLINUX_H
 
-typedef signed char __s8;
-typedef unsigned char __u8;
-typedef short __s16;
-typedef unsigned short __u16;
-typedef int __s32;
-typedef unsigned int __u32;
-typedef long long __s64;
-typedef unsigned long long __u64;
+/* Integer types, the map constants, and task_struct's pid and tgid. */
+#include "tld_vmlinux.h"
 
-/* Used by the helper prototypes in <bpf/bpf_helper_defs.h>. */
-typedef __u16 __be16;
-typedef __u32 __be32;
-typedef __u32 __wsum;
-typedef _Bool bool;
-
-/* uapi <linux/bpf.h>: only the values used here. */
-enum bpf_map_type {
-	BPF_MAP_TYPE_TASK_STORAGE = 29,
-};
-
-enum {
-	BPF_F_NO_PREALLOC = 1U << 0,
-};
-
-struct task_struct {
-	int pid;		/* thread id (user space's tid) */
-	int tgid;		/* thread group id (user space's pid) */
+/*
+ * The task fields only the inspector reads, as a CO-RE flavour of task_struct:
+ * libbpf drops the ___tld_cli suffix and relocates each access against the
+ * kernel's task_struct.
+ */
+struct task_struct___tld_cli {
 	char comm[16];		/* the thread's name */
 	struct task_struct *group_leader;	/* the process's main thread */
 } __attribute__((preserve_access_index));

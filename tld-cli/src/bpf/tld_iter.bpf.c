@@ -88,6 +88,7 @@ int tld_dump(struct bpf_iter__task *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
+	struct task_struct___tld_cli *named = (void *)task, *leader;
 	struct tld_iter_rec rec = {};
 	struct tld_map_value *value;
 	struct tld_page *data, *meta;
@@ -105,8 +106,9 @@ int tld_dump(struct bpf_iter__task *ctx)
 	rec.magic = TLD_ITER_MAGIC;
 	rec.pid = task->tgid;
 	rec.tid = task->pid;
-	__builtin_memcpy(rec.comm, task->comm, sizeof(rec.comm));
-	__builtin_memcpy(rec.pcomm, task->group_leader->comm, sizeof(rec.pcomm));
+	__builtin_memcpy(rec.comm, named->comm, sizeof(rec.comm));
+	leader = (struct task_struct___tld_cli *)named->group_leader;
+	__builtin_memcpy(rec.pcomm, leader->comm, sizeof(rec.pcomm));
 	rec.data_len = data ? data_size : 0;
 	rec.meta_len = meta ? meta_size : 0;
 	rec.rec_size = sizeof(rec) + rec.data_len + rec.meta_len;
