@@ -228,23 +228,6 @@ pub struct Churn {
     pub pool_pages: usize,
 }
 
-thread_local! {
-    /// Registered before a churn thread's first hint access, so dropped after the runtime's
-    /// own destructor has released the thread's page: only then does the thread stop counting
-    /// as live.
-    static LIVE_GUARD: LiveGuard = const { LiveGuard(std::cell::Cell::new(None)) };
-}
-
-struct LiveGuard(std::cell::Cell<Option<&'static AtomicUsize>>);
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        if let Some(live) = self.0.take() {
-            live.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Registers threads under sustained churn: a new thread every `period` for `duration` (at
 /// most `max_threads`), each taking both registrations as [`sample_fresh_thread`] does, while
 /// earlier threads are still exiting. Threads are never waited for before the next one starts,
@@ -275,7 +258,11 @@ pub fn sustained_churn(
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
                 .spawn_scoped(s, move || {
-                    LIVE_GUARD.with(|g| g.0.set(Some(&LIVE)));
+                    // Counted until the runtime has released the thread's page.
+                    tld_runtime::at_thread_exit(|| {
+                        LIVE.fetch_sub(1, Ordering::Relaxed);
+                    })
+                    .expect("an exit hook");
                     let live = LIVE.fetch_add(1, Ordering::Relaxed) + 1;
                     peak.fetch_max(live, Ordering::Relaxed);
                     prepare_task_storage(bench).expect("updating hint_value_map");
@@ -294,8 +281,8 @@ pub fn sustained_churn(
     drop(tx);
     let mut samples: Vec<(usize, RegSample)> = rx.iter().collect();
     samples.sort_by_key(|(n, _)| *n);
-    // Scoped threads are joined, but their thread-local destructors (where the runtime
-    // releases pages) may still be running: wait for the last of them.
+    // Scoped threads are joined, but their exit hooks (where the runtime releases pages) may
+    // still be running: wait for the last of them.
     let settle = Instant::now();
     while LIVE.load(Ordering::Relaxed) > 0 && settle.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(1));

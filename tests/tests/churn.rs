@@ -29,13 +29,14 @@ const WARM_UP_WAVES: usize = 5;
 /// for the default 10,000 threads.
 const RSS_SLACK_KIB: u64 = 4 * 1024;
 
-/// The pool's bound, from `tld-runtime/src/pool.rs`: the peak number of live threads plus 64
-/// blocks. Blocks are mapped 48 at a time, when a take leaves fewer than 16 free. A block whose
-/// thread exits is retired (its physical page dropped) and goes back to the free list at once,
-/// so the pool never holds more than that, however fast threads come and go. Peak live threads
-/// is the wave plus, at most, the test's own thread. One block is one page when the layout is
-/// published, as it is here.
-const POOL_SLACK: usize = 64;
+/// The pool's bound, from `tld-runtime/src/pool.rs`: the peak number of threads that held a
+/// block at once. A block whose thread exits is retired (its physical page dropped) and goes
+/// back to the free stack before the thread is joined, and a take reuses a free block before
+/// it touches a new one, so the pool never holds more, however fast threads come and go. Peak
+/// live threads is the wave plus, at most, the test's own thread; the slack covers a few
+/// blocks in flight between a thread's exit and its join. One block is one page when the
+/// layout is published, as it is here.
+const POOL_SLACK: usize = 8;
 
 fn threads_to_create() -> usize {
     std::env::var("TLD_CHURN_THREADS")

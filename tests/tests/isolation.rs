@@ -149,24 +149,15 @@ fn new_thread_sees_stale_write(watch: Duration) -> bool {
     seen_other
 }
 
-thread_local! {
-    /// Registered before a thread's first hint access, so destroyed after the runtime has
-    /// released the thread's page: it then tells the test, and keeps the exiting thread
-    /// switching in and out (each switch runs the old map's program) for a while.
-    static AFTER_RELEASE: AfterRelease = const { AfterRelease(std::cell::Cell::new(None)) };
-}
-
-struct AfterRelease(std::cell::Cell<Option<mpsc::Sender<bool>>>);
-
-impl Drop for AfterRelease {
-    fn drop(&mut self) {
-        let Some(tx) = self.0.take() else { return };
-        // The runtime's destructor ran first: the thread no longer has a page.
-        let released = matches!(tld_runtime::thread_init(), Err(Error::ThreadExiting));
-        let _ = tx.send(released);
-        for _ in 0..40 {
-            thread::sleep(Duration::from_millis(1));
-        }
+/// Run by [`tld_runtime::at_thread_exit`] once the runtime has released the exiting thread's
+/// page: tells the test, and keeps the thread switching in and out (each switch runs the old
+/// map's program) for a while.
+fn after_release(tx: mpsc::Sender<bool>) {
+    // The thread no longer has a page.
+    let released = matches!(tld_runtime::thread_init(), Err(Error::ThreadExiting));
+    let _ = tx.send(released);
+    for _ in 0..40 {
+        thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -193,7 +184,7 @@ fn old_map_child(test: &str) -> Option<Outcome> {
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let (released_tx, released_rx) = mpsc::channel();
         let leaving = thread::spawn(move || {
-            AFTER_RELEASE.with(|a| a.0.set(Some(released_tx)));
+            tld_runtime::at_thread_exit(move || after_release(released_tx)).expect("an exit hook");
             CANARY.set(7);
             ready_tx.send(()).unwrap();
             go_rx.recv().unwrap();
@@ -203,7 +194,7 @@ fn old_map_child(test: &str) -> Option<Outcome> {
         go_tx.send(()).unwrap();
         assert!(
             released_rx.recv().unwrap(),
-            "thread-local destructors did not run in the expected order"
+            "the exit hook ran before the runtime released the page"
         );
         // The page is back in the pool; the old thread is still switching in and out.
         let newcomer = thread::spawn(|| new_thread_sees_stale_write(Duration::from_millis(30)));

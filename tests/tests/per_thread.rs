@@ -169,3 +169,71 @@ fn hints_from_two_crates_are_published() {
     assert!(status.is_connected(), "{status}");
     assert_eq!((status.hints, status.published_keys), (8, 8), "{status}");
 }
+
+thread_local! {
+    /// Set on a thread before its first hint access: its destructor runs while the thread
+    /// exits, before the runtime releases the thread's page.
+    static LAST_WORDS: LastWords = const { LastWords(std::cell::Cell::new(None)) };
+}
+
+/// What a thread saw while it exited, for the test to check.
+#[derive(Debug, PartialEq)]
+struct Exit {
+    /// In a `thread_local!` destructor: what BPF read after the destructor set `HINT_A`.
+    in_destructor: (i64, u64),
+    /// In the `at_thread_exit` hook: whether the thread was still registered, and what
+    /// `bpf_tld_init` returned.
+    after_release: (bool, i64),
+}
+
+/// Where the destructor reads from, and where it reports what BPF read.
+type Report = (
+    &'static TldTestSkel<'static>,
+    std::sync::mpsc::Sender<(i64, u64)>,
+);
+
+struct LastWords(std::cell::Cell<Option<Report>>);
+
+impl Drop for LastWords {
+    fn drop(&mut self) {
+        let Some((skel, tx)) = self.0.take() else {
+            return;
+        };
+        HINT_A.set(0xdead_0001);
+        let r = bpf_read(skel);
+        let _ = tx.send((r.init_ret, r.hint_a));
+    }
+}
+
+#[test]
+fn thread_local_destructors_still_reach_bpf_and_the_exit_hook_runs_after_the_release() {
+    let Some(skel) = shared("thread_local_destructors_still_reach_bpf") else {
+        return;
+    };
+    let (dtor_tx, dtor_rx) = std::sync::mpsc::channel();
+    let (hook_tx, hook_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        LAST_WORDS.with(|w| w.0.set(Some((skel, dtor_tx))));
+        tld_runtime::at_thread_exit(move || {
+            let registered = tld_runtime::thread_init().is_ok();
+            let _ = hook_tx.send((registered, bpf_read(skel).init_ret));
+        })
+        .expect("an exit hook");
+        HINT_A.set(1);
+        assert_eq!(bpf_read(skel).hint_a, 1);
+    })
+    .join()
+    .expect("the thread panicked");
+    let exit = Exit {
+        in_destructor: dtor_rx.recv().expect("the destructor ran"),
+        after_release: hook_rx.recv().expect("the exit hook ran"),
+    };
+    // The destructor's store reached the registered page; after the release the element is
+    // gone and the thread is exiting.
+    assert_eq!(exit.in_destructor, (0, 0xdead_0001), "{exit:?}");
+    assert!(!exit.after_release.0, "{exit:?}");
+    assert_ne!(
+        exit.after_release.1, 0,
+        "BPF still found the page: {exit:?}"
+    );
+}

@@ -13,13 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::Ordering;
-
 use crate::connection_state::{ConnState, PinIdentity};
 use crate::error::Error;
 use crate::kernel::TldMap;
-use crate::locks::{lock, read, write};
-use crate::pool::BlockAddr;
+use crate::locks::{read, write};
+use crate::pool::Block;
 use crate::runtime::Runtime;
 use crate::status::MapSource;
 use crate::thread_state;
@@ -39,13 +37,13 @@ impl Runtime {
     /// While the watcher waits for a pin to appear, a new thread leaves the looking to it
     /// (`retry` false), which saves a syscall.
     ///
-    /// The common case takes the connection's read lock once and the thread table's lock once,
-    /// after the system calls: many threads register at once without waiting for each other.
+    /// The common case takes the connection's read lock twice, before and after the system
+    /// calls, and no other lock: many threads register at once without waiting for each other.
     pub(crate) fn register(
         &'static self,
         slot: SlotId,
         tid: i32,
-        block: BlockAddr,
+        block: Block,
         retry: bool,
     ) -> Result<(), Error> {
         let meta = self.published()?;
@@ -69,21 +67,18 @@ impl Runtime {
             }
         };
         thread_state::mark_exposed();
-        map.register(tid, block as u64, meta)?;
-        let mut threads = lock(&self.threads);
-        // Connecting bumps the generation while it holds the table's lock: read under it, the
-        // generation says whether a connect came in between.
-        if self.generation.load(Ordering::Relaxed) == generation {
-            threads.mark_registered(slot, generation);
+        map.register(tid, block.addr() as u64, meta)?;
+        let conn = read(&self.conn);
+        // A connect increments the generation under the write lock: unchanged, it says that
+        // no connect came in between, and none can until the read lock is let go.
+        if conn.generation == generation {
+            self.threads.mark_registered(slot, generation);
             return Ok(());
         }
-        drop(threads);
         // The connection changed meanwhile, and the change registered this thread itself
         // wherever it now belongs: the element just made is stale, unless it is in that map.
-        let stale = read(&self.conn)
-            .map
-            .as_ref()
-            .is_none_or(|m| !m.same_map(&map));
+        let stale = conn.map.as_ref().is_none_or(|m| !m.same_map(&map));
+        drop(conn);
         if stale {
             let _ = map.unregister(tid);
         }
@@ -134,12 +129,14 @@ impl Runtime {
         let meta = self.published()?;
         let same_map = conn.map.as_ref().is_some_and(|old| old.same_map(&map));
         let generation = conn.generation + 1;
-        let mut threads = lock(&self.threads);
+        // Under the write lock no thread changes its record: every record is whole, and a
+        // thread that registers after this is done finds the new generation.
+        let threads = &self.threads;
         let mut done = Vec::with_capacity(threads.len());
         let mut failure = None;
-        for (slot, record) in threads.iter_mut() {
-            record.exposed = true;
-            let registered = map.register(record.tid, record.block as u64, meta);
+        for (slot, record) in threads.iter() {
+            threads.mark_exposed(slot);
+            let registered = map.register(record.tid, record.block.addr() as u64, meta);
             match registered {
                 Ok(()) => done.push((slot, record.tid)),
                 // The thread is exiting; its record is about to go.
@@ -174,8 +171,6 @@ impl Runtime {
         }
         let old = conn.map.replace(Arc::new(map));
         conn.generation = generation;
-        // Under the table's lock, for `register` (see there).
-        self.generation.store(generation, Ordering::Relaxed);
         conn.source = Some(source);
         conn.failure = None;
         conn.last_error = None;
@@ -190,26 +185,28 @@ impl Runtime {
     /// Checks that `map` pins pages when no thread could show it: registers the calling thread
     /// with a spare block, looks the element up, and deletes it again.
     fn probe(&self, map: &TldMap, meta: u64) -> Result<(), Error> {
-        let block = crate::pool::take_block(&self.pool, self.layout.block_size)
+        let block = self
+            .pool
+            .take()
             .map_err(|e| Error::from_errno("mapping a page", e))?;
         // SAFETY: the block came from the pool, so nobody uses it, and it has `block_size`
         // bytes, as does the template.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.layout.template.as_ptr(),
-                block as *mut u8,
+                block.addr() as *mut u8,
                 self.layout.block_size,
             )
         };
         let tid = crate::sys::gettid();
         let result = map
-            .register(tid, block as u64, meta)
+            .register(tid, block.addr() as u64, meta)
             .and_then(|()| map.check_pins(tid));
         let _ = map.unregister(tid);
         // SAFETY: the block is ours alone again: its element is gone (or stale), and it is
         // not in the pool.
-        if unsafe { crate::pool::retire(block, self.layout.block_size) } {
-            lock(&self.pool).put(block);
+        if unsafe { crate::pool::retire(block.addr(), self.layout.block_size) } {
+            self.pool.put(block);
         }
         result
     }
@@ -218,16 +215,13 @@ impl Runtime {
     /// loaded program), and records why.
     fn detach(&self, conn: &mut ConnState, reason: Error) {
         let old = conn.map.take();
-        let threads = lock(&self.threads);
         // Registrations under way in the old map are stale: see `register`.
         conn.generation += 1;
-        self.generation.store(conn.generation, Ordering::Relaxed);
         if let Some(old) = old.filter(|_| self.knobs.clean_old_maps) {
-            for (_, record) in threads.iter() {
+            for (_, record) in self.threads.iter() {
                 let _ = old.unregister(record.tid);
             }
         }
-        drop(threads);
         conn.source = None;
         conn.pin_identity = None;
         conn.failure = Some(reason);

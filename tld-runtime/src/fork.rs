@@ -3,17 +3,20 @@
 //! A child has only the thread that forked, and inherits every lock in the state it had. So
 //! the prepare handler takes all of the runtime's locks, in the runtime's order (and first
 //! [`init_lock`], to wait for a runtime being built), and both after-fork handlers release
-//! them: the child never finds one held by a thread that does not exist in it. The kernel does
-//! not copy task storage, so none of the child's pages are registered; the child's handler
-//! keeps only the forking thread, frees the other threads' blocks (the child's private copies,
-//! which nothing pins) and registers its one thread, with system calls only. It allocates
-//! nothing: the prepare handler reserved what it needs.
+//! them: the child never finds one held by a thread that does not exist in it. Holding the
+//! connection's write lock also means that no thread is halfway through changing its record in
+//! the thread table. The pool has no lock: a block that another thread was taking or returning
+//! at the moment of the fork may be lost to the child, which costs it a page and nothing else.
+//!
+//! The kernel does not copy task storage, so none of the child's pages are registered; the
+//! child's handler keeps only the forking thread, frees the other threads' blocks (the child's
+//! private copies, which nothing pins) and registers its one thread, with system calls only. It
+//! allocates nothing.
 //!
 //! The handlers reach the runtime's state through [`Targets`], which the runtime hands over
 //! when it is built.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockWriteGuard};
 
 use crate::connection_state::ConnState;
@@ -44,12 +47,11 @@ pub(crate) fn init_lock() -> MutexGuard<'static, ()> {
 /// What of the runtime the handlers lock and reset.
 pub(crate) struct Targets {
     pub conn: &'static RwLock<ConnState>,
-    pub generation: &'static AtomicU64,
     pub meta: Option<&'static Mutex<MetaPage>>,
     /// The published metadata page's address, if there is one.
     pub meta_addr: Option<u64>,
-    pub threads: &'static Mutex<ThreadTable>,
-    pub pool: &'static Mutex<PagePool>,
+    pub threads: &'static ThreadTable,
+    pub pool: &'static PagePool,
 }
 
 /// Hands the runtime's state to the handlers and registers them. Called once, while the
@@ -79,27 +81,18 @@ struct Held {
     targets: &'static Targets,
     conn: RwLockWriteGuard<'static, ConnState>,
     _meta: Option<MutexGuard<'static, MetaPage>>,
-    threads: MutexGuard<'static, ThreadTable>,
-    pool: MutexGuard<'static, PagePool>,
 }
 
-/// `fork()` prepare handler: takes every lock, in the runtime's order, and reserves what the
-/// child's handler needs.
+/// `fork()` prepare handler: takes every lock, in the runtime's order.
 extern "C" fn before_fork() {
     let init = init_lock();
     let held = TARGETS.get().map(|targets| {
         let conn = write(targets.conn);
         let meta = targets.meta.map(lock);
-        let mut threads = lock(targets.threads);
-        let mut pool = lock(targets.pool);
-        threads.reserve_for_fork();
-        pool.reserve(threads.len());
         Held {
             targets,
             conn,
             _meta: meta,
-            threads,
-            pool,
         }
     });
     let locks = ForkLocks { _init: init, held };
@@ -132,14 +125,12 @@ fn child_reset(held: Held) {
         targets,
         mut conn,
         _meta,
-        mut threads,
-        mut pool,
     } = held;
+    let (threads, pool) = (targets.threads, targets.pool);
     // No watcher thread survives fork.
     conn.watching = false;
     conn.generation += 1;
     let generation = conn.generation;
-    targets.generation.store(generation, Ordering::Relaxed);
     // The child's copy of the thread's page is its own: no element names it.
     thread_state::clear_exposed();
     let me = thread_state::current_slot();
@@ -148,11 +139,11 @@ fn child_reset(held: Held) {
     let (Some(slot), Some(map), Some(meta)) = (me, conn.map.clone(), targets.meta_addr) else {
         return;
     };
-    let Some(record) = threads.get(slot).copied() else {
+    let Some(record) = threads.get(slot) else {
         return;
     };
     thread_state::mark_exposed();
-    match map.register(record.tid, record.block as u64, meta) {
+    match map.register(record.tid, record.block.addr() as u64, meta) {
         Ok(()) => threads.mark_registered(slot, generation),
         Err(e) => conn.last_error = Some(e),
     }

@@ -1,25 +1,141 @@
 //! A thread's life with the runtime: its first access (a block and a registration) and its
 //! exit (the block goes back to the pool, retired). What happens at `fork()` is in
 //! [`crate::fork`].
+//!
+//! # The exit hook
+//!
+//! A thread's block is released by the destructor of a POSIX thread-specific key, which the
+//! C library runs when the thread ends, after every `thread_local!` destructor (glibc runs
+//! those first). So a thread-local destructor that touches a hint still writes the thread's
+//! page, and BPF still sees it. The key, not a `thread_local!` value with `Drop`, because
+//! registering such a value's destructor takes a lock that the C library shares among all
+//! threads, and a thread preempted while holding it stalls every thread that starts
+//! meanwhile; setting a key's value is a store into the thread's own descriptor.
+//!
+//! The process's main thread runs no key destructors when it returns from `main`: its block is
+//! released with the process.
 
-use crate::locks::{lock, read};
-use crate::pool;
+use std::sync::OnceLock;
+
+use crate::locks::read;
 use crate::runtime::{self, runtime, Runtime};
 use crate::sys;
 use crate::thread_state::{self, Phase};
 use crate::thread_table::ThreadRecord;
+use crate::{pool, Error};
 
-thread_local! {
-    /// Its destructor releases the thread's block when the thread exits.
-    static EXIT_GUARD: ExitGuard = const { ExitGuard };
+/// The key whose destructor releases a thread's block, or why it could not be created.
+fn exit_key() -> Result<libc::pthread_key_t, i32> {
+    static KEY: OnceLock<Result<libc::pthread_key_t, i32>> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key = 0;
+        // SAFETY: `key` is a valid place for the new key; `on_thread_exit` is an `extern "C"`
+        // function that lives as long as the process and never unwinds.
+        match unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } {
+            0 => Ok(key),
+            errno => Err(errno),
+        }
+    })
 }
 
-struct ExitGuard;
+/// The exit key's destructor, run by the C library as the thread ends.
+extern "C" fn on_thread_exit(_value: *mut libc::c_void) {
+    if let Some(rt) = runtime::get() {
+        exit_current_thread(rt);
+    }
+}
 
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        if let Some(rt) = runtime::get() {
-            exit_current_thread(rt);
+/// Arms the exit hook of the calling thread: the key's destructor runs only for a thread whose
+/// value is not null.
+fn arm_exit_hook() -> Result<(), Error> {
+    let key = exit_key().map_err(|e| Error::from_errno("creating the thread exit key", e))?;
+    // SAFETY: `key` was created by `pthread_key_create` and is never deleted; the value is a
+    // marker that is never dereferenced.
+    match unsafe {
+        libc::pthread_setspecific(key, std::ptr::NonNull::<u8>::dangling().as_ptr().cast())
+    } {
+        0 => Ok(()),
+        errno => Err(Error::from_errno("arming the thread exit hook", errno)),
+    }
+}
+
+/// Runs `hook` on the calling thread when it ends, after the runtime has released the thread's
+/// page: in the hook, the thread's hints live in private storage again, and
+/// [`thread_init`](crate::thread_init) returns [`Error::ThreadExiting`].
+///
+/// For code that must know the page is gone, such as a test of what BPF can still reach, or a
+/// count of the threads that hold a page. Like the runtime's own exit hook, it runs after every
+/// `thread_local!` destructor, and not at all on the main thread when it returns from `main`.
+/// Returns the errno (as [`Error::Os`]) if the C library could not create or set the key that
+/// runs it.
+///
+/// ```
+/// tld_runtime::at_thread_exit(|| eprintln!("page released")).unwrap();
+/// ```
+pub fn at_thread_exit(hook: impl FnOnce() + 'static) -> Result<(), Error> {
+    /// What the hook key's value points to.
+    struct Pending {
+        /// Rounds of key destructors to let pass first.
+        wait: u8,
+        /// In the order they were given.
+        hooks: Vec<Box<dyn FnOnce()>>,
+    }
+    extern "C" fn run(value: *mut libc::c_void) {
+        let pending = value.cast::<Pending>();
+        // SAFETY: the key's values are only ever the leaked `Pending` below, and the C library
+        // gives each one to this destructor once per setting: this is its only user.
+        let wait = unsafe { &mut (*pending).wait };
+        if *wait > 0 {
+            *wait -= 1;
+            if let Ok(key) = hook_key() {
+                // SAFETY: the key was created by `pthread_key_create`; the value stays valid.
+                if unsafe { libc::pthread_setspecific(key, value) } == 0 {
+                    return;
+                }
+            }
+        }
+        // SAFETY: as above; the box is taken back exactly once, here.
+        let pending = unsafe { Box::from_raw(pending) };
+        for hook in pending.hooks {
+            hook();
+        }
+    }
+    fn hook_key() -> Result<libc::pthread_key_t, i32> {
+        static KEY: OnceLock<Result<libc::pthread_key_t, i32>> = OnceLock::new();
+        *KEY.get_or_init(|| {
+            let mut key = 0;
+            // SAFETY: `key` is a valid place for the new key; `run` is an `extern "C"` function
+            // that lives as long as the process and never unwinds.
+            match unsafe { libc::pthread_key_create(&mut key, Some(run)) } {
+                0 => Ok(key),
+                errno => Err(errno),
+            }
+        })
+    }
+    let key = hook_key().map_err(|e| Error::from_errno("creating a thread exit key", e))?;
+    // SAFETY: the key was created by `pthread_key_create` and is never deleted.
+    let earlier = unsafe { libc::pthread_getspecific(key) }.cast::<Pending>();
+    if !earlier.is_null() {
+        // SAFETY: a value of this key is a leaked `Pending` that only this thread reaches, and
+        // its destructor has not run: the thread is still running ordinary code.
+        unsafe { (*earlier).hooks.push(Box::new(hook)) };
+        return Ok(());
+    }
+    // The C library runs key destructors in rounds, each key in the order of creation, and
+    // another round while a destructor sets a value. Waiting one round puts the hooks after
+    // the runtime's exit hook, whichever key was created first.
+    let pending = Box::into_raw(Box::new(Pending {
+        wait: 1,
+        hooks: vec![Box::new(hook)],
+    }));
+    // SAFETY: the key was created by `pthread_key_create` and is never deleted; the value is
+    // the leaked box, which `run` takes back.
+    match unsafe { libc::pthread_setspecific(key, pending.cast()) } {
+        0 => Ok(()),
+        errno => {
+            // SAFETY: the key did not take the box: it is still only ours.
+            drop(unsafe { Box::from_raw(pending) });
+            Err(Error::from_errno("setting a thread exit key", errno))
         }
     }
 }
@@ -41,12 +157,12 @@ pub(crate) fn enter_thread() {
 /// The setup of a new thread; returns the phase it ends in.
 fn setup() -> Phase {
     let rt = runtime();
-    // The guard must exist before the block, so that its destructor runs at thread exit. If
-    // thread-locals are already being torn down, taking a block would leak it: don't.
-    if EXIT_GUARD.try_with(|_| ()).is_err() {
+    // The hook must be armed before the thread has a block, or the block would never come
+    // back. Without it, the thread keeps working on fallback storage.
+    if arm_exit_hook().is_err() {
         return Phase::Exited;
     }
-    let Ok(block) = pool::take_block(&rt.pool, rt.layout.block_size) else {
+    let Ok(block) = rt.pool.take() else {
         // No memory: the next access tries again.
         return Phase::New;
     };
@@ -55,18 +171,28 @@ fn setup() -> Phase {
     unsafe {
         std::ptr::copy_nonoverlapping(
             rt.layout.template.as_ptr(),
-            block as *mut u8,
+            block.addr() as *mut u8,
             rt.layout.block_size,
         )
     };
     let tid = sys::gettid();
-    let slot = lock(&rt.threads).insert(ThreadRecord {
+    let record = ThreadRecord {
         tid,
         block,
         registered: 0,
         exposed: false,
-    });
-    thread_state::attach(block as *mut u8, slot);
+    };
+    // Under the connection's read lock: a connect either sees the record or comes after it.
+    let slot = {
+        let _conn = read(&rt.conn);
+        rt.threads.insert(record)
+    };
+    let Some(slot) = slot else {
+        // The table is full: the thread keeps working without a block.
+        rt.pool.put(block);
+        return Phase::Exited;
+    };
+    thread_state::attach(block.addr() as *mut u8, slot);
     // A failure is recorded for `status()`; the hints work regardless.
     let _ = rt.register(slot, tid, block, false);
     Phase::Active
@@ -77,24 +203,24 @@ fn setup() -> Phase {
 fn exit_current_thread(rt: &'static Runtime) {
     thread_state::set_phase(Phase::Busy);
     if let Some((_, slot)) = thread_state::detach() {
-        // Bound first: the table's lock must be released before the connection's is taken.
-        let record = lock(&rt.threads).remove(slot);
-        if let Some(record) = record {
-            if record.registered != 0 {
-                let map = {
-                    let conn = read(&rt.conn);
-                    conn.map
-                        .clone()
-                        .filter(|_| conn.generation == record.registered)
-                };
-                if let Some(map) = map {
-                    // Best effort: retirement below isolates the block anyway, and the kernel
-                    // frees the element when the task goes.
-                    let _ = map.unregister(record.tid);
-                }
-            }
-            release(rt, &record);
+        // Under the connection's read lock, for the reason `setup` inserts under it; the
+        // element to delete is in the connected map if the thread is registered in it.
+        let (record, map) = {
+            let conn = read(&rt.conn);
+            let Some(record) = rt.threads.remove(slot) else {
+                drop(conn);
+                thread_state::set_phase(Phase::Exited);
+                return;
+            };
+            let registered_here = record.registered != 0 && record.registered == conn.generation;
+            (record, conn.map.clone().filter(|_| registered_here))
+        };
+        if let Some(map) = map {
+            // Best effort: retirement below isolates the block anyway, and the kernel frees
+            // the element when the task goes.
+            let _ = map.unregister(record.tid);
         }
+        release(rt, &record);
     }
     thread_state::set_phase(Phase::Exited);
 }
@@ -108,10 +234,10 @@ fn release(rt: &Runtime, record: &ThreadRecord) {
     if exposed && rt.knobs.retire_pages {
         // SAFETY: the block's thread has detached it and removed its record, and the block is
         // not in the pool: nobody uses it.
-        if !unsafe { pool::retire(record.block, rt.layout.block_size) } {
+        if !unsafe { pool::retire(record.block.addr(), rt.layout.block_size) } {
             // Never reuse a block that BPF might still reach.
             return;
         }
     }
-    lock(&rt.pool).put(record.block);
+    rt.pool.put(record.block);
 }

@@ -1,18 +1,32 @@
 //! The pool of blocks that threads' pages come from, and page retirement.
 //!
 //! A block is one page (more only for a layout that is not published) whose first page is what
-//! the kernel pins. Blocks are carved from anonymous mappings of [`BLOCKS_PER_CHUNK`] blocks,
-//! marked `MADV_NOHUGEPAGE`, and never unmapped.
+//! the kernel pins. A thread takes a block when it first touches a hint and gives it back when
+//! it exits; the next thread to start gets it.
 //!
-//! # Growing
+//! # No lock, no system call
 //!
-//! Mapping a chunk takes the process's memory-map lock for writing, which waits for every
-//! thread that is being created or is exiting (their stacks are mapped and unmapped under the
-//! same lock): on a busy process that can take milliseconds. So no chunk is ever mapped under
-//! the pool's lock. When a take leaves fewer than [`LOW_WATER`] blocks free, the thread that
-//! took it maps the next chunk (one thread at a time) with no lock held, while other threads go
-//! on taking the blocks that are left, and threads that exit go on returning theirs. Only a
-//! thread that finds the pool empty while the next chunk is being mapped waits for it.
+//! On a machine with more threads than CPUs, anything a registering thread may wait for is a
+//! tail: a thread preempted while holding a lock (for well under a microsecond of work) stalls
+//! everyone queued behind it for as long as it then waits for a CPU, milliseconds when
+//! hundreds of threads are runnable; and mapping memory takes the process's memory-map lock for
+//! writing, which waits for every thread being created or exiting. So taking and returning a
+//! block is one compare-and-swap each, and no take maps memory:
+//!
+//! - Free blocks are an [`IndexStack`]: a thread preempted halfway through a push or pop holds
+//!   nobody up.
+//! - Blocks that no thread has used yet are carved, by one `fetch_add` of a counter, from
+//!   *regions* of address space reserved ahead of need: the first of [`FIRST_REGION_BLOCKS`]
+//!   blocks when the runtime is built, each next one twice the size of the last. Reserving is
+//!   not allocating: a region is an anonymous `MAP_NORESERVE` mapping, marked
+//!   `MADV_NOHUGEPAGE`, and a block becomes memory when its first thread writes it. When the
+//!   counter passes the middle of a region, the thread that passed it reserves the next one
+//!   (one thread, once per region: a handful of times in a process's life), and only a thread
+//!   that finds every reserved block taken waits for that.
+//!
+//! A block is known by its index: regions are laid end to end in index space, so an index gives
+//! the region and the block's place in it, and each block's stack link lives in a [`Segments`]
+//! array, whose elements never move.
 //!
 //! # Retirement
 //!
@@ -30,141 +44,217 @@
 //! No grace period, no quarantine, no background thread. (`MADV_FREE` would not do: the kernel
 //! never discards a pinned page, so both sides would keep sharing it. And a retired 4 KiB page
 //! that is part of a transparent huge page keeps the whole 2 MiB page alive, hence
-//! `MADV_NOHUGEPAGE` on every chunk.)
+//! `MADV_NOHUGEPAGE` on every region.)
 //!
-//! The pool therefore never holds more than the peak number of live threads plus
-//! `LOW_WATER + BLOCKS_PER_CHUNK - 1` blocks (63).
+//! Blocks are taken from the free stack before any unused one, so the pool's memory is the
+//! peak number of threads that held a block at once: [`PagePool::total`] counts the blocks
+//! ever used. Regions are never unmapped.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use crate::locks::lock;
+use crate::index_stack::IndexStack;
+use crate::segments::Segments;
 use crate::sys;
 
 /// A block's address, as stored in shared tables.
 pub type BlockAddr = usize;
 
-/// Blocks mapped at a time when the pool runs low.
-pub const BLOCKS_PER_CHUNK: usize = 48;
+/// Blocks in the first region, reserved when the runtime is built.
+pub const FIRST_REGION_BLOCKS: usize = 1024;
 
-/// A take that leaves fewer free blocks than this maps the next chunk.
-pub const LOW_WATER: usize = 16;
+/// Regions at most: their blocks, `FIRST_REGION_BLOCKS * (2^REGIONS - 1)`, exceed what the
+/// free stack can index.
+const REGIONS: usize = 23;
 
-/// Free blocks, and how many have ever been mapped.
+/// A region's state before it is reserved.
+const UNRESERVED: usize = 0;
+/// A region being reserved by some thread.
+const RESERVING: usize = 1;
+
+/// A block of a pool: its index there, and its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    index: u32,
+    addr: BlockAddr,
+}
+
+impl Block {
+    /// The block's first byte.
+    pub fn addr(self) -> BlockAddr {
+        self.addr
+    }
+
+    /// Its index in its pool and its address, for a table that stores them in atomics.
+    pub fn to_parts(self) -> (u32, BlockAddr) {
+        (self.index, self.addr)
+    }
+
+    /// The block that [`Block::to_parts`] gave these parts.
+    pub fn from_parts(index: u32, addr: BlockAddr) -> Block {
+        Block { index, addr }
+    }
+}
+
+/// The region that holds block `index`, and the index of its first block.
+fn region_of(index: usize) -> (usize, usize) {
+    // Region r holds indices FIRST * (2^r - 1) .. FIRST * (2^(r+1) - 1).
+    let r = (index / FIRST_REGION_BLOCKS + 1).ilog2() as usize;
+    (r, FIRST_REGION_BLOCKS * ((1 << r) - 1))
+}
+
+/// Blocks in region `r`.
+fn region_blocks(r: usize) -> usize {
+    FIRST_REGION_BLOCKS << r
+}
+
+/// Free blocks, and the address space that unused ones come from.
 #[derive(Debug)]
 pub struct PagePool {
     block_size: usize,
-    free: Vec<BlockAddr>,
-    /// Blocks ever mapped: the pool's size.
-    total: usize,
-    /// A thread is mapping the next chunk.
-    growing: bool,
-}
-
-/// What [`PagePool::take`] gives.
-#[derive(Debug, Clone, Copy)]
-pub struct Take {
-    /// A free block, if there was one.
-    pub block: Option<BlockAddr>,
-    /// The caller must map the next chunk ([`Chunk::map`], with no lock held) and hand it to
-    /// [`PagePool::add`]; no other thread does meanwhile.
-    pub grow: bool,
-}
-
-/// A newly mapped chunk of [`BLOCKS_PER_CHUNK`] blocks, not yet in a pool.
-#[derive(Debug)]
-pub struct Chunk(BlockAddr);
-
-impl Chunk {
-    /// Maps a chunk of blocks of `block_size` bytes. Makes system calls: never call it with a
-    /// lock held. Returns the errno if no memory could be mapped.
-    pub fn map(block_size: usize) -> Result<Chunk, i32> {
-        let len = block_size * BLOCKS_PER_CHUNK;
-        let chunk = sys::map_pages(len)?.as_ptr() as BlockAddr;
-        // Best effort: without it, a retired page could keep a huge page alive (see above).
-        // SAFETY: the chunk was just mapped by `map_pages`, and nothing points into it yet.
-        let _ = unsafe { sys::madvise(chunk, len, libc::MADV_NOHUGEPAGE) };
-        Ok(Chunk(chunk))
-    }
+    /// Each region's first byte, or [`UNRESERVED`] or [`RESERVING`].
+    regions: [AtomicUsize; REGIONS],
+    /// Blocks ever used: the next unused block's index.
+    used: AtomicUsize,
+    free: IndexStack,
+    /// Each block's link on the free stack.
+    links: Segments<AtomicU32>,
 }
 
 impl PagePool {
-    /// An empty pool of blocks of `block_size` bytes (a multiple of the page size).
+    /// An empty pool of blocks of `block_size` bytes (a multiple of the page size), with no
+    /// address space reserved yet.
     pub const fn new(block_size: usize) -> PagePool {
         PagePool {
             block_size,
-            free: Vec::new(),
-            total: 0,
-            growing: false,
+            regions: [const { AtomicUsize::new(UNRESERVED) }; REGIONS],
+            used: AtomicUsize::new(0),
+            free: IndexStack::new(),
+            links: Segments::new(),
         }
     }
 
-    /// A free block, if there is one, and whether the caller must map the next chunk. The
-    /// block's contents are unspecified; the caller fills it.
-    pub fn take(&mut self) -> Take {
-        let block = self.free.pop();
-        let grow = !self.growing && self.free.len() < LOW_WATER;
-        self.growing |= grow;
-        Take { block, grow }
+    /// Reserves the first region now, so that no thread's first access does it. Makes system
+    /// calls; returns the errno if the address space could not be had.
+    pub fn prepare(&self) -> Result<(), i32> {
+        self.reserve(0)
     }
 
-    /// Ends the growth that a [`Take`] asked the caller for: adds the chunk it mapped, or
-    /// nothing if mapping failed (the next take that runs low tries again).
-    pub fn add(&mut self, chunk: Result<Chunk, i32>) {
-        self.growing = false;
-        if let Ok(Chunk(base)) = chunk {
-            self.total += BLOCKS_PER_CHUNK;
-            self.free.extend(
-                (0..BLOCKS_PER_CHUNK)
-                    .rev()
-                    .map(|i| base + i * self.block_size),
+    fn link(&self, index: u32) -> &AtomicU32 {
+        self.links
+            .get(index as usize)
+            .expect("a free block has a link")
+    }
+
+    /// A block, free or never used, or the errno if address space for a new one could not be
+    /// reserved. Never waits for another thread, unless every reserved block is taken and the
+    /// next region is being reserved. The block's contents are unspecified; the caller fills
+    /// it.
+    pub fn take(&self) -> Result<Block, i32> {
+        if let Some(index) = self.free.pop(|i| self.link(i)) {
+            return Ok(self.block(index as usize));
+        }
+        let mut index = self.used.load(Ordering::Relaxed);
+        loop {
+            if index > IndexStack::MAX_INDEX as usize {
+                return Err(libc::ENOMEM);
+            }
+            let (r, first) = region_of(index);
+            if self.regions[r].load(Ordering::Acquire) <= RESERVING {
+                self.reserve(r)?;
+                continue;
+            }
+            // The link's segment, allocated by the first block of each segment's worth.
+            if self.links.get_or_allocate(index).is_none() {
+                return Err(libc::ENOMEM);
+            }
+            match self.used.compare_exchange_weak(
+                index,
+                index + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if index == first + region_blocks(r) / 2 && r + 1 < REGIONS {
+                        // Half of this region is used: reserve the next one ahead of need.
+                        let _ = self.reserve(r + 1);
+                    }
+                    return Ok(self.block(index));
+                }
+                Err(now) => index = now,
+            }
+        }
+    }
+
+    /// Reserves region `r` if nobody has, or waits while another thread does.
+    fn reserve(&self, r: usize) -> Result<(), i32> {
+        let region = &self.regions[r];
+        loop {
+            match region.compare_exchange(
+                UNRESERVED,
+                RESERVING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(RESERVING) => std::thread::yield_now(),
+                Err(_) => return Ok(()),
+            }
+        }
+        match Self::map_region(self.block_size * region_blocks(r)) {
+            Ok(base) => {
+                region.store(base, Ordering::Release);
+                Ok(())
+            }
+            Err(errno) => {
+                // The next thread that needs the region tries again.
+                region.store(UNRESERVED, Ordering::Release);
+                Err(errno)
+            }
+        }
+    }
+
+    /// Reserves `len` bytes of address space for blocks.
+    fn map_region(len: usize) -> Result<BlockAddr, i32> {
+        let base = sys::reserve_pages(len)?.as_ptr() as BlockAddr;
+        // Best effort: without it, a retired page could keep a huge page alive (see above).
+        // SAFETY: the region was just mapped by `reserve_pages`, and nothing points into it.
+        let _ = unsafe { sys::madvise(base, len, libc::MADV_NOHUGEPAGE) };
+        Ok(base)
+    }
+
+    /// Block `index`, whose region is reserved.
+    fn block(&self, index: usize) -> Block {
+        let (r, first) = region_of(index);
+        let base = self.regions[r].load(Ordering::Acquire);
+        debug_assert!(base > RESERVING, "a used block's region is reserved");
+        Block {
+            index: index as u32,
+            addr: base + (index - first) * self.block_size,
+        }
+    }
+
+    /// In a forked child: a region that a thread of the parent was reserving is left to be
+    /// reserved again, since that thread does not exist in the child.
+    pub fn forget_growth(&self) {
+        for region in &self.regions {
+            let _ = region.compare_exchange(
+                RESERVING,
+                UNRESERVED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
             );
         }
     }
 
-    /// In a forked child: the thread that was mapping the next chunk, if any, does not exist.
-    pub fn forget_growth(&mut self) {
-        self.growing = false;
-    }
-
     /// Returns a block that no thread uses and no element names (never registered, or
-    /// [`retire`]d) to the pool.
-    pub fn put(&mut self, block: BlockAddr) {
-        self.free.push(block);
+    /// [`retire`]d) to the pool. Allocates nothing.
+    pub fn put(&self, block: Block) {
+        self.free.push(block.index, self.link(block.index));
     }
 
-    /// Blocks ever mapped: the pool's size.
+    /// Blocks ever used: the pool's size.
     pub fn total(&self) -> usize {
-        self.total
-    }
-
-    /// Makes room for `more` blocks, so that [`PagePool::put`] of as many allocates nothing
-    /// (in a forked child).
-    pub fn reserve(&mut self, more: usize) {
-        self.free.reserve(more);
-    }
-}
-
-/// A free block from `pool` (of blocks of `block_size` bytes), growing the pool when it runs
-/// low, with no lock held while a chunk is mapped. Returns the errno if the pool is empty and no
-/// memory could be mapped.
-pub fn take_block(pool: &Mutex<PagePool>, block_size: usize) -> Result<BlockAddr, i32> {
-    loop {
-        let Take { block, grow } = lock(pool).take();
-        if grow {
-            let chunk = Chunk::map(block_size);
-            let failed = chunk.as_ref().err().copied();
-            lock(pool).add(chunk);
-            if let (Some(errno), None) = (failed, block) {
-                return Err(errno);
-            }
-        }
-        if let Some(block) = block {
-            return Ok(block);
-        }
-        if !grow {
-            // Empty, and another thread is mapping the next chunk: wait for it.
-            std::thread::yield_now();
-        }
+        self.used.load(Ordering::Relaxed)
     }
 }
 
@@ -177,7 +267,7 @@ pub fn take_block(pool: &Mutex<PagePool>, block_size: usize) -> Result<BlockAddr
 /// `block` must be a whole block of this pool that no thread uses any more: its thread has
 /// detached it, and it is not in the pool's free list.
 pub unsafe fn retire(block: BlockAddr, size: usize) -> bool {
-    // SAFETY: the caller hands over a block of a chunk mapped by `map_pages`, which only raw
+    // SAFETY: the caller hands over a block of a region mapped by `reserve_pages`, which only raw
     // pointers ever reach and which nobody uses now.
     if unsafe { sys::madvise(block, size, libc::MADV_DONTNEED) }.is_err() {
         return false;
@@ -197,43 +287,93 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_thread_at_a_time_grows_the_pool_before_it_runs_dry() {
+    fn regions_lie_end_to_end_in_index_space() {
+        assert_eq!(region_of(0), (0, 0));
+        assert_eq!(region_of(FIRST_REGION_BLOCKS - 1), (0, 0));
+        assert_eq!(region_of(FIRST_REGION_BLOCKS), (1, FIRST_REGION_BLOCKS));
+        assert_eq!(
+            region_of(3 * FIRST_REGION_BLOCKS - 1),
+            (1, FIRST_REGION_BLOCKS)
+        );
+        assert_eq!(
+            region_of(3 * FIRST_REGION_BLOCKS),
+            (2, 3 * FIRST_REGION_BLOCKS)
+        );
+        let last = FIRST_REGION_BLOCKS * ((1 << REGIONS) - 1) - 1;
+        assert_eq!(region_of(last).0, REGIONS - 1);
+        assert!(last >= IndexStack::MAX_INDEX as usize);
+    }
+
+    #[test]
+    fn free_blocks_go_first_and_new_ones_come_from_reserved_regions() {
         let block_size = sys::page_size();
-        let pool = Mutex::new(PagePool::new(block_size));
-        // Empty: the first take gets nothing and must grow; a second one meanwhile waits.
-        let first = lock(&pool).take();
-        assert!(first.block.is_none() && first.grow);
-        let second = lock(&pool).take();
-        assert!(second.block.is_none() && !second.grow);
-        lock(&pool).add(Chunk::map(block_size));
-        assert_eq!(lock(&pool).total(), BLOCKS_PER_CHUNK);
-
-        // Takes down to the low-water mark ask for nothing; the one below it asks once.
-        let mut taken = Vec::new();
-        let mut grows = 0;
-        for _ in 0..BLOCKS_PER_CHUNK {
-            let t = lock(&pool).take();
-            taken.push(t.block.expect("a free block"));
-            grows += usize::from(t.grow);
+        let pool = PagePool::new(block_size);
+        pool.prepare().expect("reserving address space");
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        assert_eq!(b.addr(), a.addr() + block_size);
+        assert_eq!(pool.total(), 2);
+        // A block put back is the next one taken, and the pool does not grow.
+        pool.put(a);
+        assert_eq!(pool.take().unwrap(), a);
+        assert_eq!(pool.total(), 2);
+        // Past the first region: the next region was reserved on the way, and its blocks
+        // do not overlap the first region's.
+        let mut taken = vec![a, b];
+        for _ in 0..FIRST_REGION_BLOCKS {
+            taken.push(pool.take().unwrap());
         }
-        assert_eq!(grows, 1);
-        assert_eq!(lock(&pool).take().block, None);
-        // A failed mapping ends the growth: the next take may try again.
-        lock(&pool).add(Err(libc::ENOMEM));
-        assert!(lock(&pool).take().grow);
-        lock(&pool).add(Err(libc::ENOMEM));
+        assert!(pool.regions[1].load(Ordering::Relaxed) > RESERVING);
+        assert!(pool.regions[2].load(Ordering::Relaxed) == UNRESERVED);
+        let mut addrs: Vec<_> = taken.iter().map(|b| b.addr()).collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(addrs.len(), taken.len());
+        assert!(addrs.iter().all(|b| b % block_size == 0));
+        assert_eq!(pool.total(), taken.len());
+        // Every block is writable memory.
+        for block in &taken {
+            // SAFETY: the pool gave the block to this test alone; it is mapped and writable.
+            unsafe { (block.addr() as *mut u8).write_volatile(1) };
+        }
+    }
 
-        // take_block grows the pool by itself; the blocks are distinct and block-aligned.
-        let more: Vec<_> = (0..BLOCKS_PER_CHUNK)
-            .map(|_| take_block(&pool, block_size).expect("a block"))
-            .collect();
-        taken.extend(more);
-        let mut sorted = taken.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        assert_eq!(sorted.len(), taken.len());
-        assert!(taken.iter().all(|b| b % block_size == 0));
-        // Never more than the blocks in use plus LOW_WATER + BLOCKS_PER_CHUNK - 1.
-        assert!(lock(&pool).total() < taken.len() + LOW_WATER + BLOCKS_PER_CHUNK);
+    #[test]
+    fn threads_take_and_return_blocks_without_sharing_one() {
+        let block_size = sys::page_size();
+        let pool = PagePool::new(block_size);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    for round in 0..2_000 {
+                        let block = pool.take().expect("a block");
+                        let word = block.addr() as *mut usize;
+                        // SAFETY: the pool gave this block to this thread alone; it is mapped
+                        // and writable, and page-aligned.
+                        unsafe { word.write_volatile(block.addr()) };
+                        mine.push(block);
+                        if round % 3 != 0 {
+                            let block = mine.swap_remove(round % mine.len());
+                            // SAFETY: as above: the block is still this thread's.
+                            let seen = unsafe { (block.addr() as *const usize).read_volatile() };
+                            assert_eq!(seen, block.addr(), "another thread wrote into my block");
+                            pool.put(block);
+                        }
+                    }
+                    for block in mine {
+                        pool.put(block);
+                    }
+                });
+            }
+        });
+        // Never more blocks than the most held at once (4 threads, each holding at most
+        // about a third of its 2,000 takes).
+        assert!(pool.total() <= 4 * 700, "the pool grew to {}", pool.total());
+        let mut count = 0;
+        while pool.free.pop(|i| pool.link(i)).is_some() {
+            count += 1;
+        }
+        assert_eq!(count, pool.total(), "every block came back");
     }
 }

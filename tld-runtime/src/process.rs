@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::error::Error;
 use crate::kernel::TldMap;
 use crate::lifecycle;
-use crate::locks::{lock, read};
+use crate::locks::read;
 use crate::runtime::runtime;
 use crate::status::{MapSource, Status};
 use crate::thread_state::{self, Phase};
@@ -52,13 +52,15 @@ pub fn thread_init() -> Result<(), Error> {
     match (thread_state::phase(), thread_state::current_slot()) {
         (Phase::Active, Some(slot)) => {
             let rt = runtime();
-            let record = lock(&rt.threads).get(slot).copied();
+            let (record, registered) = {
+                let conn = read(&rt.conn);
+                let record = rt.threads.get(slot);
+                let registered =
+                    record.is_some_and(|r| conn.map.is_some() && r.registered == conn.generation);
+                (record, registered)
+            };
             let Some(record) = record else {
                 return Err(Error::ThreadExiting);
-            };
-            let registered = {
-                let conn = read(&rt.conn);
-                conn.map.is_some() && record.registered == conn.generation
             };
             if registered {
                 return Ok(());

@@ -9,17 +9,21 @@
 //!
 //! # Locks
 //!
-//! Always taken in this order, never the other way: `conn` → `meta` → `threads` → `pool`.
-//! `fork()`'s prepare handler takes all of them (after [`fork::init_lock`]), so that a child
-//! never inherits one held by a thread that does not exist in it.
+//! Two locks, always taken in this order: `conn` → `meta`. `fork()`'s prepare handler takes
+//! both (after [`fork::init_lock`]), so that a child never inherits one held by a thread that
+//! does not exist in it.
 //!
-//! `conn` is a read-write lock: threads that register or exit only read the connection, and
-//! must not queue behind each other on a machine with more threads than CPUs (a thread woken
-//! from a lock's queue may wait milliseconds for a CPU). Each critical section is a few
-//! instructions; no system call is made under `threads` or `pool` in the paths every thread
-//! takes.
+//! The paths every thread takes, its first access and its exit, take only `conn`'s read lock,
+//! which readers share: a thread never waits for another one to register or exit. The pool and
+//! the thread table have no lock at all ([`crate::pool`], [`crate::thread_table`]); on a
+//! machine with more threads than CPUs, a thread preempted while holding a lock that others
+//! need stalls them all for as long as it waits for a CPU, milliseconds when hundreds of
+//! threads are runnable. A thread inserts and removes its record in the thread table, and notes
+//! its registration there, under `conn`'s read lock; connecting, detaching and the forked child
+//! walk the table under the write lock, so they see every record whole and nothing changes
+//! under them. The connection's generation, which a connect increments under the write lock,
+//! tells a registration made outside the lock whether a connect came in between.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use crate::connection_state::ConnState;
@@ -48,11 +52,8 @@ pub(crate) struct Runtime {
     /// The metadata page's address (fixed for the process's life), 0 if none.
     pub meta_addr: u64,
     pub conn: RwLock<ConnState>,
-    /// `conn.generation`, also readable under the table's lock alone: changed only by a
-    /// holder of both locks.
-    pub generation: AtomicU64,
-    pub threads: Mutex<ThreadTable>,
-    pub pool: Mutex<PagePool>,
+    pub threads: ThreadTable,
+    pub pool: PagePool,
     pub knobs: Knobs,
 }
 
@@ -103,16 +104,19 @@ fn build() -> &'static Runtime {
             meta: meta.map(Mutex::new),
             meta_addr,
             conn: RwLock::new(ConnState::default()),
-            generation: AtomicU64::new(0),
-            threads: Mutex::new(ThreadTable::new()),
-            pool: Mutex::new(PagePool::new(layout.block_size)),
+            threads: ThreadTable::new(),
+            pool: {
+                let pool = PagePool::new(layout.block_size);
+                // Best effort: if it fails, the first thread that needs a block tries again.
+                let _ = pool.prepare();
+                pool
+            },
             layout,
             knobs: Knobs::from_env(),
         }
     });
     fork::install(fork::Targets {
         conn: &rt.conn,
-        generation: &rt.generation,
         meta: rt.meta.as_ref().ok(),
         meta_addr: rt.published().ok(),
         threads: &rt.threads,
@@ -147,15 +151,13 @@ impl Runtime {
             _ => Connection::NotAttempted,
         };
         let last_error = conn.last_error.clone();
-        let threads = lock(&self.threads);
         let registered = match conn.map {
-            Some(_) => threads.registered_in(conn.generation),
+            Some(_) => self.threads.registered_in(conn.generation),
             None => 0,
         };
-        let live = threads.len();
-        drop(threads);
+        let live = self.threads.len();
         drop(conn);
-        let pool_blocks = lock(&self.pool).total();
+        let pool_blocks = self.pool.total();
         let (published_keys, data_bytes) = match &self.meta {
             Ok(meta) => {
                 let meta = lock(meta);

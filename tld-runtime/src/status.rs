@@ -61,7 +61,10 @@ pub struct Status {
     pub live_threads: usize,
     /// Of those, threads registered with the connected map.
     pub registered_threads: usize,
-    /// Pages the process has mapped for threads (in use, free, or waiting for reuse).
+    /// Pages that threads have used: held by a thread now, or free for the next one. Never
+    /// more than the most threads that held a page at once. Address space that the runtime
+    /// reserves for pages ahead of need is not counted: it holds no memory until a thread
+    /// writes it.
     pub pool_pages: usize,
 }
 

@@ -277,13 +277,25 @@ pub fn page_size() -> usize {
 /// Maps `len` bytes of zeroed, page-aligned, private anonymous memory. Never unmapped: the
 /// kernel may keep such pages pinned, and BPF may write them, after their user is gone.
 pub fn map_pages(len: usize) -> Result<NonNull<u8>, i32> {
+    map_anonymous(len, 0)
+}
+
+/// Reserves `len` bytes of page-aligned, private anonymous address space, readable and
+/// writable, without charging it as committed memory (`MAP_NORESERVE`): a page becomes memory
+/// when it is first written. Never unmapped, like [`map_pages`].
+pub fn reserve_pages(len: usize) -> Result<NonNull<u8>, i32> {
+    map_anonymous(len, libc::MAP_NORESERVE)
+}
+
+/// A private anonymous read-write mapping of `len` bytes, with `flags` added.
+fn map_anonymous(len: usize, flags: libc::c_int) -> Result<NonNull<u8>, i32> {
     // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
             -1,
             0,
         )
@@ -297,7 +309,8 @@ pub fn map_pages(len: usize) -> Result<NonNull<u8>, i32> {
 /// `madvise(addr, len, advice)`.
 ///
 /// # Safety
-/// `addr..addr + len` must be memory that this module mapped ([`map_pages`]) and that no Rust
+/// `addr..addr + len` must be memory that this module mapped ([`map_pages`],
+/// [`reserve_pages`]) and that no Rust
 /// reference points into: `MADV_DONTNEED` replaces its contents with zeros.
 pub unsafe fn madvise(addr: usize, len: usize, advice: libc::c_int) -> Result<(), i32> {
     // SAFETY: the caller vouches for the range; madvise touches no other memory.
