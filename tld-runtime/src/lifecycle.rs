@@ -24,18 +24,27 @@ use crate::thread_state::{self, Phase};
 use crate::thread_table::ThreadRecord;
 use crate::{pool, Error};
 
-/// The key whose destructor releases a thread's block, or why it could not be created.
-fn exit_key() -> Result<libc::pthread_key_t, i32> {
-    static KEY: OnceLock<Result<libc::pthread_key_t, i32>> = OnceLock::new();
-    *KEY.get_or_init(|| {
+/// A thread-specific key with destructor `dtor`, created once in `cell`, or the errno of why it
+/// could not be.
+fn key_in(
+    cell: &OnceLock<Result<libc::pthread_key_t, i32>>,
+    dtor: extern "C" fn(*mut libc::c_void),
+) -> Result<libc::pthread_key_t, i32> {
+    *cell.get_or_init(|| {
         let mut key = 0;
-        // SAFETY: `key` is a valid place for the new key; `on_thread_exit` is an `extern "C"`
-        // function that lives as long as the process and never unwinds.
-        match unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } {
+        // SAFETY: `key` is a valid place for the new key; `dtor` is an `extern "C"` function,
+        // which lives as long as the process and aborts rather than unwind.
+        match unsafe { libc::pthread_key_create(&mut key, Some(dtor)) } {
             0 => Ok(key),
             errno => Err(errno),
         }
     })
+}
+
+/// The key whose destructor releases a thread's block, or why it could not be created.
+fn exit_key() -> Result<libc::pthread_key_t, i32> {
+    static KEY: OnceLock<Result<libc::pthread_key_t, i32>> = OnceLock::new();
+    key_in(&KEY, on_thread_exit)
 }
 
 /// The exit key's destructor, run by the C library as the thread ends.
@@ -66,8 +75,9 @@ fn arm_exit_hook() -> Result<(), Error> {
 /// For code that must know the page is gone, such as a test of what BPF can still reach, or a
 /// count of the threads that hold a page. Like the runtime's own exit hook, it runs after every
 /// `thread_local!` destructor, and not at all on the main thread when it returns from `main`.
-/// Returns the errno (as [`Error::Os`]) if the C library could not create or set the key that
-/// runs it.
+/// Hooks given on one thread run in the order they were given. A hook that panics aborts the
+/// process, as a panic in any C library callback does. Returns the errno (as [`Error::Os`]) if
+/// the C library could not create or set the key that runs it.
 ///
 /// ```
 /// tld_runtime::at_thread_exit(|| eprintln!("page released")).unwrap();
@@ -102,15 +112,7 @@ pub fn at_thread_exit(hook: impl FnOnce() + 'static) -> Result<(), Error> {
     }
     fn hook_key() -> Result<libc::pthread_key_t, i32> {
         static KEY: OnceLock<Result<libc::pthread_key_t, i32>> = OnceLock::new();
-        *KEY.get_or_init(|| {
-            let mut key = 0;
-            // SAFETY: `key` is a valid place for the new key; `run` is an `extern "C"` function
-            // that lives as long as the process and never unwinds.
-            match unsafe { libc::pthread_key_create(&mut key, Some(run)) } {
-                0 => Ok(key),
-                errno => Err(errno),
-            }
-        })
+        key_in(&KEY, run)
     }
     let key = hook_key().map_err(|e| Error::from_errno("creating a thread exit key", e))?;
     // SAFETY: the key was created by `pthread_key_create` and is never deleted.
