@@ -62,9 +62,13 @@ pub type BlockAddr = usize;
 /// Blocks in the first region, reserved when the runtime is built.
 pub const FIRST_REGION_BLOCKS: usize = 1024;
 
-/// Regions at most: their blocks, `FIRST_REGION_BLOCKS * (2^REGIONS - 1)`, exceed what the
-/// free stack can index.
-const REGIONS: usize = 23;
+/// The most blocks a pool holds: as many as it keeps stack links for (about a million). A
+/// thread that finds them all in use works without a block, on private storage.
+pub const MAX_BLOCKS: usize = Segments::<AtomicU32>::CAPACITY;
+
+/// Regions at most: their blocks, `FIRST_REGION_BLOCKS * (2^REGIONS - 1)`, cover
+/// [`MAX_BLOCKS`].
+const REGIONS: usize = 11;
 
 /// A region's state before it is reserved.
 const UNRESERVED: usize = 0;
@@ -155,7 +159,7 @@ impl PagePool {
         }
         let mut index = self.used.load(Ordering::Relaxed);
         loop {
-            if index > IndexStack::MAX_INDEX as usize {
+            if index >= MAX_BLOCKS {
                 return Err(libc::ENOMEM);
             }
             let (r, first) = region_of(index);
@@ -301,7 +305,8 @@ mod tests {
         );
         let last = FIRST_REGION_BLOCKS * ((1 << REGIONS) - 1) - 1;
         assert_eq!(region_of(last).0, REGIONS - 1);
-        assert!(last >= IndexStack::MAX_INDEX as usize);
+        assert!(last + 1 >= MAX_BLOCKS, "the regions cover every block a pool can hold");
+        assert!(MAX_BLOCKS <= IndexStack::MAX_INDEX as usize);
     }
 
     #[test]
