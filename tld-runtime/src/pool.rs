@@ -305,7 +305,10 @@ mod tests {
         );
         let last = FIRST_REGION_BLOCKS * ((1 << REGIONS) - 1) - 1;
         assert_eq!(region_of(last).0, REGIONS - 1);
-        assert!(last + 1 >= MAX_BLOCKS, "the regions cover every block a pool can hold");
+        assert!(
+            last + 1 >= MAX_BLOCKS,
+            "the regions cover every block a pool can hold"
+        );
         assert!(MAX_BLOCKS <= IndexStack::MAX_INDEX as usize);
     }
 
