@@ -37,7 +37,8 @@
 //! The runtime lays the hints out on first use, gives each thread a page, and registers that page
 //! with the kernel's `tld_data_map` (a BPF task storage map) when one is available: see
 //! [`connect`], [`connect_pinned`] and [`status`]. Without a map, hints keep working as plain
-//! thread-locals.
+//! thread-locals. A thread's page goes back to the runtime when the thread ends, after its
+//! `thread_local!` destructors; [`at_thread_exit`] runs code after that.
 //!
 //! The memory layout is the one Linux 6.18's and sched-ext/scx's `task_local_data.bpf.h` read,
 //! so BPF programs written against either read these hints unchanged.
