@@ -226,33 +226,26 @@ mod sealed {
 /// tuple. Sealed: it cannot be implemented outside this crate.
 pub trait HintSet: sealed::Apply {}
 
-impl<T: TldType> sealed::Apply for (&'static TaskLocal<T>, T) {
-    type Saved = T;
-    #[inline(always)]
-    fn enter(&self) -> T {
-        self.0.replace(self.1)
-    }
-    #[inline(always)]
-    fn leave(&mut self, saved: T) {
-        self.1 = self.0.replace(saved);
-    }
+/// A hint and its value as a `HintSet`: for each handle type with a `replace`.
+macro_rules! pair_sets {
+    ($($handle:ident),+) => {$(
+        impl<T: TldType> sealed::Apply for (&'static $handle<T>, T) {
+            type Saved = T;
+            #[inline(always)]
+            fn enter(&self) -> T {
+                self.0.replace(self.1)
+            }
+            #[inline(always)]
+            fn leave(&mut self, saved: T) {
+                self.1 = self.0.replace(saved);
+            }
+        }
+
+        impl<T: TldType> HintSet for (&'static $handle<T>, T) {}
+    )+};
 }
 
-impl<T: TldType> HintSet for (&'static TaskLocal<T>, T) {}
-
-impl<T: TldType> sealed::Apply for (&'static ConsistentTaskLocal<T>, T) {
-    type Saved = T;
-    #[inline(always)]
-    fn enter(&self) -> T {
-        self.0.replace(self.1)
-    }
-    #[inline(always)]
-    fn leave(&mut self, saved: T) {
-        self.1 = self.0.replace(saved);
-    }
-}
-
-impl<T: TldType> HintSet for (&'static ConsistentTaskLocal<T>, T) {}
+pair_sets!(TaskLocal, ConsistentTaskLocal);
 
 macro_rules! tuple_sets {
     ($( ($($name:ident $idx:tt),+) ($($rev:tt),+) ;)*) => {$(

@@ -53,11 +53,11 @@ impl<T: Default> Segments<T> {
         if segment.is_null() {
             return None;
         }
-        // SAFETY: a non-null directory entry points at the first of `SEGMENT_LEN` initialised
-        // elements that are never freed or moved (see `get_or_allocate`), and the acquire load
-        // above saw them written; `index % SEGMENT_LEN` is in bounds. Only shared references
-        // are ever made to them.
-        Some(unsafe { &*segment.add(index % SEGMENT_LEN) })
+        let element = segment.wrapping_add(index % SEGMENT_LEN);
+        // SAFETY: `segment` starts `SEGMENT_LEN` initialised elements, never freed or moved (see
+        // `get_or_allocate`), that the acquire load saw written; `element` is among them. Only
+        // shared references are ever made to them.
+        Some(unsafe { &*element })
     }
 
     /// Element `index`, allocating its segment if need be. `None` if `index` is beyond the

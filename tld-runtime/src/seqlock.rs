@@ -216,14 +216,7 @@ impl<R: Copy> Entry<R> {
             if !wait.again() {
                 return Err(Busy);
             }
-            let seq = self.seq().load(Ordering::Relaxed);
-            if seq & 1 == 0
-                && self
-                    .seq()
-                    .compare_exchange_weak(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                fence(Ordering::Release);
+            if let Some(seq) = self.try_claim() {
                 return Ok(seq);
             }
         }
