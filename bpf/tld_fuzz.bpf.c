@@ -32,6 +32,14 @@ struct tld_offsets {
 	__s16 k61_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx;
 };
 
+/*
+ * The cache in a map of its own, which the test writes hostile bytes into;
+ * FUZZ_CACHE_IN_VALUE builds the variant whose cache is in tld_data_map's
+ * element, after the page pointers.
+ */
+#ifndef FUZZ_CACHE_IN_VALUE
+#define TLD_SEPARATE_CACHE
+#endif
 #include "task_local_data.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

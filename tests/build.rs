@@ -19,10 +19,22 @@ fn main() {
         &out.join("tld_test.skel.rs"),
         &[],
     );
+    // The same with the cache in its own map (TLD_SEPARATE_CACHE), for tests/tests/cache_home.rs.
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_test_separate.bpf.c"),
+        &out.join("tld_test_separate.skel.rs"),
+        &[],
+    );
     // Looks keys up over hostile pages and caches, for tests/tests/hostile.rs.
     tld_bpf_build::build_skeleton(
         &bpf.join("tld_fuzz.bpf.c"),
         &out.join("tld_fuzz.skel.rs"),
+        &[],
+    );
+    // The same, with the cache in tld_data_map's element (the header's default).
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_fuzz_value.bpf.c"),
+        &out.join("tld_fuzz_value.skel.rs"),
         &[],
     );
     // Stale writers and look-alike maps, for the isolation and connect tests.

@@ -44,9 +44,11 @@ pub enum Prog {
     CachedK16,
     /// `bpf_tld_init` alone (fast path: one storage get and the fingerprint check).
     DiagInit,
-    /// The cached path's init alone (two storage gets and the cache's cookie checks).
+    /// The cached path's init alone (one storage get and the cache's tag check).
     DiagInitCached,
-    /// The two `bpf_task_storage_get` calls that the cached path's init makes, and nothing else.
+    /// Two `bpf_task_storage_get` calls and nothing else: what the cached path's init makes
+    /// when the cache has a map of its own (`TLD_SEPARATE_CACHE`, implied by
+    /// `TLD_PIN_DATA_MAP`).
     DiagTwoGets,
 }
 

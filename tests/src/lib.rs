@@ -24,6 +24,12 @@ mod skel {
 pub use skel::TldTestSkel;
 
 #[allow(clippy::all, missing_docs, dead_code)]
+mod separate_skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_test_separate.skel.rs"));
+}
+pub use separate_skel::TldTestSeparateSkel;
+
+#[allow(clippy::all, missing_docs, dead_code)]
 mod typed_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_typed.skel.rs"));
 }
@@ -108,6 +114,12 @@ pub fn bpf_required() -> bool {
 /// test skips. Under `TLD_REQUIRE_BPF=1` a failure to load fails the test instead.
 pub fn load(test: &str) -> Option<TldTestSkel<'static>> {
     load_skel(test, skel::TldTestSkelBuilder::default())
+}
+
+/// Loads `tld_test.bpf.c` built with `TLD_SEPARATE_CACHE` (the cache in `tld_off_map`, and
+/// `tld_data_map`'s value the wire format's 16 bytes), as [`load`] does.
+pub fn load_separate(test: &str) -> Option<TldTestSeparateSkel<'static>> {
+    load_skel(test, separate_skel::TldTestSeparateSkelBuilder::default())
 }
 
 /// Loads the object built against the generated header, as [`load`] does.

@@ -285,10 +285,12 @@ fn churning_threads_leak_no_pages_memory_or_storage() {
             .expect("spawn a control thread");
         let tid = tid_rx.recv().unwrap();
         let pidfd = pidfd_of_thread(tid);
-        // Both user pointers NULL: the kernel pins nothing, but the element exists.
+        // Both user pointers NULL: the kernel pins nothing, but the element exists. (The value
+        // is longer than the pointers where the BPF program keeps its cache in it.)
+        let value = vec![0u8; skel.maps.tld_data_map.value_size() as usize];
         skel.maps
             .tld_data_map
-            .update(&pidfd.as_raw_fd().to_ne_bytes(), &[0u8; 16], MapFlags::ANY)
+            .update(&pidfd.as_raw_fd().to_ne_bytes(), &value, MapFlags::ANY)
             .expect("create the control thread's element");
         drop(pidfd);
         go_tx.send(()).unwrap();

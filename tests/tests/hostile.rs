@@ -1,5 +1,7 @@
 //! Hostile metadata: a thread scribbles random bytes over its own metadata and data pages (and
 //! sometimes over its per-task offset cache), then BPF (`bpf/tld_fuzz.bpf.c`) looks keys up.
+//! It runs twice: with the cache in a map of its own (`TLD_SEPARATE_CACHE`), and with the cache
+//! in the thread's `tld_data_map` element (the header's default, `bpf/tld_fuzz_value.bpf.c`).
 //!
 //! Every case checks that
 //! - nothing faults (the program runs, `bpf_tld_init` succeeds);
@@ -33,7 +35,13 @@ use tld_tests::{bpf_required, gettid, pidfd_of_thread, run};
 mod fuzz_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_fuzz.skel.rs"));
 }
-use fuzz_skel::{types, TldFuzzSkel, TldFuzzSkelBuilder};
+use fuzz_skel::{types, TldFuzzSkelBuilder};
+
+#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+mod fuzz_value_skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_fuzz_value.skel.rs"));
+}
+use fuzz_value_skel::TldFuzzValueSkelBuilder;
 use tld_runtime::wire;
 
 const DEFAULT_SEED: u64 = 0x746c_645f_6675_7a7a; // "tld_fuzz"
@@ -77,8 +85,12 @@ const NLOOKUPS: usize = 11;
 /// `init_var_ret` of a key whose `bpf_tld_init_var` the program did not call.
 const NOT_CALLED: i64 = 1;
 
-/// Layout of `struct tld_off_cache`: two cookies, then `off` and `size` per key.
+/// Layout of `struct tld_off_cache` in its own map: two cookies, then `off` and `size` per key.
 const CACHE_SIZE: usize = 16 + 4 * NKEYS;
+/// Layout of `struct tld_off_cache` in `tld_data_map`'s element: the value tag, then the slots.
+const VALUE_CACHE_SIZE: usize = 8 + 4 * NKEYS;
+/// `TLD_CACHE_VALID`: the tag of a cache in `tld_data_map`'s element that BPF has cleared.
+const CACHE_VALID: u64 = 0x3168_6361_636c_6474;
 
 // ------------------------------------------------------------------------------------------
 // Seeded randomness.
@@ -688,15 +700,59 @@ fn garbage_slot(rng: &mut Rng, current: i16) -> i16 {
 
 /// Loads the fuzz object, or says why it cannot and returns `None` (the pattern of
 /// `tld_tests::load`, for this skeleton).
-fn load(test: &str) -> Option<TldFuzzSkel<'static>> {
+/// One loaded fuzz object (leaked: it stays loaded until the test process exits): its program,
+/// its maps, and where it keeps the cache.
+struct Loaded {
+    prog: &'static libbpf_rs::ProgramMut<'static>,
+    bss: BorrowedFd<'static>,
+    bss_size: usize,
+    data_map: BorrowedFd<'static>,
+    data_map_value_size: usize,
+    /// `tld_off_map`, or `None` where the cache is in `tld_data_map`'s element.
+    off_map: Option<(BorrowedFd<'static>, usize)>,
+}
+
+/// Loads `tld_fuzz.bpf.c` (`in_value` false) or `tld_fuzz_value.bpf.c`.
+fn load(test: &str, in_value: bool) -> Option<Loaded> {
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
     let quiet = libbpf_rs::set_print(None);
-    let result = TldFuzzSkelBuilder::default()
-        .open(storage)
-        .and_then(|open| open.load());
+    let result = if in_value {
+        TldFuzzValueSkelBuilder::default()
+            .open(storage)
+            .and_then(|open| open.load())
+            .map(|skel| {
+                let skel: &'static _ = Box::leak(Box::new(skel));
+                Loaded {
+                    prog: &skel.progs.tld_fuzz,
+                    bss: skel.maps.bss.as_fd(),
+                    bss_size: skel.maps.bss.value_size() as usize,
+                    data_map: skel.maps.tld_data_map.as_fd(),
+                    data_map_value_size: skel.maps.tld_data_map.value_size() as usize,
+                    off_map: None,
+                }
+            })
+    } else {
+        TldFuzzSkelBuilder::default()
+            .open(storage)
+            .and_then(|open| open.load())
+            .map(|skel| {
+                let skel: &'static _ = Box::leak(Box::new(skel));
+                Loaded {
+                    prog: &skel.progs.tld_fuzz,
+                    bss: skel.maps.bss.as_fd(),
+                    bss_size: skel.maps.bss.value_size() as usize,
+                    data_map: skel.maps.tld_data_map.as_fd(),
+                    data_map_value_size: skel.maps.tld_data_map.value_size() as usize,
+                    off_map: Some((
+                        skel.maps.tld_off_map.as_fd(),
+                        skel.maps.tld_off_map.value_size() as usize,
+                    )),
+                }
+            })
+    };
     libbpf_rs::set_print(quiet);
     match result {
-        Ok(skel) => Some(skel),
+        Ok(loaded) => Some(loaded),
         Err(e) if !bpf_required() => {
             eprintln!(
                 "SKIPPED {test}: cannot load BPF programs ({e}). This test needs root or \
@@ -766,22 +822,32 @@ impl Drop for Mapping {
 
 /// The fuzzing thread's handles on the kernel.
 struct Kernel<'a> {
-    skel: &'a TldFuzzSkel<'static>,
-    data_map: BorrowedFd<'a>,
-    off_map: BorrowedFd<'a>,
+    obj: &'a Loaded,
     pidfd: OwnedFd,
+    /// The pages registered last, for rewriting the element with a cache in it.
+    pages: [u64; 2],
 }
 
 impl Kernel<'_> {
-    fn register(&self, m: &Mapping) {
-        let value = [m.data() as u64, m.meta() as u64];
+    /// Registers the pages, with zeros after the pointers (as tld-runtime does): where the
+    /// cache is in the element, that is an empty cache that BPF must clear before use.
+    fn register(&mut self, m: &Mapping) {
+        self.pages = [m.data() as u64, m.meta() as u64];
+        self.write_element(&[]);
+    }
+
+    /// Writes this thread's tld_data_map element: the registered pages, then `tail`, then zeros.
+    fn write_element(&self, tail: &[u8]) {
+        let mut value = vec![0u8; self.obj.data_map_value_size];
+        value[..8].copy_from_slice(&self.pages[0].to_le_bytes());
+        value[8..16].copy_from_slice(&self.pages[1].to_le_bytes());
+        value[16..16 + tail.len()].copy_from_slice(tail);
         // The map's key: a pidfd of this thread.
         let key = self.pidfd.as_raw_fd();
-        // SAFETY: key and value are live buffers of the map's key (int) and value (16 bytes)
-        // sizes.
+        // SAFETY: key and value are live buffers of the map's key (int) and value sizes.
         let rc = unsafe {
             libbpf_sys::bpf_map_update_elem(
-                self.data_map.as_raw_fd(),
+                self.obj.data_map.as_raw_fd(),
                 (&key as *const i32).cast(),
                 value.as_ptr().cast(),
                 libbpf_sys::BPF_ANY.into(),
@@ -797,15 +863,42 @@ impl Kernel<'_> {
         unsafe { libbpf_sys::bpf_map_delete_elem(map.as_raw_fd(), (&key as *const i32).cast()) }
     }
 
-    /// This thread's tld_off_map element: cookies and slots.
+    /// Unregisters the thread: deletes its tld_data_map element.
+    fn unregister(&self) {
+        assert_eq!(self.delete(self.obj.data_map), 0, "unregistering");
+    }
+
+    /// Empties the cache: deletes the tld_off_map element, or rewrites the tld_data_map element
+    /// with zeros after the pointers.
+    fn reset_cache(&self) {
+        match self.obj.off_map {
+            Some((off_map, _)) => {
+                self.delete(off_map);
+            }
+            None => self.write_element(&[]),
+        }
+    }
+
+    /// The tag a cache that BPF has made its own carries, where it does not depend on the pages:
+    /// `[TLD_CACHE_VALID, 0]` in tld_data_map's element. In its own map the cookies are kernel
+    /// addresses, learned from the first run.
+    fn fixed_tag(&self) -> Option<[u64; 2]> {
+        self.obj.off_map.is_none().then_some([CACHE_VALID, 0])
+    }
+
+    /// This thread's cache: its tag (the cookies, or `[TLD_CACHE_VALID, 0]`) and slots.
     fn read_cache(&self) -> Option<([u64; 2], Slots)> {
-        let mut buf = [0u8; CACHE_SIZE];
+        let (map, size, at) = match self.obj.off_map {
+            Some((map, size)) => (map, size, 0),
+            None => (self.obj.data_map, self.obj.data_map_value_size, 16),
+        };
+        let mut buf = vec![0u8; size];
         // The map's key: a pidfd of this thread.
         let key = self.pidfd.as_raw_fd();
-        // SAFETY: the key is a live int and `buf` has the map's value size (checked at start).
+        // SAFETY: the key is a live int and `buf` has the map's value size.
         let rc = unsafe {
             libbpf_sys::bpf_map_lookup_elem(
-                self.off_map.as_raw_fd(),
+                map.as_raw_fd(),
                 (&key as *const i32).cast(),
                 buf.as_mut_ptr().cast(),
             )
@@ -813,32 +906,44 @@ impl Kernel<'_> {
         if rc == -libc::ENOENT {
             return None;
         }
-        assert_eq!(rc, 0, "reading this thread's tld_off_map element");
+        assert_eq!(rc, 0, "reading this thread's cache");
+        let buf = &buf[at..];
         let word = |i: usize| u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().unwrap());
-        let slot = |i: usize| i16::from_le_bytes([buf[16 + 2 * i], buf[17 + 2 * i]]);
+        let (tag, slots_at) = match self.obj.off_map {
+            Some(_) => ([word(0), word(1)], 16),
+            None => ([word(0), 0], 8),
+        };
+        let slot =
+            |i: usize| i16::from_le_bytes([buf[slots_at + 2 * i], buf[slots_at + 1 + 2 * i]]);
         let mut slots = Slots::default();
         for k in 0..NKEYS {
             slots.off[k] = slot(k);
             slots.size[k] = slot(NKEYS + k);
         }
-        Some(([word(0), word(1)], slots))
+        Some((tag, slots))
     }
 
-    fn write_cache(&self, cookies: [u64; 2], slots: &Slots) {
-        let mut buf = [0u8; CACHE_SIZE];
-        buf[..8].copy_from_slice(&cookies[0].to_le_bytes());
-        buf[8..16].copy_from_slice(&cookies[1].to_le_bytes());
-        for k in 0..NKEYS {
-            buf[16 + 2 * k..18 + 2 * k].copy_from_slice(&slots.off[k].to_le_bytes());
-            let at = 16 + 2 * (NKEYS + k);
-            buf[at..at + 2].copy_from_slice(&slots.size[k].to_le_bytes());
+    /// Rewrites this thread's cache with tag `tag` (the cookies, or the value tag in word 0)
+    /// and `slots`.
+    fn write_cache(&self, tag: [u64; 2], slots: &Slots) {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&tag[0].to_le_bytes());
+        if self.obj.off_map.is_some() {
+            buf.extend_from_slice(&tag[1].to_le_bytes());
         }
+        for v in slots.off.iter().chain(&slots.size) {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        let Some((off_map, _)) = self.obj.off_map else {
+            self.write_element(&buf);
+            return;
+        };
         // The map's key: a pidfd of this thread.
         let key = self.pidfd.as_raw_fd();
-        // SAFETY: the key is a live int and `buf` has the map's value size.
+        // SAFETY: the key is a live int and `buf` has the map's value size (checked at start).
         let rc = unsafe {
             libbpf_sys::bpf_map_update_elem(
-                self.off_map.as_raw_fd(),
+                off_map.as_raw_fd(),
                 (&key as *const i32).cast(),
                 buf.as_ptr().cast(),
                 libbpf_sys::BPF_ANY.into(),
@@ -850,7 +955,7 @@ impl Kernel<'_> {
     /// Runs the program as this thread and returns what it reported.
     fn run(&self, mask: u64) -> types::fuzz_out {
         run(
-            &self.skel.progs.tld_fuzz,
+            self.obj.prog,
             types::fuzz_ctx {
                 init_var_mask: mask,
             },
@@ -861,7 +966,7 @@ impl Kernel<'_> {
         // start); `out` is that big and valid for any bytes.
         let rc = unsafe {
             libbpf_sys::bpf_map_lookup_elem(
-                self.skel.maps.bss.as_fd().as_raw_fd(),
+                self.obj.bss.as_raw_fd(),
                 (&key as *const u32).cast(),
                 (&mut out as *mut types::fuzz_out).cast(),
             )
@@ -937,7 +1042,8 @@ struct Fuzzer<'a> {
     /// The next bpf_tld_init() empties the cache: there is no element yet, or its cookies are
     /// not this thread's pages.
     clears: bool,
-    /// The cookies bpf_tld_init() stores for our pages, once learned.
+    /// The cookies bpf_tld_init() stores for our pages, once learned (in its own map), or the
+    /// value tag (in tld_data_map's element).
     cookies: Option<[u64; 2]>,
     /// Since the cache was last empty it has seen only a sane page growing.
     growth_only: bool,
@@ -1011,7 +1117,7 @@ impl Fuzzer<'_> {
         match action {
             CacheAction::Keep | CacheAction::Unregistered => {}
             CacheAction::Reset => {
-                self.k.delete(self.k.off_map);
+                self.k.reset_cache();
                 self.clears = true;
             }
             CacheAction::Forged | CacheAction::ForgedCookies => {
@@ -1029,9 +1135,11 @@ impl Fuzzer<'_> {
                     }
                     real => {
                         let mut bad = real.unwrap_or([rng.next(), rng.next()]);
+                        // (In tld_data_map's element only the first word is a tag.)
                         match rng.below(3) {
                             0 => bad[0] ^= 1 << rng.below(64),
-                            1 => bad[1] ^= 1 << rng.below(64),
+                            1 if self.k.obj.off_map.is_some() => bad[1] ^= 1 << rng.below(64),
+                            1 => bad[0] ^= 1 << rng.below(64),
                             _ => bad = [rng.next(), rng.next()],
                         }
                         self.k.write_cache(bad, &forged);
@@ -1075,7 +1183,7 @@ impl Fuzzer<'_> {
     /// A run while the thread has no tld_data_map element: the handle must be inert.
     fn unregistered(&mut self, c: &Case) {
         self.stats.unregistered += 1;
-        assert_eq!(self.k.delete(self.k.data_map), 0, "unregistering");
+        self.k.unregister();
         let out = self.k.run(c.mask);
         let init_var_0 = if c.mask & 1 != 0 {
             -i64::from(libc::ENOENT)
@@ -1097,9 +1205,9 @@ impl Fuzzer<'_> {
         // Registered again. The pages were unpinned meanwhile and may have moved: start the
         // cache afresh and relearn the cookies.
         self.k.register(&self.m);
-        self.k.delete(self.k.off_map);
+        self.k.reset_cache();
         self.clears = true;
-        self.cookies = None;
+        self.cookies = self.k.fixed_tag();
         self.growth_only = false;
     }
 
@@ -1172,10 +1280,14 @@ impl Fuzzer<'_> {
         }
         // The kernel's cache element.
         let Some((seen, kernel)) = self.k.read_cache() else {
-            self.fail(c, "no tld_off_map element after a run".into(), &out);
+            self.fail(c, "no cache element after a run".into(), &out);
         };
-        if seen[0] == 0 || seen[1] == 0 || self.cookies.is_some_and(|real| real != seen) {
-            let what = format!("cookies {seen:x?}, earlier {:x?}", self.cookies);
+        let wrong_tag = match self.k.fixed_tag() {
+            Some(tag) => seen != tag,
+            None => seen[0] == 0 || seen[1] == 0 || self.cookies.is_some_and(|real| real != seen),
+        };
+        if wrong_tag {
+            let what = format!("cache tag {seen:x?}, earlier {:x?}", self.cookies);
             self.fail(c, what, &out);
         }
         self.cookies = Some(seen);
@@ -1197,14 +1309,15 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// The fuzzing thread: registers its own two pages and runs the cases.
-fn fuzz(skel: &TldFuzzSkel<'static>, seed: u64, cases: u64) -> Stats {
+fn fuzz(obj: &Loaded, seed: u64, cases: u64) -> Stats {
+    let k = Kernel {
+        obj,
+        pidfd: pidfd_of_thread(gettid()),
+        pages: [0; 2],
+    };
+    let cookies = k.fixed_tag();
     let mut f = Fuzzer {
-        k: Kernel {
-            skel,
-            data_map: skel.maps.tld_data_map.as_fd(),
-            off_map: skel.maps.tld_off_map.as_fd(),
-            pidfd: pidfd_of_thread(gettid()),
-        },
+        k,
         m: Mapping::new(),
         seed,
         cases,
@@ -1216,7 +1329,7 @@ fn fuzz(skel: &TldFuzzSkel<'static>, seed: u64, cases: u64) -> Stats {
         sane: None,
         slots: Slots::cleared(),
         clears: true,
-        cookies: None,
+        cookies,
         growth_only: false,
         stats: Stats::default(),
     };
@@ -1231,44 +1344,62 @@ fn fuzz(skel: &TldFuzzSkel<'static>, seed: u64, cases: u64) -> Stats {
 
 #[test]
 fn lookups_over_hostile_pages_stay_in_the_page_and_match_the_model() {
-    const TEST: &str = "lookups_over_hostile_pages_stay_in_the_page_and_match_the_model";
+    hostile_pages_and_caches(
+        "lookups_over_hostile_pages_stay_in_the_page_and_match_the_model",
+        false,
+    );
+}
+
+#[test]
+fn lookups_with_the_cache_in_the_data_map_element_stay_in_the_page_and_match_the_model() {
+    hostile_pages_and_caches(
+        "lookups_with_the_cache_in_the_data_map_element_stay_in_the_page_and_match_the_model",
+        true,
+    );
+}
+
+/// Fuzzes the object whose cache is in its own map (`in_value` false) or in `tld_data_map`'s
+/// element.
+fn hostile_pages_and_caches(test: &str, in_value: bool) {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if page != PAGE as i64 {
         assert!(
             !bpf_required(),
-            "{TEST}: the fuzz program assumes 4 KiB pages, not {page}"
+            "{test}: the fuzz program assumes 4 KiB pages, not {page}"
         );
-        eprintln!("SKIPPED {TEST}: the fuzz program assumes 4 KiB pages, not {page}");
+        eprintln!("SKIPPED {test}: the fuzz program assumes 4 KiB pages, not {page}");
         return;
     }
-    let Some(skel) = load(TEST) else {
-        return;
-    };
-    assert_eq!(skel.maps.tld_off_map.value_size() as usize, CACHE_SIZE);
-    assert_eq!(
-        std::mem::size_of::<types::tld_off_cache>(),
-        CACHE_SIZE,
-        "struct tld_off_cache layout"
-    );
-    assert_eq!(
-        skel.maps.bss.value_size() as usize,
-        std::mem::size_of::<types::fuzz_out>()
-    );
-
     let seed = env_u64("TLD_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
     let cases = env_u64("TLD_FUZZ_CASES").unwrap_or(DEFAULT_CASES);
-    eprintln!("hostile: seed {seed:#x}, {cases} cases (TLD_FUZZ_SEED, TLD_FUZZ_CASES)");
+    let home = if in_value {
+        "cache in tld_data_map"
+    } else {
+        "cache in tld_off_map"
+    };
     let t = Instant::now();
-    // One dedicated thread registers its own pages; its storage goes away when it exits.
+    // One dedicated thread loads the object and registers its own pages; its storage goes away
+    // when it exits.
     let stats = std::thread::scope(|s| {
-        s.spawn(|| fuzz(&skel, seed, cases))
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        s.spawn(|| {
+            let obj = load(test, in_value)?;
+            check_layout(&obj);
+            eprintln!(
+                "hostile ({home}): seed {seed:#x}, {cases} cases (TLD_FUZZ_SEED, \
+                 TLD_FUZZ_CASES)"
+            );
+            Some(fuzz(&obj, seed, cases))
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
     });
+    let Some(stats) = stats else {
+        return;
+    };
     eprintln!(
-        "hostile: {cases} cases in {:.2?}: {} lookups found a value, {} returned NULL; {} \
-         cases checked against the page's bytes ({} after growth), {} forged caches, {} \
+        "hostile ({home}): {cases} cases in {:.2?}: {} lookups found a value, {} returned NULL; \
+         {} cases checked against the page's bytes ({} after growth), {} forged caches, {} \
          unregistered",
         t.elapsed(),
         stats.found,
@@ -1284,4 +1415,25 @@ fn lookups_over_hostile_pages_stay_in_the_page_and_match_the_model() {
         assert!(stats.null >= cases, "too few lookups returned NULL");
         assert!(stats.growth_cases >= cases / 50, "too few growth cases");
     }
+}
+
+/// Checks that the object's maps and output have the sizes this test assumes.
+fn check_layout(obj: &Loaded) {
+    match obj.off_map {
+        Some((_, size)) => {
+            assert_eq!(size, CACHE_SIZE, "tld_off_map's value");
+            assert_eq!(obj.data_map_value_size, wire::MAP_VALUE_SIZE);
+            assert_eq!(
+                std::mem::size_of::<types::tld_off_cache>(),
+                CACHE_SIZE,
+                "struct tld_off_cache layout"
+            );
+        }
+        None => assert_eq!(
+            obj.data_map_value_size,
+            wire::MAP_VALUE_SIZE + VALUE_CACHE_SIZE,
+            "tld_data_map's value: the pointers, then the cache"
+        ),
+    }
+    assert_eq!(obj.bss_size, std::mem::size_of::<types::fuzz_out>());
 }

@@ -172,14 +172,17 @@ pub fn check(info: &MapInfo) -> Result<(UptrLayout, bool), String> {
         ));
     }
     if info.key_size as usize != wire::MAP_KEY_SIZE
-        || info.value_size as usize != wire::MAP_VALUE_SIZE
+        || !wire::is_map_value_size(info.value_size as usize)
     {
         return Err(format!(
-            "its keys have {} bytes and its values {}; a task local data map has {} and {}",
+            "its keys have {} bytes and its values {}; a task local data map has {}-byte keys \
+             and values of {} bytes, or more (up to {}, in 8-byte words) where the BPF \
+             program keeps its own bytes after the two pointers",
             info.key_size,
             info.value_size,
             wire::MAP_KEY_SIZE,
-            wire::MAP_VALUE_SIZE
+            wire::MAP_VALUE_SIZE,
+            wire::MAP_VALUE_MAX
         ));
     }
     if info.btf_id == 0 {

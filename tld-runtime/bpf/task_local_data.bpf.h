@@ -58,7 +58,10 @@
  *  - TLD_PIN_DATA_MAP: pin tld_data_map by name (LIBBPF_PIN_BY_NAME), i.e. at
  *    /sys/fs/bpf/tld_data_map, where tld-runtime looks by default. Needs bpffs
  *    mounted at /sys/fs/bpf. Without it the loader passes the map to
- *    tld_runtime::connect() itself.
+ *    tld_runtime::connect() itself. Implies TLD_SEPARATE_CACHE.
+ *  - TLD_SEPARATE_CACHE: keep the per-task offset cache of the cached path
+ *    in a map of its own, tld_off_map, so that tld_data_map's value is the
+ *    wire format's 16 bytes (see "Where the cache lives" below).
  *
  *
  * USE
@@ -98,7 +101,8 @@
  *
  * Cached path, for every other page (no generated header, another library's
  * pages, or a process whose keys differ from the header's). Each task has one
- * struct tld_off_cache in tld_off_map, with two __s16 slots per key:
+ * struct tld_off_cache (see "Where the cache lives"), with two __s16 slots per
+ * key:
  *  - size.<key> > 0: the key is resolved. off.<key> is its offset in bytes
  *    from the start of the data page, and size.<key> the size user space
  *    declared for it (clamped to what is left of the page), so that a cached
@@ -119,8 +123,23 @@
  * (fewer with -mcpu=v4, whose sign-extending loads the kernel has supported
  * since Linux 6.6).
  *
- * The cache remembers which metadata page and which data page it was computed
- * for and is cleared by bpf_tld_init() when either changes (see below).
+ * Where the cache lives. By default each task's cache is part of its element
+ * of tld_data_map, after the two page pointers: bpf_tld_init()'s one map
+ * lookup reaches both the pages and the cache, as on the fast path. The
+ * element is then longer than the wire format's 16 bytes; tld-runtime writes
+ * zeros after the pointers whenever it registers a thread, and a new
+ * registration replaces the whole element, so a cache never outlives the
+ * pages it was computed for. A value tag tells a cache bpf_tld_init() has
+ * cleared from bytes some other writer left there.
+ *
+ * A pinned tld_data_map is shared by every program that pins it, each with
+ * its own struct tld_offsets, and libbpf shares a pinned map only between
+ * programs whose values have the same size. So with TLD_PIN_DATA_MAP (or
+ * TLD_SEPARATE_CACHE) the element is the wire format's 16 bytes, and each
+ * task's cache is an element of this program's own map tld_off_map. The
+ * cached path's bpf_tld_init() then makes a second map lookup, and the cache
+ * remembers which metadata page and which data page it was computed for: it
+ * is cleared when either changes (see struct tld_off_cache).
  *
  * Everything read from the data and metadata pages, and the cache itself, is
  * treated as untrusted: user space owns those pages and anyone holding a map fd
@@ -214,6 +233,20 @@
  */
 #define __TLD_RESUME(i) (-(i) - 1)
 
+/* Where the per-task cache lives: 1 in tld_data_map's element, 0 in tld_off_map. */
+#if defined(TLD_PIN_DATA_MAP) || defined(TLD_SEPARATE_CACHE)
+#define __TLD_CACHE_IN_VALUE 0
+#else
+#define __TLD_CACHE_IN_VALUE 1
+#endif
+
+/*
+ * The tag of a cache in tld_data_map's element that bpf_tld_init() has
+ * cleared (the bytes "tldcach1"). tld-runtime registers threads with zeros
+ * there; any other value is cleared before use.
+ */
+#define TLD_CACHE_VALID 0x31686361636c6474ULL
+
 /* ---------------------------------------------------------------------- */
 /* Wire format (docs/wire-format.md). Shared with user space: do not change. */
 
@@ -252,6 +285,14 @@ _Static_assert(sizeof(struct tld_map_value) == 16, "tld_map_value must be 16 byt
 /* Per-task cache (private to BPF; user space never needs to read it).    */
 
 struct tld_off_cache {
+#if __TLD_CACHE_IN_VALUE
+	/*
+	 * TLD_CACHE_VALID once bpf_tld_init() has cleared the cache. The cache
+	 * shares the element of the pages it serves: registering a thread
+	 * replaces the whole element, so nothing else needs checking.
+	 */
+	__u64 valid;
+#else
 	/*
 	 * Invalidation cookies: the kernel addresses of the metadata page and
 	 * the data page the cached offsets were computed against (the uptr
@@ -272,6 +313,7 @@ struct tld_off_cache {
 	 */
 	__u64 meta_cookie;
 	__u64 data_cookie;
+#endif
 	/* Per key: the offset once resolved, else -(resume index + 1). */
 	struct tld_offsets off;
 	/* Per key: > 0 once resolved (the declared size, clamped to the page). */
@@ -288,10 +330,24 @@ struct tld_off_cache {
 	struct tld_meta_u __anchor_meta[0];
 };
 
+#if __TLD_CACHE_IN_VALUE
+/*
+ * This program's tld_data_map value: the wire format's two page pointers
+ * (struct tld_map_value), then the task's cache, which only BPF uses.
+ */
+struct tld_map_value_cached {
+	struct tld_data_u __uptr *data;
+	struct tld_meta_u __uptr *meta;
+	struct tld_off_cache cache;
+};
+_Static_assert(__builtin_offsetof(struct tld_map_value_cached, cache) ==
+	       sizeof(struct tld_map_value), "the cache follows the wire format's value");
+#endif
+
 /* The on-stack handle filled by bpf_tld_init(). */
 struct bpf_tld {
 	struct tld_map_value *value;	/* this task's tld_data_map element */
-	struct tld_off_cache *cache;	/* this task's tld_off_map element */
+	struct tld_off_cache *cache;	/* this task's cache (see "Where the cache lives") */
 	/*
 	 * The data page, when it carries the layout fingerprint of the
 	 * generated header this program was compiled with (TLD_LAYOUT_FP):
@@ -332,17 +388,25 @@ struct __tld_key_name {
  * tld_offsets, as they do when each includes the same generated header.
  */
 
-/* Written by user space, one element per registered thread. */
+/*
+ * Written by user space, one element per registered thread. By default the
+ * element also holds the task's cache, which BPF writes.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
+#if __TLD_CACHE_IN_VALUE
+	__type(value, struct tld_map_value_cached);
+#else
 	__type(value, struct tld_map_value);
+#endif
 #ifdef TLD_PIN_DATA_MAP
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 #endif
 } tld_data_map SEC(".maps") __attribute__((weak));
 
+#if !__TLD_CACHE_IN_VALUE
 /* Written by BPF only: the per-task offset cache. */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -350,6 +414,7 @@ struct {
 	__type(key, int);
 	__type(value, struct tld_off_cache);
 } tld_off_map SEC(".maps") __attribute__((weak));
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* API.                                                                    */
@@ -399,6 +464,19 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 	}
 #endif
 
+#if __TLD_CACHE_IN_VALUE
+	/*
+	 * The cache is in the same element, so it was computed for these pages
+	 * unless it is new (zeros from tld-runtime) or another writer's bytes.
+	 * Clearing sets every key back to "not found, scan from entry 0".
+	 */
+	cache = &((struct tld_map_value_cached *)value)->cache;
+	if (cache->valid != TLD_CACHE_VALID) {
+		__builtin_memset(&cache->off, 0xff, sizeof(cache->off));	/* -1 */
+		__builtin_memset(&cache->size, 0, sizeof(cache->size));
+		cache->valid = TLD_CACHE_VALID;
+	}
+#else
 	cache = bpf_task_storage_get(&tld_off_map, task, NULL,
 				     BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!cache)
@@ -415,6 +493,7 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 		cache->meta_cookie = (__u64)(unsigned long)meta;
 		cache->data_cookie = (__u64)(unsigned long)data;
 	}
+#endif
 
 	tld->value = value;
 	tld->cache = cache;
@@ -431,7 +510,8 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
  * Return: 0 on success; -ENODATA if @task has no element in tld_data_map
  * (its thread never registered, or the element was deleted) or the element's
  * data or meta pointer is NULL; -ENOMEM if the task's cache element cannot be
- * created. On failure the handle is cleared, and lookups through it return
+ * created (only with TLD_SEPARATE_CACHE or TLD_PIN_DATA_MAP, off the fast
+ * path). On failure the handle is cleared, and lookups through it return
  * NULL.
  *
  * Note that exec() keeps the element: until the new program registers the

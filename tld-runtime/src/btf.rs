@@ -197,9 +197,9 @@ impl<'a> Btf<'a> {
         }
     }
 
-    /// Checks that type `value_id` is the value of a task local data map, a struct of two
-    /// `__uptr` pointers (at offsets 0 and 8) to complete structs, and returns the pointees'
-    /// sizes. The error names every problem found.
+    /// Checks that type `value_id` is the value of a task local data map, a struct that starts
+    /// with two `__uptr` pointers (at offsets 0 and 8) to complete structs, and returns the
+    /// pointees' sizes. Members after those two belong to the BPF program. The error names every problem found.
     pub fn uptr_layout(&self, value_id: u32) -> Result<UptrLayout, String> {
         let mut tags = Vec::new();
         let Some((_, value)) = self.strip(value_id, &mut tags) else {
@@ -213,9 +213,11 @@ impl<'a> Btf<'a> {
                 self.describe(value)
             ));
         }
-        if value.vlen != 2 {
+        // Members after the two pointers are the BPF program's own (the header's cache).
+        if value.vlen < 2 {
             return Err(format!(
-                "its value, {}, has {} members instead of two __uptr pointers (data, meta)",
+                "its value, {}, has {} members instead of starting with two __uptr pointers \
+                 (data, meta)",
                 self.describe(value),
                 value.vlen
             ));

@@ -61,12 +61,8 @@ impl TldMap {
                 wire::MAP_KEY_SIZE
             ));
         }
-        if info.value_size as usize != wire::MAP_VALUE_SIZE {
-            wrong.push(format!(
-                "its value has {} bytes instead of {} (struct tld_map_value)",
-                info.value_size,
-                wire::MAP_VALUE_SIZE
-            ));
+        if let Err(problem) = check_value_size(info.value_size as usize) {
+            wrong.push(problem);
         }
         if wrong.is_empty() {
             if let Err(problem) = check_value_btf(&info) {
@@ -91,6 +87,12 @@ impl TldMap {
         self.info.id == other.info.id
     }
 
+    /// Bytes of the map's value: the wire format's 16, or more when the BPF program keeps its
+    /// own bytes after the two pointers.
+    pub fn value_size(&self) -> usize {
+        self.info.value_size as usize
+    }
+
     /// The kernel's id of the map.
     pub fn id(&self) -> u32 {
         self.info.id
@@ -112,15 +114,21 @@ impl TldMap {
             },
             e => Error::from_errno("opening a pidfd for the thread", e),
         })?;
-        sys::map_update_int_key(self.fd.as_fd(), pidfd.as_raw_fd(), &[data, meta]).map_err(|e| {
-            match e {
-                libc::EOPNOTSUPP | libc::E2BIG => Error::Unsupported {
-                    what: "user pointers (__uptr) in task storage",
-                    needs: "6.13",
-                    errno: e,
-                },
-                e => Error::from_errno("registering the thread's page in the map", e),
-            }
+        // The two pointers, then zeros over the bytes the BPF program keeps for itself: a
+        // new element starts with an empty cache.
+        let size = self.value_size();
+        with_zeroed_value(size, |value| {
+            value[0] = data;
+            value[1] = meta;
+            sys::map_update_int_key(self.fd.as_fd(), pidfd.as_raw_fd(), size, value)
+        })
+        .map_err(|e| match e {
+            libc::EOPNOTSUPP | libc::E2BIG => Error::Unsupported {
+                what: "user pointers (__uptr) in task storage",
+                needs: "6.13",
+                errno: e,
+            },
+            e => Error::from_errno("registering the thread's page in the map", e),
         })
     }
 
@@ -132,9 +140,13 @@ impl TldMap {
     pub fn check_pins(&self, tid: i32) -> Result<(), Error> {
         let pidfd = sys::pidfd_open_thread(tid)
             .map_err(|e| Error::from_errno("opening a pidfd for the thread", e))?;
-        let value = sys::map_lookup_int_key(self.fd.as_fd(), pidfd.as_raw_fd())
-            .map_err(|e| Error::from_errno("reading the thread's map element back", e))?;
-        if value == [0, 0] {
+        let size = self.value_size();
+        let pointers = with_zeroed_value(size, |value| {
+            sys::map_lookup_int_key(self.fd.as_fd(), pidfd.as_raw_fd(), size, value)
+                .map(|()| [value[0], value[1]])
+        })
+        .map_err(|e| Error::from_errno("reading the thread's map element back", e))?;
+        if pointers == [0, 0] {
             return Ok(());
         }
         Err(Error::NotATldMap {
@@ -163,6 +175,31 @@ impl TldMap {
     }
 }
 
+/// Checks a map's value size: see [`wire::is_map_value_size`].
+fn check_value_size(size: usize) -> Result<(), String> {
+    if !wire::is_map_value_size(size) {
+        return Err(format!(
+            "its value has {size} bytes; a task local data map's value is the {} bytes of \
+             struct tld_map_value, optionally followed by the BPF program's own bytes (a \
+             multiple of 8, {} in all at most)",
+            wire::MAP_VALUE_SIZE,
+            wire::MAP_VALUE_MAX
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `f` on a zeroed buffer of `size` bytes (at least the two pointers), rounded up to
+/// whole words: on the stack for the sizes the BPF header declares.
+fn with_zeroed_value<R>(size: usize, f: impl FnOnce(&mut [u64]) -> R) -> R {
+    let words = size.div_ceil(8).max(2);
+    if words <= 64 {
+        f(&mut [0u64; 64][..words])
+    } else {
+        f(&mut vec![0u64; words])
+    }
+}
+
 /// Checks, from the map's BTF, that its value is two `__uptr` pointers to complete structs.
 ///
 /// Reading a BTF object by id needs `CAP_SYS_ADMIN`; without it the check passes here, and
@@ -179,5 +216,31 @@ fn check_value_btf(info: &sys::MapInfo) -> Result<(), String> {
             info.btf_id,
             std::io::Error::from_raw_os_error(e)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_the_two_pointers_then_whole_words_of_the_programs_own() {
+        for ok in [16, 24, 88, wire::MAP_VALUE_MAX] {
+            assert_eq!(check_value_size(ok), Ok(()), "{ok} bytes");
+        }
+        for bad in [0, 8, 12, 20, 90, wire::MAP_VALUE_MAX + 8] {
+            let err = check_value_size(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad} bytes")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_value_buffer_is_zeros_of_at_least_the_value_size() {
+        for size in [16, 88, 512, 520, wire::MAP_VALUE_MAX] {
+            with_zeroed_value(size, |words| {
+                assert!(std::mem::size_of_val(words) >= size, "{size}");
+                assert!(words.iter().all(|&w| w == 0));
+            });
+        }
     }
 }

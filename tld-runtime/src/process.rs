@@ -18,6 +18,10 @@ use crate::thread_state::{self, Phase};
 /// scheduler) moves every thread to the new map, with its values, and deletes the threads'
 /// elements in the old one. Auto-connect stops once this succeeds.
 ///
+/// A `tld_data_map`'s value starts with the two page pointers of the wire format; the BPF
+/// program may keep bytes of its own after them (`task_local_data.bpf.h` keeps its per-task
+/// offset cache there), and the runtime registers every thread with zeros in those bytes.
+///
 /// The change is all or nothing: if the map is not a `tld_data_map` ([`Error::NotATldMap`]) or
 /// a thread cannot be registered in it, the elements made so far in it are deleted, and the
 /// previous connection, if there was one, stays exactly as it was. Without a previous

@@ -197,9 +197,18 @@ struct ElemAttr {
     flags: u64,
 }
 
-/// `BPF_MAP_LOOKUP_ELEM(map, &key, &value)` for a map with an `int` key and a 16-byte value.
-pub fn map_lookup_int_key(map: BorrowedFd<'_>, key: i32) -> Result<[u64; 2], i32> {
-    let mut value = [0u64; 2];
+/// `BPF_MAP_LOOKUP_ELEM(map, &key, value)` for a map with an `int` key and values of
+/// `value_size` bytes (from the map's info: the kernel copies that many). `EINVAL` if `value`
+/// is shorter.
+pub fn map_lookup_int_key(
+    map: BorrowedFd<'_>,
+    key: i32,
+    value_size: usize,
+    value: &mut [u64],
+) -> Result<(), i32> {
+    if std::mem::size_of_val(value) < value_size {
+        return Err(libc::EINVAL);
+    }
     let mut attr = ElemAttr {
         map_fd: map.as_raw_fd() as u32,
         _pad: 0,
@@ -208,13 +217,24 @@ pub fn map_lookup_int_key(map: BorrowedFd<'_>, key: i32) -> Result<[u64; 2], i32
         flags: 0,
     };
     // SAFETY: `ElemAttr` is the element member of `union bpf_attr`; `key` points at a readable
-    // int and `value` at a writable buffer of the map's value size (16, checked at connect).
+    // int and `value` at a writable buffer of at least the map's `value_size` bytes (checked
+    // above; the size comes from the kernel's info on this map, and never changes).
     unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }?;
-    Ok(value)
+    Ok(())
 }
 
-/// `BPF_MAP_UPDATE_ELEM(map, &key, &value, BPF_ANY)` for a map with an `int` key.
-pub fn map_update_int_key(map: BorrowedFd<'_>, key: i32, value: &[u64; 2]) -> Result<(), i32> {
+/// `BPF_MAP_UPDATE_ELEM(map, &key, value, BPF_ANY)` for a map with an `int` key and values of
+/// `value_size` bytes (from the map's info: the kernel reads that many). `EINVAL` if `value`
+/// is shorter.
+pub fn map_update_int_key(
+    map: BorrowedFd<'_>,
+    key: i32,
+    value_size: usize,
+    value: &[u64],
+) -> Result<(), i32> {
+    if std::mem::size_of_val(value) < value_size {
+        return Err(libc::EINVAL);
+    }
     let mut attr = ElemAttr {
         map_fd: map.as_raw_fd() as u32,
         _pad: 0,
@@ -222,8 +242,9 @@ pub fn map_update_int_key(map: BorrowedFd<'_>, key: i32, value: &[u64; 2]) -> Re
         value: value.as_ptr() as u64,
         flags: BPF_ANY,
     };
-    // SAFETY: `ElemAttr` is the element member of `union bpf_attr`; `key` and `value` point at
-    // readable buffers of the map's key and value sizes (4 and 16, checked at connect).
+    // SAFETY: `ElemAttr` is the element member of `union bpf_attr`; `key` points at a readable
+    // int and `value` at a readable buffer of at least the map's `value_size` bytes (checked
+    // above; the size comes from the kernel's info on this map, and never changes).
     unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
 }
 

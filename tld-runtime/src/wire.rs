@@ -6,7 +6,7 @@
 //! BPF header against these values, so the two cannot drift apart.
 //!
 //! ```text
-//! tld_data_map value (16 bytes):   { data __uptr *; meta __uptr *; }
+//! tld_data_map value (16 bytes):   { data __uptr *; meta __uptr *; } [BPF's own bytes ...]
 //!
 //! metadata page (one per process): u16 cnt | u16 size | entry[0] | entry[1] | ...
 //!   entry (64 bytes):              char name[62] (NUL-padded) | u16 size (0: not yet published)
@@ -20,8 +20,20 @@
 //! The full description, with the publication rules and the kernel's lifetime rules, is in
 //! `docs/wire-format.md` in the repository.
 
-/// Bytes of one `tld_data_map` value: two user pointers (`data`, then `meta`).
+/// Bytes of the wire format's `tld_data_map` value: two user pointers (`data`, then `meta`).
+///
+/// A map's value may be longer ([`MAP_VALUE_MAX`] at most): the bytes after the two pointers
+/// belong to the BPF program (the BPF header keeps its per-task offset cache there), and user
+/// space writes zeros to them whenever it registers a thread.
 pub const MAP_VALUE_SIZE: usize = 16;
+/// The longest `tld_data_map` value user space accepts, in bytes.
+pub const MAP_VALUE_MAX: usize = 4096;
+
+/// Whether a map value of `size` bytes can be a `tld_data_map`'s: the two pointers, then whole
+/// 8-byte words of the BPF program's own, [`MAP_VALUE_MAX`] bytes in all at most.
+pub const fn is_map_value_size(size: usize) -> bool {
+    size >= MAP_VALUE_SIZE && size <= MAP_VALUE_MAX && size % 8 == 0
+}
 /// Bytes of a `tld_data_map` key: an `int` (a pidfd, for user space).
 pub const MAP_KEY_SIZE: usize = 4;
 
