@@ -698,8 +698,6 @@ fn garbage_slot(rng: &mut Rng, current: i16) -> i16 {
 // ------------------------------------------------------------------------------------------
 // The kernel side.
 
-/// Loads the fuzz object, or says why it cannot and returns `None` (the pattern of
-/// `tld_tests::load`, for this skeleton).
 /// One loaded fuzz object (leaked: it stays loaded until the test process exits): its program,
 /// its maps, and where it keeps the cache.
 struct Loaded {
@@ -712,43 +710,43 @@ struct Loaded {
     off_map: Option<(BorrowedFd<'static>, usize)>,
 }
 
-/// Loads `tld_fuzz.bpf.c` (`in_value` false) or `tld_fuzz_value.bpf.c`.
+/// Opens and loads the skeleton of `$builder`, leaks it, and describes it as a [`Loaded`] whose
+/// `off_map` is `$off_map(skel)`.
+macro_rules! load_leaked {
+    ($builder:expr, $storage:expr, $off_map:expr) => {
+        $builder
+            .open($storage)
+            .and_then(|open| open.load())
+            .map(|skel| {
+                let skel: &'static _ = Box::leak(Box::new(skel));
+                Loaded {
+                    prog: &skel.progs.tld_fuzz,
+                    bss: skel.maps.bss.as_fd(),
+                    bss_size: skel.maps.bss.value_size() as usize,
+                    data_map: skel.maps.tld_data_map.as_fd(),
+                    data_map_value_size: skel.maps.tld_data_map.value_size() as usize,
+                    off_map: $off_map(skel),
+                }
+            })
+    };
+}
+
+/// Loads `tld_fuzz.bpf.c` (`in_value` false) or `tld_fuzz_value.bpf.c`, or says why it cannot
+/// and returns `None` (the pattern of `tld_tests::load`, for these skeletons).
 fn load(test: &str, in_value: bool) -> Option<Loaded> {
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
     let quiet = libbpf_rs::set_print(None);
     let result = if in_value {
-        TldFuzzValueSkelBuilder::default()
-            .open(storage)
-            .and_then(|open| open.load())
-            .map(|skel| {
-                let skel: &'static _ = Box::leak(Box::new(skel));
-                Loaded {
-                    prog: &skel.progs.tld_fuzz,
-                    bss: skel.maps.bss.as_fd(),
-                    bss_size: skel.maps.bss.value_size() as usize,
-                    data_map: skel.maps.tld_data_map.as_fd(),
-                    data_map_value_size: skel.maps.tld_data_map.value_size() as usize,
-                    off_map: None,
-                }
-            })
+        load_leaked!(TldFuzzValueSkelBuilder::default(), storage, |_| None)
     } else {
-        TldFuzzSkelBuilder::default()
-            .open(storage)
-            .and_then(|open| open.load())
-            .map(|skel| {
-                let skel: &'static _ = Box::leak(Box::new(skel));
-                Loaded {
-                    prog: &skel.progs.tld_fuzz,
-                    bss: skel.maps.bss.as_fd(),
-                    bss_size: skel.maps.bss.value_size() as usize,
-                    data_map: skel.maps.tld_data_map.as_fd(),
-                    data_map_value_size: skel.maps.tld_data_map.value_size() as usize,
-                    off_map: Some((
-                        skel.maps.tld_off_map.as_fd(),
-                        skel.maps.tld_off_map.value_size() as usize,
-                    )),
-                }
-            })
+        load_leaked!(
+            TldFuzzSkelBuilder::default(),
+            storage,
+            |skel: &'static fuzz_skel::TldFuzzSkel<'static>| Some((
+                skel.maps.tld_off_map.as_fd(),
+                skel.maps.tld_off_map.value_size() as usize,
+            ))
+        )
     };
     libbpf_rs::set_print(quiet);
     match result {
