@@ -199,7 +199,8 @@ impl<'a> Btf<'a> {
 
     /// Checks that type `value_id` is the value of a task local data map, a struct that starts
     /// with two `__uptr` pointers (at offsets 0 and 8) to complete structs, and returns the
-    /// pointees' sizes. Members after those two belong to the BPF program. The error names every problem found.
+    /// pointees' sizes. Members after those two belong to the BPF program. The error names
+    /// every problem found.
     pub fn uptr_layout(&self, value_id: u32) -> Result<UptrLayout, String> {
         let mut tags = Vec::new();
         let Some((_, value)) = self.strip(value_id, &mut tags) else {

@@ -200,7 +200,8 @@ fn with_zeroed_value<R>(size: usize, f: impl FnOnce(&mut [u64]) -> R) -> R {
     }
 }
 
-/// Checks, from the map's BTF, that its value is two `__uptr` pointers to complete structs.
+/// Checks, from the map's BTF, that its value starts with two `__uptr` pointers to complete
+/// structs.
 ///
 /// Reading a BTF object by id needs `CAP_SYS_ADMIN`; without it the check passes here, and
 /// [`TldMap::check_pins`] settles the question once a thread is registered.

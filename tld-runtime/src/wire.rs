@@ -6,7 +6,8 @@
 //! BPF header against these values, so the two cannot drift apart.
 //!
 //! ```text
-//! tld_data_map value (16 bytes):   { data __uptr *; meta __uptr *; } [BPF's own bytes ...]
+//! tld_data_map value (16 bytes):   { data __uptr *; meta __uptr *; }
+//!   optionally followed by:        bytes of the BPF program's own (zeros from user space)
 //!
 //! metadata page (one per process): u16 cnt | u16 size | entry[0] | entry[1] | ...
 //!   entry (64 bytes):              char name[62] (NUL-padded) | u16 size (0: not yet published)
@@ -34,6 +35,7 @@ pub const MAP_VALUE_MAX: usize = 4096;
 pub const fn is_map_value_size(size: usize) -> bool {
     size >= MAP_VALUE_SIZE && size <= MAP_VALUE_MAX && size % 8 == 0
 }
+
 /// Bytes of a `tld_data_map` key: an `int` (a pidfd, for user space).
 pub const MAP_KEY_SIZE: usize = 4;
 

@@ -38,9 +38,15 @@ struct tld_data_u {
 	char data[PAGE - 8];
 };
 
+/*
+ * The two page pointers, then bytes of the program's own, as the BPF header's
+ * default cache leaves them: the inspector reads the first 16 bytes of a value
+ * of any length.
+ */
 struct tld_map_value {
 	struct tld_data_u __uptr *data;
 	struct tld_meta_u __uptr *meta;
+	__u64 own[9];
 };
 
 /*
