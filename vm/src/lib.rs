@@ -3,7 +3,9 @@
 //!
 //! The host side, used by the `tld-vm` binary:
 //! - [`kernel`] fetches and caches a Debian cloud kernel with sched_ext, through a private apt
-//!   configuration that never touches the system's;
+//!   configuration that never touches the system's ([`apt`]);
+//! - [`sources`] fetches the kernel's own task local data selftests in the same way, for the
+//!   compatibility tests that build them at test time;
 //! - [`artifacts`] builds the programs the guest runs, with cargo;
 //! - [`initramfs`] packs busybox, those programs and their shared libraries into an initramfs;
 //! - [`qemu`] boots it (KVM if it works, TCG otherwise) under a hard timeout, and always kills a
@@ -14,12 +16,14 @@
 //! [`guest`].
 #![warn(missing_docs)]
 
+pub mod apt;
 pub mod artifacts;
 pub mod console;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
+pub mod sources;
 
 use std::fmt;
 

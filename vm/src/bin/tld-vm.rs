@@ -4,13 +4,15 @@
 //! tld-vm test              the VM suite (make vm-test)
 //! tld-vm demo              the latency table: what the hints change (make demo-sched)
 //! tld-vm kernel [--refresh]  fetch (or find in the cache) the kernel and print its path
+//! tld-vm sources           fetch (or find in the cache) the kernel's task local data
+//!                          selftests and print their directory
 //! ```
 //!
 //! Environment: `TLD_REQUIRE_BPF=1` turns a missing capability (qemu, cpio, busybox, the kernel
 //! package) into a failure instead of a skip; `TLD_VM_KERNEL` pins the kernel package,
 //! `TLD_VM_DEBIAN_MIRROR` the mirror, `TLD_VM_CACHE` the cache directory, `TLD_VM_ACCEL`
 //! (`kvm` or `tcg`) the accelerator, `TLD_VM_TIMEOUT` the guest's timeout in seconds,
-//! `TLD_VM_CPUS` its CPUs (2).
+//! `TLD_VM_CPUS` its CPUs (2), `TLD_LINUX_SOURCE` the source package of the selftests.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tld_vm::console::{markdown_table, tail, Report, PREFIX};
 use tld_vm::initramfs::Initramfs;
-use tld_vm::{artifacts, cache_dir, kernel, qemu, required, workspace_dir, Error, Result};
+use tld_vm::{artifacts, cache_dir, kernel, qemu, required, sources, workspace_dir, Error, Result};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,8 +34,12 @@ fn main() -> ExitCode {
                 true
             })
         }
+        Some("sources") => sources::selftests(&cache_dir()).map(|s| {
+            println!("{} {}", s.package, s.dir.display());
+            true
+        }),
         _ => {
-            eprintln!("usage: tld-vm test | demo | kernel [--refresh]");
+            eprintln!("usage: tld-vm test | demo | kernel [--refresh] | sources");
             return ExitCode::from(2);
         }
     };
