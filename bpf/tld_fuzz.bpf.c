@@ -33,13 +33,10 @@ struct tld_offsets {
 };
 
 /*
- * The cache in a map of its own, which the test writes hostile bytes into;
- * FUZZ_CACHE_IN_VALUE builds the variant whose cache is in tld_data_map's
- * element, after the page pointers.
+ * The 7.x generation (start in the map value, which the test registers with
+ * hostile values); tld_fuzz_618.bpf.c builds the 6.18 one (start in the page).
+ * The cache is in tld_off_map, which the test writes hostile bytes into.
  */
-#ifndef FUZZ_CACHE_IN_VALUE
-#define TLD_SEPARATE_CACHE
-#endif
 #include "task_local_data.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

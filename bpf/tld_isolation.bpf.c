@@ -144,3 +144,38 @@ struct {
 	__type(key, int);
 	__type(value, struct untagged_value);
 } untagged_map SEC(".maps");
+
+/*
+ * The value of earlier versions of task_local_data.bpf.h: the pointers, then a
+ * per-task cache in the element (40 bytes). Neither generation's shape: a
+ * writer that sends 16 or 24 bytes would have the kernel copy bytes past its
+ * buffer into it.
+ */
+struct old_cached_value {
+	struct tld_data_u __uptr *data;
+	struct tld_meta_u __uptr *meta;
+	__u64 valid;
+	__s16 off[4];
+	__s16 size[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct old_cached_value);
+} old_cached_map SEC(".maps");
+
+/* 24 bytes, as 7.x's value, but start is a u64: not 7.x's value either. */
+struct wide_start_value {
+	struct tld_data_u __uptr *data;
+	struct tld_meta_u __uptr *meta;
+	__u64 start;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct wide_start_value);
+} wide_start_map SEC(".maps");

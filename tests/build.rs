@@ -19,10 +19,11 @@ fn main() {
         &out.join("tld_test.skel.rs"),
         &[],
     );
-    // The same with the cache in its own map (TLD_SEPARATE_CACHE), for tests/tests/cache_home.rs.
+    // The same for the 6.18 generation of the format (TLD_GEN_6_18: a 16-byte value, start
+    // in the page), for tests/tests/generations.rs.
     tld_bpf_build::build_skeleton(
-        &bpf.join("tld_test_separate.bpf.c"),
-        &out.join("tld_test_separate.skel.rs"),
+        &bpf.join("tld_test_618.bpf.c"),
+        &out.join("tld_test_618.skel.rs"),
         &[],
     );
     // Looks keys up over hostile pages and caches, for tests/tests/hostile.rs.
@@ -31,10 +32,10 @@ fn main() {
         &out.join("tld_fuzz.skel.rs"),
         &[],
     );
-    // The same, with the cache in tld_data_map's element (the header's default).
+    // The same for the 6.18 generation (start in the page rather than in the value).
     tld_bpf_build::build_skeleton(
-        &bpf.join("tld_fuzz_value.bpf.c"),
-        &out.join("tld_fuzz_value.skel.rs"),
+        &bpf.join("tld_fuzz_618.bpf.c"),
+        &out.join("tld_fuzz_618.skel.rs"),
         &[],
     );
     // Stale writers and look-alike maps, for the isolation and connect tests.

@@ -24,10 +24,10 @@ mod skel {
 pub use skel::TldTestSkel;
 
 #[allow(clippy::all, missing_docs, dead_code)]
-mod separate_skel {
-    include!(concat!(env!("OUT_DIR"), "/tld_test_separate.skel.rs"));
+mod skel_618 {
+    include!(concat!(env!("OUT_DIR"), "/tld_test_618.skel.rs"));
 }
-pub use separate_skel::TldTestSeparateSkel;
+pub use skel_618::TldTest618Skel;
 
 #[allow(clippy::all, missing_docs, dead_code)]
 mod typed_skel {
@@ -116,10 +116,10 @@ pub fn load(test: &str) -> Option<TldTestSkel<'static>> {
     load_skel(test, skel::TldTestSkelBuilder::default())
 }
 
-/// Loads `tld_test.bpf.c` built with `TLD_SEPARATE_CACHE` (the cache in `tld_off_map`, and
-/// `tld_data_map`'s value the wire format's 16 bytes), as [`load`] does.
-pub fn load_separate(test: &str) -> Option<TldTestSeparateSkel<'static>> {
-    load_skel(test, separate_skel::TldTestSeparateSkelBuilder::default())
+/// Loads `tld_test.bpf.c` built for the 6.18 generation of the format (`TLD_GEN_6_18`:
+/// `tld_data_map`'s value is 16 bytes, and start is read from the page), as [`load`] does.
+pub fn load_618(test: &str) -> Option<TldTest618Skel<'static>> {
+    load_skel(test, skel_618::TldTest618SkelBuilder::default())
 }
 
 /// Loads the object built against the generated header, as [`load`] does.

@@ -135,6 +135,19 @@ fn refuse_bad_maps(
         matches!(&e, Error::NotATldMap { reason } if reason.contains("lacks the __uptr tag")),
         "{e}"
     );
+    // Values of neither generation: the shape found is named, with the two that are wanted.
+    let e = tld_runtime::connect(lookalikes.maps.old_cached_map.as_fd()).unwrap_err();
+    assert!(
+        matches!(&e, Error::NotATldMap { reason } if reason.contains("has 40 bytes")
+            && reason.contains("{data, meta, __u16 start} (24 bytes: Linux 7.x)")),
+        "{e}"
+    );
+    let e = tld_runtime::connect(lookalikes.maps.wide_start_map.as_fd()).unwrap_err();
+    assert!(
+        matches!(&e, Error::NotATldMap { reason } if reason.contains("of 24 bytes")
+            && reason.contains("start: `unsigned long long` at byte 16")),
+        "{e}"
+    );
     // 2. A map in which no thread can be registered (a read-only fd).
     let e = tld_runtime::connect(read_only_fd(&b.maps.tld_data_map).as_fd()).unwrap_err();
     assert!(matches!(e, Error::PermissionDenied { .. }), "{e}");

@@ -1,7 +1,8 @@
 //! Hostile metadata: a thread scribbles random bytes over its own metadata and data pages (and
-//! sometimes over its per-task offset cache), then BPF (`bpf/tld_fuzz.bpf.c`) looks keys up.
-//! It runs twice: with the cache in a map of its own (`TLD_SEPARATE_CACHE`), and with the cache
-//! in the thread's `tld_data_map` element (the header's default, `bpf/tld_fuzz_value.bpf.c`).
+//! sometimes over its per-task offset cache, and `start`), then BPF (`bpf/tld_fuzz.bpf.c`) looks
+//! keys up. It runs once per generation of the format: 7.x's, where `start` comes from the map
+//! value (the header's default), and 6.18's, where it comes from the data page's first u64
+//! (`bpf/tld_fuzz_618.bpf.c`). In 7.x's, the page's first u64 is garbage that must not matter.
 //!
 //! Every case checks that
 //! - nothing faults (the program runs, `bpf_tld_init` succeeds);
@@ -38,11 +39,11 @@ mod fuzz_skel {
 use fuzz_skel::{types, TldFuzzSkelBuilder};
 
 #[allow(clippy::all, missing_docs, dead_code, unused_imports)]
-mod fuzz_value_skel {
-    include!(concat!(env!("OUT_DIR"), "/tld_fuzz_value.skel.rs"));
+mod fuzz_618_skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_fuzz_618.skel.rs"));
 }
-use fuzz_value_skel::TldFuzzValueSkelBuilder;
-use tld_runtime::wire;
+use fuzz_618_skel::TldFuzz618SkelBuilder;
+use tld_runtime::{wire, Generation};
 
 const DEFAULT_SEED: u64 = 0x746c_645f_6675_7a7a; // "tld_fuzz"
 const DEFAULT_CASES: u64 = 10_000;
@@ -85,12 +86,9 @@ const NLOOKUPS: usize = 11;
 /// `init_var_ret` of a key whose `bpf_tld_init_var` the program did not call.
 const NOT_CALLED: i64 = 1;
 
-/// Layout of `struct tld_off_cache` in its own map: two cookies, then `off` and `size` per key.
+/// Layout of `struct tld_off_cache` in `tld_off_map`: two cookies, then `off` and `size` per
+/// key.
 const CACHE_SIZE: usize = 16 + 4 * NKEYS;
-/// Layout of `struct tld_off_cache` in `tld_data_map`'s element: the value tag, then the slots.
-const VALUE_CACHE_SIZE: usize = 8 + 4 * NKEYS;
-/// `TLD_CACHE_VALID`: the tag of a cache in `tld_data_map`'s element that BPF has cleared.
-const CACHE_VALID: u64 = 0x3168_6361_636c_6474;
 
 // ------------------------------------------------------------------------------------------
 // Seeded randomness.
@@ -144,6 +142,11 @@ impl Rng {
 struct Pages {
     meta: [u8; PAGE],
     data: [u8; PAGE],
+    /// The 7.x generation: `start` is the map value's (`value_start`), and the page's first
+    /// u64 is nobody's business. Otherwise (6.18) it is the page's first u64.
+    seven: bool,
+    /// `start` as registered in the map value, in the 7.x generation.
+    value_start: u16,
 }
 
 type Name = [u8; NAME_LEN];
@@ -183,12 +186,20 @@ impl Pages {
         self.meta[at..at + 2].copy_from_slice(&size.to_le_bytes());
     }
 
+    /// `start` where the generation's reader takes it: the value (7.x) or the page (6.18).
     fn start(&self) -> u64 {
-        u64::from_le_bytes(self.data[..8].try_into().unwrap())
+        match self.seven {
+            true => u64::from(self.value_start),
+            false => u64::from_le_bytes(self.data[..8].try_into().unwrap()),
+        }
     }
 
+    /// Sets `start` where the reader takes it; in the value, only its low 16 bits fit.
     fn set_start(&mut self, start: u64) {
-        self.data[..8].copy_from_slice(&start.to_le_bytes());
+        match self.seven {
+            true => self.value_start = start as u16,
+            false => self.data[..8].copy_from_slice(&start.to_le_bytes()),
+        }
     }
 
     /// Up to 8 bytes of the data page from `off`, little-endian, as the program reads them.
@@ -275,13 +286,13 @@ fn resolve(p: &Pages, key: &[u8], off_slot: &mut i16, size_slot: &mut i16) -> i6
     if resume == cnt {
         return resume_at(resume);
     }
-    // `long start = *(volatile __u64 *)&data->start`: a u64 read into a signed long.
-    let start = p.start() as i64;
-    if start < 8 || start >= PAGE as i64 {
+    // The value's u16, or `*(volatile __u64 *)&data->start`: compared as a u64.
+    let start = p.start();
+    if !(8..PAGE as u64).contains(&start) {
         return resume_at(resume);
     }
     let mut ret = resume_at(cnt);
-    let mut off = start;
+    let mut off = start as i64;
     for i in 0..cnt {
         let size = i64::from(p.size(i as usize));
         if size == 0 {
@@ -506,6 +517,8 @@ fn hostile_start(rng: &mut Rng) -> u64 {
         8 => u64::MAX,
         9 => rng.next(),
         10 => 16,
+        // Where the kernel's 7.x C library puts a small block's data: 8 past a power of two.
+        11 if rng.chance(50) => (1 << rng.range(4, 11)) * rng.range(0, 3) + 8,
         _ => 8 * rng.range(2, 511),
     }
 }
@@ -698,22 +711,28 @@ fn garbage_slot(rng: &mut Rng, current: i16) -> i16 {
 // ------------------------------------------------------------------------------------------
 // The kernel side.
 
-/// One loaded fuzz object (leaked: it stays loaded until the test process exits): its program,
-/// its maps, and where it keeps the cache.
+/// One loaded fuzz object (leaked: it stays loaded until the test process exits): its program
+/// and its maps.
 struct Loaded {
     prog: &'static libbpf_rs::ProgramMut<'static>,
     bss: BorrowedFd<'static>,
     bss_size: usize,
     data_map: BorrowedFd<'static>,
     data_map_value_size: usize,
-    /// `tld_off_map`, or `None` where the cache is in `tld_data_map`'s element.
-    off_map: Option<(BorrowedFd<'static>, usize)>,
+    /// `tld_off_map`, and its value size.
+    off_map: (BorrowedFd<'static>, usize),
 }
 
-/// Opens and loads the skeleton of `$builder`, leaks it, and describes it as a [`Loaded`] whose
-/// `off_map` is `$off_map(skel)`.
+impl Loaded {
+    /// Whether the object reads the 7.x generation (its value holds `start`).
+    fn seven(&self) -> bool {
+        self.data_map_value_size == wire::MAP_VALUE_SIZE_7
+    }
+}
+
+/// Opens and loads the skeleton of `$builder`, leaks it, and describes it as a [`Loaded`].
 macro_rules! load_leaked {
-    ($builder:expr, $storage:expr, $off_map:expr) => {
+    ($builder:expr, $storage:expr) => {
         $builder
             .open($storage)
             .and_then(|open| open.load())
@@ -725,28 +744,24 @@ macro_rules! load_leaked {
                     bss_size: skel.maps.bss.value_size() as usize,
                     data_map: skel.maps.tld_data_map.as_fd(),
                     data_map_value_size: skel.maps.tld_data_map.value_size() as usize,
-                    off_map: $off_map(skel),
+                    off_map: (
+                        skel.maps.tld_off_map.as_fd(),
+                        skel.maps.tld_off_map.value_size() as usize,
+                    ),
                 }
             })
     };
 }
 
-/// Loads `tld_fuzz.bpf.c` (`in_value` false) or `tld_fuzz_value.bpf.c`, or says why it cannot
-/// and returns `None` (the pattern of `tld_tests::load`, for these skeletons).
-fn load(test: &str, in_value: bool) -> Option<Loaded> {
+/// Loads `tld_fuzz.bpf.c` (7.x, `seven`) or `tld_fuzz_618.bpf.c`, or says why it cannot and
+/// returns `None` (the pattern of `tld_tests::load`, for these skeletons).
+fn load(test: &str, seven: bool) -> Option<Loaded> {
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
     let quiet = libbpf_rs::set_print(None);
-    let result = if in_value {
-        load_leaked!(TldFuzzValueSkelBuilder::default(), storage, |_| None)
+    let result = if seven {
+        load_leaked!(TldFuzzSkelBuilder::default(), storage)
     } else {
-        load_leaked!(
-            TldFuzzSkelBuilder::default(),
-            storage,
-            |skel: &'static fuzz_skel::TldFuzzSkel<'static>| Some((
-                skel.maps.tld_off_map.as_fd(),
-                skel.maps.tld_off_map.value_size() as usize,
-            ))
-        )
+        load_leaked!(TldFuzz618SkelBuilder::default(), storage)
     };
     libbpf_rs::set_print(quiet);
     match result {
@@ -822,24 +837,24 @@ impl Drop for Mapping {
 struct Kernel<'a> {
     obj: &'a Loaded,
     pidfd: OwnedFd,
-    /// The pages registered last, for rewriting the element with a cache in it.
-    pages: [u64; 2],
+    /// The `start` registered last in the value (7.x).
+    start: u16,
 }
 
 impl Kernel<'_> {
-    /// Registers the pages, with zeros after the pointers (as tld-runtime does): where the
-    /// cache is in the element, that is an empty cache that BPF must clear before use.
-    fn register(&mut self, m: &Mapping) {
-        self.pages = [m.data() as u64, m.meta() as u64];
-        self.write_element(&[]);
-    }
-
-    /// Writes this thread's tld_data_map element: the registered pages, then `tail`, then zeros.
-    fn write_element(&self, tail: &[u8]) {
-        let mut value = vec![0u8; self.obj.data_map_value_size];
-        value[..8].copy_from_slice(&self.pages[0].to_le_bytes());
-        value[8..16].copy_from_slice(&self.pages[1].to_le_bytes());
-        value[16..16 + tail.len()].copy_from_slice(tail);
+    /// Registers the pages, with `start` in the value where the generation has it.
+    fn register(&mut self, m: &Mapping, start: u16) {
+        self.start = start;
+        let value = wire::map_value(
+            if self.obj.seven() {
+                Generation::Linux7
+            } else {
+                Generation::Linux6_18
+            },
+            m.data() as u64,
+            m.meta() as u64,
+            start,
+        );
         // The map's key: a pidfd of this thread.
         let key = self.pidfd.as_raw_fd();
         // SAFETY: key and value are live buffers of the map's key (int) and value sizes.
@@ -866,30 +881,14 @@ impl Kernel<'_> {
         assert_eq!(self.delete(self.obj.data_map), 0, "unregistering");
     }
 
-    /// Empties the cache: deletes the tld_off_map element, or rewrites the tld_data_map element
-    /// with zeros after the pointers.
+    /// Empties the cache: deletes the tld_off_map element.
     fn reset_cache(&self) {
-        match self.obj.off_map {
-            Some((off_map, _)) => {
-                self.delete(off_map);
-            }
-            None => self.write_element(&[]),
-        }
+        self.delete(self.obj.off_map.0);
     }
 
-    /// The tag a cache that BPF has made its own carries, where it does not depend on the pages:
-    /// `[TLD_CACHE_VALID, 0]` in tld_data_map's element. In its own map the cookies are kernel
-    /// addresses, learned from the first run.
-    fn fixed_tag(&self) -> Option<[u64; 2]> {
-        self.obj.off_map.is_none().then_some([CACHE_VALID, 0])
-    }
-
-    /// This thread's cache: its tag (the cookies, or `[TLD_CACHE_VALID, 0]`) and slots.
+    /// This thread's cache: its cookies (kernel addresses, learned from a run) and slots.
     fn read_cache(&self) -> Option<([u64; 2], Slots)> {
-        let (map, size, at) = match self.obj.off_map {
-            Some((map, size)) => (map, size, 0),
-            None => (self.obj.data_map, self.obj.data_map_value_size, 16),
-        };
+        let (map, size) = self.obj.off_map;
         let mut buf = vec![0u8; size];
         // The map's key: a pidfd of this thread.
         let key = self.pidfd.as_raw_fd();
@@ -905,12 +904,8 @@ impl Kernel<'_> {
             return None;
         }
         assert_eq!(rc, 0, "reading this thread's cache");
-        let buf = &buf[at..];
         let word = |i: usize| u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().unwrap());
-        let (tag, slots_at) = match self.obj.off_map {
-            Some(_) => ([word(0), word(1)], 16),
-            None => ([word(0), 0], 8),
-        };
+        let (tag, slots_at) = ([word(0), word(1)], 16);
         let slot =
             |i: usize| i16::from_le_bytes([buf[slots_at + 2 * i], buf[slots_at + 1 + 2 * i]]);
         let mut slots = Slots::default();
@@ -921,21 +916,15 @@ impl Kernel<'_> {
         Some((tag, slots))
     }
 
-    /// Rewrites this thread's cache with tag `tag` (the cookies, or the value tag in word 0)
-    /// and `slots`.
+    /// Rewrites this thread's cache with cookies `tag` and `slots`.
     fn write_cache(&self, tag: [u64; 2], slots: &Slots) {
         let mut buf = Vec::new();
         buf.extend_from_slice(&tag[0].to_le_bytes());
-        if self.obj.off_map.is_some() {
-            buf.extend_from_slice(&tag[1].to_le_bytes());
-        }
+        buf.extend_from_slice(&tag[1].to_le_bytes());
         for v in slots.off.iter().chain(&slots.size) {
             buf.extend_from_slice(&v.to_le_bytes());
         }
-        let Some((off_map, _)) = self.obj.off_map else {
-            self.write_element(&buf);
-            return;
-        };
+        let off_map = self.obj.off_map.0;
         // The map's key: a pidfd of this thread.
         let key = self.pidfd.as_raw_fd();
         // SAFETY: the key is a live int and `buf` has the map's value size (checked at start).
@@ -1088,12 +1077,16 @@ impl Fuzzer<'_> {
             PageKind::FreshSane => self.sane = Some(sane_page(rng, p)),
             PageKind::SaneGrowth => sane_evolve(rng, p, self.sane.as_mut().unwrap()),
         }
-        // New values every time, so that a read shows where it came from.
+        // New values every time, so that a read shows where it came from. In 7.x the page's
+        // first u64 is garbage too: readers take start from the value.
         let start = p.start();
-        rng.fill(&mut p.data[8..]);
+        match p.seven {
+            true => rng.fill(&mut p.data),
+            false => rng.fill(&mut p.data[8..]),
+        }
         p.set_start(start);
         if rng.chance(3) {
-            // Now and then the data page's start is garbage too, whatever the metadata.
+            // Now and then start is garbage too, whatever the metadata.
             p.set_start(rng.next());
             self.sane = None;
         }
@@ -1133,11 +1126,9 @@ impl Fuzzer<'_> {
                     }
                     real => {
                         let mut bad = real.unwrap_or([rng.next(), rng.next()]);
-                        // (In tld_data_map's element only the first word is a tag.)
                         match rng.below(3) {
                             0 => bad[0] ^= 1 << rng.below(64),
-                            1 if self.k.obj.off_map.is_some() => bad[1] ^= 1 << rng.below(64),
-                            1 => bad[0] ^= 1 << rng.below(64),
+                            1 => bad[1] ^= 1 << rng.below(64),
                             _ => bad = [rng.next(), rng.next()],
                         }
                         self.k.write_cache(bad, &forged);
@@ -1151,6 +1142,13 @@ impl Fuzzer<'_> {
 
     fn case(&mut self, index: u64) {
         let kind = self.next_pages();
+        if self.pages.seven && self.pages.value_start != self.k.start {
+            // 7.x: a new start is a new registration. The cookies include start, so BPF
+            // empties the cache, and the cookies are learned again.
+            self.k.register(&self.m, self.pages.value_start);
+            self.clears = true;
+            self.cookies = None;
+        }
         let action = self.cache_action(kind);
         let mask = match self.rng.below(10) {
             0 => 0xff,
@@ -1202,10 +1200,10 @@ impl Fuzzer<'_> {
         }
         // Registered again. The pages were unpinned meanwhile and may have moved: start the
         // cache afresh and relearn the cookies.
-        self.k.register(&self.m);
+        self.k.register(&self.m, self.pages.value_start);
         self.k.reset_cache();
         self.clears = true;
-        self.cookies = self.k.fixed_tag();
+        self.cookies = None;
         self.growth_only = false;
     }
 
@@ -1280,10 +1278,8 @@ impl Fuzzer<'_> {
         let Some((seen, kernel)) = self.k.read_cache() else {
             self.fail(c, "no cache element after a run".into(), &out);
         };
-        let wrong_tag = match self.k.fixed_tag() {
-            Some(tag) => seen != tag,
-            None => seen[0] == 0 || seen[1] == 0 || self.cookies.is_some_and(|real| real != seen),
-        };
+        let wrong_tag =
+            seen[0] == 0 || seen[1] == 0 || self.cookies.is_some_and(|real| real != seen);
         if wrong_tag {
             let what = format!("cache tag {seen:x?}, earlier {:x?}", self.cookies);
             self.fail(c, what, &out);
@@ -1311,9 +1307,8 @@ fn fuzz(obj: &Loaded, seed: u64, cases: u64) -> Stats {
     let k = Kernel {
         obj,
         pidfd: pidfd_of_thread(gettid()),
-        pages: [0; 2],
+        start: 0,
     };
-    let cookies = k.fixed_tag();
     let mut f = Fuzzer {
         k,
         m: Mapping::new(),
@@ -1323,17 +1318,19 @@ fn fuzz(obj: &Loaded, seed: u64, cases: u64) -> Stats {
         pages: Box::new(Pages {
             meta: [0; PAGE],
             data: [0; PAGE],
+            seven: obj.seven(),
+            value_start: 0,
         }),
         sane: None,
         slots: Slots::cleared(),
         clears: true,
-        cookies,
+        cookies: None,
         growth_only: false,
         stats: Stats::default(),
     };
     f.pages.set_start(8);
     f.m.write(&f.pages);
-    f.k.register(&f.m);
+    f.k.register(&f.m, f.pages.value_start);
     for index in 0..cases {
         f.case(index);
     }
@@ -1344,21 +1341,20 @@ fn fuzz(obj: &Loaded, seed: u64, cases: u64) -> Stats {
 fn lookups_over_hostile_pages_stay_in_the_page_and_match_the_model() {
     hostile_pages_and_caches(
         "lookups_over_hostile_pages_stay_in_the_page_and_match_the_model",
-        false,
-    );
-}
-
-#[test]
-fn lookups_with_the_cache_in_the_data_map_element_stay_in_the_page_and_match_the_model() {
-    hostile_pages_and_caches(
-        "lookups_with_the_cache_in_the_data_map_element_stay_in_the_page_and_match_the_model",
         true,
     );
 }
 
-/// Fuzzes the object whose cache is in its own map (`in_value` false) or in `tld_data_map`'s
-/// element.
-fn hostile_pages_and_caches(test: &str, in_value: bool) {
+#[test]
+fn lookups_over_hostile_6_18_pages_stay_in_the_page_and_match_the_model() {
+    hostile_pages_and_caches(
+        "lookups_over_hostile_6_18_pages_stay_in_the_page_and_match_the_model",
+        false,
+    );
+}
+
+/// Fuzzes the object of the 7.x generation (`seven`), or of 6.18's.
+fn hostile_pages_and_caches(test: &str, seven: bool) {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if page != PAGE as i64 {
@@ -1371,18 +1367,18 @@ fn hostile_pages_and_caches(test: &str, in_value: bool) {
     }
     let seed = env_u64("TLD_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
     let cases = env_u64("TLD_FUZZ_CASES").unwrap_or(DEFAULT_CASES);
-    let home = if in_value {
-        "cache in tld_data_map"
+    let home = if seven {
+        "7.x: start in the value"
     } else {
-        "cache in tld_off_map"
+        "6.18: start in the page"
     };
     let t = Instant::now();
     // One dedicated thread loads the object and registers its own pages; its storage goes away
     // when it exits.
     let stats = std::thread::scope(|s| {
         s.spawn(|| {
-            let obj = load(test, in_value)?;
-            check_layout(&obj);
+            let obj = load(test, seven)?;
+            check_layout(&obj, seven);
             eprintln!(
                 "hostile ({home}): seed {seed:#x}, {cases} cases (TLD_FUZZ_SEED, \
                  TLD_FUZZ_CASES)"
@@ -1416,22 +1412,17 @@ fn hostile_pages_and_caches(test: &str, in_value: bool) {
 }
 
 /// Checks that the object's maps and output have the sizes this test assumes.
-fn check_layout(obj: &Loaded) {
-    match obj.off_map {
-        Some((_, size)) => {
-            assert_eq!(size, CACHE_SIZE, "tld_off_map's value");
-            assert_eq!(obj.data_map_value_size, wire::MAP_VALUE_SIZE);
-            assert_eq!(
-                std::mem::size_of::<types::tld_off_cache>(),
-                CACHE_SIZE,
-                "struct tld_off_cache layout"
-            );
-        }
-        None => assert_eq!(
-            obj.data_map_value_size,
-            wire::MAP_VALUE_SIZE + VALUE_CACHE_SIZE,
-            "tld_data_map's value: the pointers, then the cache"
-        ),
-    }
+fn check_layout(obj: &Loaded, seven: bool) {
+    assert_eq!(obj.off_map.1, CACHE_SIZE, "tld_off_map's value");
+    assert_eq!(
+        std::mem::size_of::<types::tld_off_cache>(),
+        CACHE_SIZE,
+        "struct tld_off_cache layout"
+    );
+    let value = match seven {
+        true => wire::MAP_VALUE_SIZE_7,
+        false => wire::MAP_VALUE_SIZE,
+    };
+    assert_eq!(obj.data_map_value_size, value, "tld_data_map's value");
     assert_eq!(obj.bss_size, std::mem::size_of::<types::fuzz_out>());
 }

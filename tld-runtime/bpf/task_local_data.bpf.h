@@ -8,9 +8,21 @@
  * storage map tld_data_map. This header finds a key's value in the thread's
  * data page and returns a pointer to it.
  *
- * The layout is described in docs/wire-format.md of the tld repository. It is
- * also the layout of the Linux 6.18 selftests library and of scx's
- * task_local_data.bpf.h, so either side can be swapped for the other.
+ * The layout is described in docs/wire-format.md of the tld repository. It
+ * has two generations, and this header reads both (one at a time, chosen at
+ * compile time):
+ *
+ *  - Linux 7.x (the default): the map value is { data, meta, __u16 start },
+ *    24 bytes, and BPF reads start from the value. This is the format of the
+ *    kernel's 7.x selftests library (prog_tests/task_local_data.h) and its
+ *    BPF header, and of schedulers built on that header.
+ *  - Linux 6.18 and sched-ext/scx (TLD_GEN_6_18): the value is { data, meta },
+ *    16 bytes, and BPF reads start from the first u64 of the data page. This
+ *    is the format of scx's scx/task_local_data.bpf.h.
+ *
+ * tld-runtime serves either: it reads the map's value from its BTF, writes
+ * start into the value when the value has it, and always keeps start in the
+ * page's first u64 too, so one page serves readers of both generations.
  *
  *
  * INCLUDING
@@ -55,13 +67,40 @@
  * Optional configuration macros, defined before including:
  *  - TLD_PAGE_SIZE (default 4096): the page size of the machine the program
  *    will run on. It must match the page size user space used.
+ *  - TLD_GEN_6_18: declare tld_data_map with the 6.18 generation's 16-byte
+ *    value and read start from the data page, for a map shared with programs
+ *    built on scx's task_local_data.bpf.h, or written by a user-space library
+ *    that sends 16 bytes (the kernel 6.18 selftests' C library). Without it
+ *    the value is 7.x's 24 bytes. Which one to use is the map's writers'
+ *    choice: a writer must send exactly the map's value size (see "WHICH
+ *    VALUE" below).
  *  - TLD_PIN_DATA_MAP: pin tld_data_map by name (LIBBPF_PIN_BY_NAME), i.e. at
  *    /sys/fs/bpf/tld_data_map, where tld-runtime looks by default. Needs bpffs
  *    mounted at /sys/fs/bpf. Without it the loader passes the map to
- *    tld_runtime::connect() itself. Implies TLD_SEPARATE_CACHE.
- *  - TLD_SEPARATE_CACHE: keep the per-task offset cache of the cached path
- *    in a map of its own, tld_off_map, so that tld_data_map's value is the
- *    wire format's 16 bytes (see "Where the cache lives" below).
+ *    tld_runtime::connect() itself. Programs that share the pin must agree on
+ *    the value, so they must agree on TLD_GEN_6_18.
+ *  - TLD_SEPARATE_CACHE: accepted for programs written for earlier versions
+ *    of this header, and has no effect: the per-task cache always has a map of
+ *    its own now (see "Where the cache lives").
+ *
+ *
+ * WHICH VALUE
+ *
+ * The kernel copies exactly the map's value size from the buffer that a
+ * user-space update passes. So a map's value must be no longer than what its
+ * writers send: a writer that knows 16 bytes, given a 24-byte map, makes the
+ * kernel copy 8 bytes past its buffer (stack contents, a canary), or fail
+ * with EFAULT when the buffer ends at the edge of a mapping; a writer that
+ * sends 24 bytes to a 16-byte map has start ignored, and readers that look for
+ * start in the page find whatever the writer's allocation left there.
+ *
+ *   writers                                       value       macro
+ *   tld-runtime (Rust), libtld                    either      either
+ *   the kernel's 7.x C library                    24 bytes    (default)
+ *   the kernel's 6.18 C library                   16 bytes    TLD_GEN_6_18
+ *   readers that share the map
+ *   scx's task_local_data.bpf.h (scx_cargo)       16 bytes    TLD_GEN_6_18
+ *   the kernel's 7.x task_local_data.bpf.h        24 bytes    (default)
  *
  *
  * USE
@@ -115,7 +154,8 @@
  * inline at the call site; an unresolved slot calls the resolver first.
  * Offsets are implicit in the wire format: entry i lives at
  *   start + sum over j < i of round_up(metadata[j].size, 8)
- * with start read from the first u64 of the data page.
+ * with start read from the map value (7.x), or from the first u64 of the
+ * data page (TLD_GEN_6_18).
  *
  * A key is resolved by one global BPF function, __bpf_tld_resolve(), which the
  * verifier checks once per program however many lookups call it: each lookup
@@ -123,23 +163,16 @@
  * (fewer with -mcpu=v4, whose sign-extending loads the kernel has supported
  * since Linux 6.6).
  *
- * Where the cache lives. By default each task's cache is part of its element
- * of tld_data_map, after the two page pointers: bpf_tld_init()'s one map
- * lookup reaches both the pages and the cache, as on the fast path. The
- * element is then longer than the wire format's 16 bytes; tld-runtime writes
- * zeros after the pointers whenever it registers a thread, and a new
- * registration replaces the whole element, so a cache never outlives the
- * pages it was computed for. A value tag tells a cache bpf_tld_init() has
- * cleared from bytes some other writer left there.
- *
- * A pinned tld_data_map is shared by every program that pins it, each with
- * its own struct tld_offsets, and libbpf shares a pinned map only between
- * programs whose values have the same size. So with TLD_PIN_DATA_MAP (or
- * TLD_SEPARATE_CACHE) the element is the wire format's 16 bytes, and each
- * task's cache is an element of this program's own map tld_off_map. The
- * cached path's bpf_tld_init() then makes a second map lookup, and the cache
- * remembers which metadata page and which data page it was computed for: it
- * is cleared when either changes (see struct tld_off_cache).
+ * Where the cache lives. Each task's cache is an element of this program's
+ * own task storage map, tld_off_map, created zeroed by bpf_tld_init() on the
+ * cached path: nothing but this program (and whoever holds that map's fd,
+ * which the loader does not hand out) writes it, so it never holds bytes a
+ * writer did not mean. The cached path's bpf_tld_init() makes a second map
+ * lookup for it; the fast path does not. The cache remembers which metadata
+ * page, which data page and which start it was computed for, and is cleared
+ * when any of them changes (see struct tld_off_cache). tld_data_map's element
+ * is left exactly as its writer sent it: a value longer than the writers send
+ * would take bytes they never meant (see "WHICH VALUE").
  *
  * Everything read from the data and metadata pages, and the cache itself, is
  * treated as untrusted: user space owns those pages and anyone holding a map fd
@@ -233,19 +266,22 @@
  */
 #define __TLD_RESUME(i) (-(i) - 1)
 
-/* Where the per-task cache lives: 1 in tld_data_map's element, 0 in tld_off_map. */
-#if defined(TLD_PIN_DATA_MAP) || defined(TLD_SEPARATE_CACHE)
-#define __TLD_CACHE_IN_VALUE 0
+/*
+ * The generation of the format this program reads: 7 (the default) or 618
+ * (TLD_GEN_6_18). See the top of this file.
+ */
+#ifdef TLD_GEN_6_18
+#define TLD_GENERATION 618
 #else
-#define __TLD_CACHE_IN_VALUE 1
+#define TLD_GENERATION 7
 #endif
 
 /*
- * The tag of a cache in tld_data_map's element that bpf_tld_init() has
- * cleared (the bytes "tldcach1"). tld-runtime registers threads with zeros
- * there; any other value is cleared before use.
+ * The smallest and the largest start a reader accepts: the data area follows
+ * the page's first u64 and must begin inside the page.
  */
-#define TLD_CACHE_VALID 0x31686361636c6474ULL
+#define TLD_START_MIN 8
+#define TLD_START_MAX (TLD_PAGE_SIZE - 1)
 
 /* ---------------------------------------------------------------------- */
 /* Wire format (docs/wire-format.md). Shared with user space: do not change. */
@@ -262,49 +298,59 @@ struct tld_meta_u {
 	struct tld_metadata metadata[TLD_MAX_ENTRIES];
 };
 
-/* A thread's data page. A uptr pointee may not cross a page, so the data page
- * must be page-aligned. */
+/*
+ * A thread's data page, passed as the page that holds the thread's data area:
+ * a uptr pointee may not cross a page, so the pointer is page-aligned. The
+ * data area begins start bytes into it. In the 6.18 generation the first u64
+ * holds start; in 7.x it is unused by readers (writers keep it non-zero, and
+ * tld-runtime keeps start there for 6.18 readers), and the kernel's 7.x C
+ * library places a small block anywhere in the page, so the page's other
+ * bytes may belong to other objects of that process.
+ */
 struct tld_data_u {
-	__u64 start;			/* offset of the data area from the page start */
+	__u64 start;			/* 6.18: offset of the data area from the page start */
 	char data[TLD_PAGE_SIZE - sizeof(__u64)];
 };
 
 /* Value of tld_data_map: the kernel pins both pages on update. */
 struct tld_map_value {
-	struct tld_data_u __uptr *data;
-	struct tld_meta_u __uptr *meta;
+	struct tld_data_u __uptr *data;	/* the page holding the thread's data area */
+	struct tld_meta_u __uptr *meta;	/* the process's metadata page */
+#if TLD_GENERATION == 7
+	__u16 start;			/* offset of the data area in data's page */
+#endif
 };
 
 _Static_assert(sizeof(struct tld_metadata) == 64, "tld_metadata must be 64 bytes");
 _Static_assert(sizeof(struct tld_meta_u) == 4 + 64 * TLD_MAX_ENTRIES, "tld_meta_u layout");
 _Static_assert(sizeof(struct tld_meta_u) <= TLD_PAGE_SIZE, "tld_meta_u must fit in a page");
 _Static_assert(sizeof(struct tld_data_u) == TLD_PAGE_SIZE, "tld_data_u must be one page");
-_Static_assert(sizeof(struct tld_map_value) == 16, "tld_map_value must be 16 bytes");
+#if TLD_GENERATION == 7
+_Static_assert(sizeof(struct tld_map_value) == 24, "7.x's tld_map_value is 24 bytes");
+_Static_assert(__builtin_offsetof(struct tld_map_value, start) == 16, "7.x's start is at byte 16");
+#else
+_Static_assert(sizeof(struct tld_map_value) == 16, "6.18's tld_map_value is 16 bytes");
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Per-task cache (private to BPF; user space never needs to read it).    */
 
 struct tld_off_cache {
-#if __TLD_CACHE_IN_VALUE
-	/*
-	 * TLD_CACHE_VALID once bpf_tld_init() has cleared the cache. The cache
-	 * shares the element of the pages it serves: registering a thread
-	 * replaces the whole element, so nothing else needs checking.
-	 */
-	__u64 valid;
-#else
 	/*
 	 * Invalidation cookies: the kernel addresses of the metadata page and
-	 * the data page the cached offsets were computed against (the uptr
-	 * values read from tld_data_map). bpf_tld_init() clears the cache when
-	 * either differs. This catches exec() (the storage survives it, and the
-	 * new program registers new pages) and re-registration with other
-	 * pages. While an element is replaced both the old and the new pages
-	 * are pinned, so a new page cannot reuse the old page's address.
-	 * Not caught: user space deletes the element, the freed page is
-	 * reused for a metadata page with other contents, and the same task
-	 * registers it. Results then stay inside the data page but may name
-	 * the wrong bytes. Task exit frees this cache along with the element.
+	 * of the data page the cached offsets were computed against (the uptr
+	 * values read from tld_data_map), the latter plus start in the 7.x
+	 * generation (start < page size and the page address is page-aligned,
+	 * so the sum tells every (page, start) pair apart). bpf_tld_init()
+	 * clears the cache when either differs. This catches exec() (the
+	 * storage survives it, and the new program registers new pages) and
+	 * re-registration with other pages or another start. While an element
+	 * is replaced both the old and the new pages are pinned, so a new page
+	 * cannot reuse the old page's address.
+	 * Not caught: user space deletes the element, the freed page is reused
+	 * for a metadata page with other contents, and the same task registers
+	 * it. Results then stay inside the data page but may name the wrong
+	 * bytes. Task exit frees this cache along with the element.
 	 *
 	 * Storing a pointer in a map value needs allow_ptr_leaks (CAP_PERFMON,
 	 * which bpf_get_current_task_btf() needs anyway). The cookies are
@@ -313,7 +359,6 @@ struct tld_off_cache {
 	 */
 	__u64 meta_cookie;
 	__u64 data_cookie;
-#endif
 	/* Per key: the offset once resolved, else -(resume index + 1). */
 	struct tld_offsets off;
 	/* Per key: > 0 once resolved (the declared size, clamped to the page). */
@@ -330,20 +375,6 @@ struct tld_off_cache {
 	struct tld_meta_u __anchor_meta[0];
 };
 
-#if __TLD_CACHE_IN_VALUE
-/*
- * This program's tld_data_map value: the wire format's two page pointers
- * (struct tld_map_value), then the task's cache, which only BPF uses.
- */
-struct tld_map_value_cached {
-	struct tld_data_u __uptr *data;
-	struct tld_meta_u __uptr *meta;
-	struct tld_off_cache cache;
-};
-_Static_assert(__builtin_offsetof(struct tld_map_value_cached, cache) ==
-	       sizeof(struct tld_map_value), "the cache follows the wire format's value");
-#endif
-
 /* The on-stack handle filled by bpf_tld_init(). */
 struct bpf_tld {
 	struct tld_map_value *value;	/* this task's tld_data_map element */
@@ -359,6 +390,11 @@ struct bpf_tld {
 	struct tld_data_u *data;
 	/* The metadata page, on the cached path. */
 	struct tld_meta_u *meta;
+	/*
+	 * The data area's offset in the page, on the cached path: the value's
+	 * start (7.x), or -1 for "read it from the page" (TLD_GEN_6_18).
+	 */
+	long start;
 };
 
 /* A key's name as the resolver compares it: NUL-padded, with its length. */
@@ -389,35 +425,51 @@ struct __tld_key_name {
  */
 
 /*
- * Written by user space, one element per registered thread. By default the
- * element also holds the task's cache, which BPF writes.
+ * Written by user space, one element per registered thread: exactly the
+ * value its writers send (see "WHICH VALUE").
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-#if __TLD_CACHE_IN_VALUE
-	__type(value, struct tld_map_value_cached);
-#else
 	__type(value, struct tld_map_value);
-#endif
 #ifdef TLD_PIN_DATA_MAP
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 #endif
 } tld_data_map SEC(".maps") __attribute__((weak));
 
-#if !__TLD_CACHE_IN_VALUE
-/* Written by BPF only: the per-task offset cache. */
+/* Written by BPF only: the per-task offset cache of the cached path. */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct tld_off_cache);
 } tld_off_map SEC(".maps") __attribute__((weak));
-#endif
 
 /* ---------------------------------------------------------------------- */
 /* API.                                                                    */
+
+/*
+ * The start of the data area as the value gives it: 7.x's value holds it; in
+ * the 6.18 generation the resolver reads it from the page instead, and the
+ * handle carries __TLD_START_IN_PAGE.
+ */
+#define __TLD_START_IN_PAGE (-1L)
+
+/*
+ * The resolver's last argument: a key's cache slot (low 16 bits) and the
+ * handle's start (high 32 bits; __TLD_START_IN_PAGE becomes 0xffffffff).
+ */
+#define __TLD_WHERE_IN_PAGE 0xffffffffULL
+#define __tld_where(slot, start)						\
+	((__u64)(slot) | ((__u64)(__u32)(start) << 32))
+#if TLD_GENERATION == 7
+#define __tld_value_start(value) ((long)*(volatile __u16 *)&(value)->start)
+#define __tld_cookie_start(start) ((__u64)(start))
+#else
+#define __tld_value_start(value) __TLD_START_IN_PAGE
+#define __tld_cookie_start(start) 0ULL
+#endif
 
 /* bpf_tld_init() below; allow_fast = 0 forces the cached path. */
 static __always_inline __attribute__((unused)) int
@@ -427,12 +479,15 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 	struct tld_off_cache *cache;
 	struct tld_data_u *data;
 	struct tld_meta_u *meta;
+	__u64 data_cookie;
+	long start;
 
 	tld->value = NULL;
 	tld->cache = NULL;
 	tld->fast = NULL;
 	tld->data = NULL;
 	tld->meta = NULL;
+	tld->start = 0;
 
 	value = bpf_task_storage_get(&tld_data_map, task, NULL, 0);
 	if (!value)
@@ -441,6 +496,7 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 	meta = value->meta;
 	if (!data || !meta)
 		return -ENODATA;
+	start = __tld_value_start(value);
 
 #if __TLD_FAST_PATH
 	/*
@@ -449,14 +505,22 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 	 * from the header's, takes).
 	 *
 	 * The page was laid out for exactly the keys of the generated header:
-	 * user space put this layout's fingerprint right after start. Lookups
-	 * are then data + a constant, checked in-page by the verifier at load
-	 * time, and no cache is needed. A page that lies about its fingerprint
-	 * only makes this task read its own page at those offsets.
+	 * user space put this layout's fingerprint right after the page's first
+	 * u64, and start says the data area follows it. Lookups are then data +
+	 * a constant, checked in-page by the verifier at load time, and no cache
+	 * is needed. A page that lies about its fingerprint only makes this task
+	 * read its own page at those offsets. The kernel's 7.x C library never
+	 * passes this test by chance: its start is always 8 past a multiple of
+	 * 16, and TLD_LAYOUT_START is 16.
 	 */
+#if TLD_GENERATION == 7
+	if (allow_fast && start == TLD_LAYOUT_START &&
+	    *(volatile __u64 *)data->data == TLD_LAYOUT_FP) {
+#else
 	if (allow_fast &&
 	    *(volatile __u64 *)&data->start == TLD_LAYOUT_START &&
 	    *(volatile __u64 *)data->data == TLD_LAYOUT_FP) {
+#endif
 		tld->value = value;
 		tld->fast = data;
 		tld->data = data;
@@ -464,41 +528,30 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 	}
 #endif
 
-#if __TLD_CACHE_IN_VALUE
-	/*
-	 * The cache is in the same element, so it was computed for these pages
-	 * unless it is new (zeros from tld-runtime) or another writer's bytes.
-	 * Clearing sets every key back to "not found, scan from entry 0".
-	 */
-	cache = &((struct tld_map_value_cached *)value)->cache;
-	if (cache->valid != TLD_CACHE_VALID) {
-		__builtin_memset(&cache->off, 0xff, sizeof(cache->off));	/* -1 */
-		__builtin_memset(&cache->size, 0, sizeof(cache->size));
-		cache->valid = TLD_CACHE_VALID;
-	}
-#else
 	cache = bpf_task_storage_get(&tld_off_map, task, NULL,
 				     BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!cache)
 		return -ENOMEM;
 
 	/*
-	 * Invalidation: offsets cached for other pages are meaningless here.
-	 * Clearing sets every key back to "not found, scan from entry 0".
+	 * Invalidation: offsets cached for other pages, or another start, are
+	 * meaningless here. Clearing sets every key back to "not found, scan
+	 * from entry 0".
 	 */
+	data_cookie = (__u64)(unsigned long)data + __tld_cookie_start(start);
 	if (cache->meta_cookie != (__u64)(unsigned long)meta ||
-	    cache->data_cookie != (__u64)(unsigned long)data) {
+	    cache->data_cookie != data_cookie) {
 		__builtin_memset(&cache->off, 0xff, sizeof(cache->off));	/* -1 */
 		__builtin_memset(&cache->size, 0, sizeof(cache->size));
 		cache->meta_cookie = (__u64)(unsigned long)meta;
-		cache->data_cookie = (__u64)(unsigned long)data;
+		cache->data_cookie = data_cookie;
 	}
-#endif
 
 	tld->value = value;
 	tld->cache = cache;
 	tld->data = data;
 	tld->meta = meta;
+	tld->start = start;
 	return 0;
 }
 
@@ -510,9 +563,8 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
  * Return: 0 on success; -ENODATA if @task has no element in tld_data_map
  * (its thread never registered, or the element was deleted) or the element's
  * data or meta pointer is NULL; -ENOMEM if the task's cache element cannot be
- * created (only with TLD_SEPARATE_CACHE or TLD_PIN_DATA_MAP, off the fast
- * path). On failure the handle is cleared, and lookups through it return
- * NULL.
+ * created (off the fast path only). On failure the handle is cleared, and
+ * lookups through it return NULL.
  *
  * Note that exec() keeps the element: until the new program registers the
  * thread again, the handle reaches the pages pinned before exec.
@@ -556,7 +608,11 @@ static __always_inline int __tld_name_eq(const char *name, const struct __tld_ke
 
 /*
  * __bpf_tld_resolve() - the slow path: find @key in @meta and store the result
- * in its cache slots, @slot bytes into cache->off and cache->size.
+ * in its cache slots. @where packs two numbers (BPF functions take five
+ * arguments at most): its low 16 bits are the key's slot, the byte offset
+ * into cache->off and cache->size; its high 32 bits are the data area's start
+ * from the value (7.x), or 0xffffffff for "read it from the page's first u64"
+ * (6.18). See __tld_where().
  *
  * A global function: the verifier checks it once per program, with nothing
  * known about its arguments but their types, however many lookups call it.
@@ -569,15 +625,16 @@ static __always_inline int __tld_name_eq(const char *name, const struct __tld_ke
  */
 __attribute__((noinline, weak)) int
 __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
-		  const struct __tld_key_name *key, struct tld_off_cache *cache, __u64 slot)
+		  const struct __tld_key_name *key, struct tld_off_cache *cache, __u64 where)
 {
 	int i, cnt, resume, size, ret, len;
-	long off, start;
+	__u64 slot = where & 0xffff, start = where >> 32;
+	long off;
 	__s16 *off_slot, *size_slot;
 
 	if (!data || !meta || !key || !cache)
 		return 0;
-	if (slot > sizeof(struct tld_offsets) - 2 || (slot & 1))
+	if ((where & 0xffff0000) || slot > sizeof(struct tld_offsets) - 2 || (slot & 1))
 		return 0;
 	barrier_var(slot);
 	off_slot = (void *)&cache->off + slot;
@@ -612,12 +669,14 @@ __bpf_tld_resolve(struct tld_data_u *data, struct tld_meta_u *meta,
 		return __TLD_RESUME(resume);	/* nothing new since the last scan */
 
 	/*
-	 * start comes from user memory too. The data area follows the start
-	 * field, so anything outside [8, page) is garbage: resolve nothing and
-	 * leave the slots alone, so that a later, sane value is honoured.
+	 * start comes from user space too: from the value (7.x), or from the
+	 * page (6.18). The data area follows the page's first u64, so anything
+	 * outside [8, page) is garbage: resolve nothing and leave the slots
+	 * alone, so that a later, sane value is honoured.
 	 */
-	start = *(volatile __u64 *)&data->start;
-	if (start < (long)sizeof(__u64) || start >= TLD_PAGE_SIZE)
+	if (start == __TLD_WHERE_IN_PAGE)
+		start = *(volatile __u64 *)&data->start;
+	if (start < TLD_START_MIN || start > TLD_START_MAX)
 		return __TLD_RESUME(resume);
 
 	/* Not found among entries [0, cnt): resume at cnt next time. */
@@ -730,7 +789,7 @@ tail:
 slow:
 	if (cap > 0)
 		return (void *)0;	/* declared smaller than requested */
-	__bpf_tld_resolve(tld->data, tld->meta, name, cache, slot);
+	__bpf_tld_resolve(tld->data, tld->meta, name, cache, __tld_where(slot, tld->start));
 	cap = *(volatile __s16 *)size_slot;
 	if (cap < size)
 		return (void *)0;
@@ -825,7 +884,8 @@ slow:
 		static struct __tld_key_name ___name = { #key, sizeof(#key) - 1 }; \
 		if (___cache->size.key > 0 ||					\
 		    __bpf_tld_resolve(___tld->data, ___tld->meta, &___name,	\
-			    ___cache, __builtin_offsetof(struct tld_offsets, key)) > 0) \
+			    ___cache, __tld_where(__builtin_offsetof(struct tld_offsets, key), \
+						  ___tld->start)) > 0)		\
 			___ret = 0;						\
 	}									\
 	___ret;									\

@@ -1,4 +1,6 @@
-//! Reading a map's BTF, to check that its value is what the format needs: two `__uptr` pointers.
+//! Reading a map's BTF, to check that its value is what the format needs, and which generation
+//! of the format it is: `{data, meta}` (Linux 6.18, scx) or `{data, meta, __u16 start}` (Linux
+//! 7.x), where `data` and `meta` are `__uptr` pointers.
 //!
 //! Public for tools that read the format (the `tld` inspector uses it to find how many bytes
 //! of each page a BPF program may read); the runtime uses it to refuse look-alike maps.
@@ -36,6 +38,8 @@ mod kind {
     pub const ENUM64: u32 = 19;
 }
 
+use crate::wire::{Generation, MAP_VALUE_START_OFFSET};
+
 const BTF_MAGIC: u16 = 0xeb9f;
 /// Modifier chains longer than this are treated as malformed (a loop, or garbage).
 const MAX_CHAIN: usize = 32;
@@ -58,6 +62,16 @@ pub struct UptrLayout {
     pub data_size: u32,
     /// `sizeof` the meta pointer's pointee (4036 bytes on 4 KiB pages).
     pub meta_size: u32,
+}
+
+/// What a `tld_data_map`'s value is: the generation of the format it speaks, and what its
+/// pointers point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueShape {
+    /// `{data, meta}` or `{data, meta, __u16 start}`.
+    pub generation: Generation,
+    /// The pointees' sizes.
+    pub layout: UptrLayout,
 }
 
 impl UptrLayout {
@@ -270,6 +284,124 @@ impl<'a> Btf<'a> {
         Ok(())
     }
 
+    /// Checks that type `value_id` is one generation's `tld_data_map` value, and that both
+    /// pointees fit in a page of `page_size` bytes:
+    /// - `{data, meta}`, 16 bytes: [`Generation::Linux6_18`];
+    /// - `{data, meta, start}`, 24 bytes, `start` a 16-bit integer at byte 16:
+    ///   [`Generation::Linux7`]. Members after `start` are allowed within the 24 bytes (in its
+    ///   padding).
+    ///
+    /// Any other shape is refused, and the error describes the shape found.
+    pub fn value_shape(&self, value_id: u32, page_size: usize) -> Result<ValueShape, String> {
+        let layout = self.uptr_layout(value_id)?;
+        for (role, size) in [("data", layout.data_size), ("meta", layout.meta_size)] {
+            if size as usize > page_size {
+                return Err(format!(
+                    "its {role} pointer points at a struct of {size} bytes, more than a page \
+                     ({page_size})"
+                ));
+            }
+        }
+        let mut tags = Vec::new();
+        let Some((_, value)) = self.strip(value_id, &mut tags) else {
+            return Err(format!(
+                "its value type (BTF id {value_id}) cannot be resolved"
+            ));
+        };
+        let size = value.size_or_type as usize;
+        let generation = match (value.vlen, size) {
+            (2, 16) => Some(Generation::Linux6_18),
+            (n, 24) if n >= 3 && self.is_start_member(value) => Some(Generation::Linux7),
+            _ => None,
+        };
+        match generation {
+            Some(generation) => Ok(ValueShape { generation, layout }),
+            None => Err(format!(
+                "its value is {} of {size} bytes, {}; a task local data map's value is {{data, \
+                 meta}} (16 bytes: Linux 6.18, scx) or {{data, meta, __u16 start}} (24 bytes: \
+                 Linux 7.x)",
+                self.describe(value),
+                self.describe_members(value)
+            )),
+        }
+    }
+
+    /// Whether the struct's third member is 7.x's `start`: a 16-bit integer at byte 16, with
+    /// every later member inside the 24 bytes.
+    fn is_start_member(&self, value: &Type<'_>) -> bool {
+        let member = |i: usize| -> Option<(u32, u32)> {
+            let m = value.extra.get(i * 12..i * 12 + 12)?;
+            Some((u32_at(m, 4)?, u32_at(m, 8)?))
+        };
+        let Some((ty, offset)) = member(2) else {
+            return false;
+        };
+        if offset != (MAP_VALUE_START_OFFSET * 8) as u32 {
+            return false;
+        }
+        let mut tags = Vec::new();
+        let is_u16 = self
+            .strip(ty, &mut tags)
+            .is_some_and(|(_, t)| t.kind == kind::INT && t.size_or_type == 2);
+        is_u16
+            && (3..value.vlen).all(|i| {
+                member(i).is_some_and(|(ty, offset)| {
+                    let mut tags = Vec::new();
+                    let size = self
+                        .strip(ty, &mut tags)
+                        .map_or(u32::MAX, |(_, t)| self.size_of(t));
+                    // Bitfields keep their size in the high byte; they are not expected here.
+                    offset & 0xff00_0000 == 0 && (offset / 8).saturating_add(size) <= 24
+                })
+            })
+    }
+
+    /// The size of a type that has one, for the member check (not pointers' pointees).
+    fn size_of(&self, t: &Type<'_>) -> u32 {
+        match t.kind {
+            kind::INT | kind::STRUCT | kind::UNION | kind::ENUM | kind::ENUM64 | kind::FLOAT => {
+                t.size_or_type
+            }
+            kind::PTR => 8,
+            kind::ARRAY => {
+                let (Some(elem), Some(n)) = (u32_at(t.extra, 0), u32_at(t.extra, 8)) else {
+                    return u32::MAX;
+                };
+                let mut tags = Vec::new();
+                self.strip(elem, &mut tags)
+                    .map_or(u32::MAX, |(_, e)| self.size_of(e).saturating_mul(n))
+            }
+            _ => u32::MAX,
+        }
+    }
+
+    /// `{data: a pointer at byte 0, meta: a pointer at byte 8, ...}`, for messages.
+    fn describe_members(&self, value: &Type<'_>) -> String {
+        let mut parts = Vec::new();
+        for i in 0..value.vlen.min(8) {
+            let Some(m) = value.extra.get(i * 12..i * 12 + 12) else {
+                break;
+            };
+            let (Some(name), Some(ty), Some(offset)) = (u32_at(m, 0), u32_at(m, 4), u32_at(m, 8))
+            else {
+                break;
+            };
+            let mut tags = Vec::new();
+            let what = self
+                .strip(ty, &mut tags)
+                .map_or_else(|| "an unknown type".to_string(), |(_, t)| self.describe(t));
+            parts.push(format!(
+                "{}: {what} at byte {}",
+                self.string(name),
+                (offset & 0x00ff_ffff) / 8
+            ));
+        }
+        if value.vlen > 8 {
+            parts.push(format!("and {} more", value.vlen - 8));
+        }
+        format!("{{{}}}", parts.join(", "))
+    }
+
     fn string(&self, off: u32) -> &str {
         self.name(&Type {
             kind: 0,
@@ -390,6 +522,75 @@ mod tests {
             btf.check_tld_value(7, 2048).is_err(),
             "a pointee larger than a page"
         );
+    }
+
+    /// `map_value(true, STRUCT)` with more members after the pointers: (name, type id, bit)
+    /// triples over the same types, plus 8: a `__u16` and 9: a `__u64`, and a value of `size`.
+    fn map_value_with(extra: &[(u32, u32, u32)], size: u32) -> Vec<u8> {
+        let mut members = member(8, 5, 0);
+        members.extend(member(13, 6, 64));
+        for &(name, ty, bit) in extra {
+            members.extend(member(name, ty, bit));
+        }
+        let vlen = 2 + extra.len() as u32;
+        build(
+            STRINGS_7,
+            &[
+                (18, info(kind::STRUCT, 0), 4096, vec![]),
+                (20, info(kind::STRUCT, 0), 4036, vec![]),
+                (1, info(kind::TYPE_TAG, 0), 1, vec![]),
+                (1, info(kind::TYPE_TAG, 0), 2, vec![]),
+                (0, info(kind::PTR, 0), 3, vec![]),
+                (0, info(kind::PTR, 0), 4, vec![]),
+                (6, info(kind::STRUCT, vlen), size, members),
+                (28, info(kind::INT, 0), 2, vec![16, 0, 0, 0]),
+                (34, info(kind::INT, 0), 8, vec![64, 0, 0, 0]),
+            ],
+        )
+    }
+
+    // STRINGS, then 22 "start", 28 "__u16", 34 "__u64", 40 "cache"
+    const STRINGS_7: &[u8] = b"\0uptr\0v\0data\0meta\0d\0m\0start\0__u16\0__u64\0cache\0";
+
+    #[test]
+    fn the_two_generations_values_are_told_apart() {
+        let six = map_value(true, kind::STRUCT);
+        let shape = Btf::parse(&six).unwrap().value_shape(7, 4096).unwrap();
+        assert_eq!(shape.generation, Generation::Linux6_18);
+        assert_eq!(shape.layout, UptrLayout::standard(4096));
+
+        let seven = map_value_with(&[(22, 8, 128)], 24);
+        let shape = Btf::parse(&seven).unwrap().value_shape(7, 4096).unwrap();
+        assert_eq!(shape.generation, Generation::Linux7);
+
+        // A member of our own in 7.x's padding (a stamp, say) is still 7.x's value.
+        let stamped = map_value_with(&[(22, 8, 128), (40, 8, 144)], 24);
+        let shape = Btf::parse(&stamped).unwrap().value_shape(7, 4096).unwrap();
+        assert_eq!(shape.generation, Generation::Linux7);
+    }
+
+    #[test]
+    fn other_shapes_are_refused_and_described() {
+        // A cache after the pointers: the shape of earlier versions of our header.
+        let cached = map_value_with(&[(40, 9, 128), (22, 9, 192)], 40);
+        let err = Btf::parse(&cached)
+            .unwrap()
+            .value_shape(7, 4096)
+            .unwrap_err();
+        assert!(err.contains("of 40 bytes"), "{err}");
+        assert!(err.contains("cache: `__u64` at byte 16"), "{err}");
+        assert!(err.contains("{data, meta, __u16 start}"), "{err}");
+
+        // start of the wrong width, or at the wrong place.
+        for (extra, size) in [
+            (vec![(22, 9, 128)], 24),
+            (vec![(22, 8, 144)], 24),
+            (vec![(22, 8, 128), (40, 9, 192)], 32),
+        ] {
+            let data = map_value_with(&extra, size);
+            let err = Btf::parse(&data).unwrap().value_shape(7, 4096).unwrap_err();
+            assert!(err.contains("a task local data map's value is"), "{err}");
+        }
     }
 
     #[test]

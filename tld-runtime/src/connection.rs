@@ -33,9 +33,9 @@ pub const WATCH_INTERVAL_ENV: &str = "TLD_WATCH_INTERVAL_MS";
 
 impl Runtime {
     /// Registers the calling thread, whose record is in `slot` with thread id `tid` and block
-    /// `block`, with the map, connecting first through auto-connect if nothing is connected.
-    /// While the watcher waits for a pin to appear, a new thread leaves the looking to it
-    /// (`retry` false), which saves a syscall.
+    /// `block`, with every map of the connection, connecting first through auto-connect if no
+    /// main map is connected. While the watcher waits for a pin to appear, a new thread leaves
+    /// the looking to it (`retry` false), which saves a syscall.
     ///
     /// The common case takes the connection's read lock twice, before and after the system
     /// calls, and no other lock: many threads register at once without waiting for each other.
@@ -47,39 +47,64 @@ impl Runtime {
         retry: bool,
     ) -> Result<(), Error> {
         let meta = self.published()?;
-        let (map, generation) = {
+        // Why there is no main map, when there is none.
+        let mut failure = None;
+        let (maps, generation) = {
             let conn = read(&self.conn);
-            match &conn.map {
-                Some(map) => (map.clone(), conn.generation),
-                None if !retry && conn.watching => {
-                    return Err(conn.failure.clone().unwrap_or(Error::AutoConnectDisabled))
-                }
-                None => {
+            if conn.map.is_none() {
+                if !retry && conn.watching {
+                    failure = Some(conn.failure.clone().unwrap_or(Error::AutoConnectDisabled));
+                } else {
                     drop(conn);
                     let mut conn = write(&self.conn);
                     // Connecting registers every live thread, this one included; so did
                     // whoever connected since the read lock was let go.
-                    return match conn.map {
-                        None => self.auto_connect(&mut conn),
-                        Some(_) => Ok(()),
-                    };
+                    if conn.map.is_some() {
+                        return Ok(());
+                    }
+                    match self.auto_connect(&mut conn) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => failure = Some(e),
+                    }
                 }
+                let conn = read(&self.conn);
+                (conn.maps().cloned().collect::<Vec<_>>(), conn.generation)
+            } else {
+                (conn.maps().cloned().collect::<Vec<_>>(), conn.generation)
             }
         };
-        thread_state::mark_exposed();
-        map.register(tid, block.addr() as u64, meta)?;
-        let conn = read(&self.conn);
-        // A connect increments the generation under the write lock: unchanged, it says that
-        // no connect came in between, and none can until the read lock is let go.
-        if conn.generation == generation {
-            self.threads.mark_registered(slot, generation);
-            return Ok(());
+        if maps.is_empty() {
+            return Err(failure.unwrap_or(Error::AutoConnectDisabled));
         }
-        // The connection changed meanwhile, and the change registered this thread itself
-        // wherever it now belongs: the element just made is stale, unless it is in that map.
-        let stale = conn.map.as_ref().is_none_or(|m| !m.same_map(&map));
+        thread_state::mark_exposed();
+        let start = self.layout.plan.start;
+        let mut first_error = None;
+        for map in &maps {
+            if let Err(e) = map.register(tid, block.addr() as u64, meta, start) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let conn = read(&self.conn);
+        // A change of the maps increments the generation under the write lock: unchanged, it
+        // says that none came in between, and none can until the read lock is let go.
+        if conn.generation == generation {
+            if first_error.is_none() {
+                self.threads.mark_registered(slot, generation);
+            }
+            drop(conn);
+            return match (first_error, failure) {
+                (Some(e), _) | (None, Some(e)) => Err(e),
+                (None, None) => Ok(()),
+            };
+        }
+        // The maps changed meanwhile, and the change registered this thread itself wherever it
+        // now belongs: an element just made in a map that is no longer connected is stale.
+        let stale: Vec<_> = maps
+            .into_iter()
+            .filter(|m| !conn.maps().any(|now| now.same_map(m)))
+            .collect();
         drop(conn);
-        if stale {
+        for map in stale {
             let _ = map.unregister(tid);
         }
         Ok(())
@@ -127,7 +152,19 @@ impl Runtime {
         source: MapSource,
     ) -> Result<(), Error> {
         let meta = self.published()?;
+        let start = self.layout.plan.start;
         let same_map = conn.map.as_ref().is_some_and(|old| old.same_map(&map));
+        if conn.also.iter().any(|m| m.same_map(&map)) {
+            return Err(Error::NotATldMap {
+                reason: format!(
+                    "map \"{}\" (id {}) is connected already as an additional map \
+                     (connect_also)",
+                    map.name(),
+                    map.id()
+                ),
+            });
+        }
+        let old_generation = conn.generation;
         let generation = conn.generation + 1;
         // Under the write lock no thread changes its record: every record is whole, and a
         // thread that registers after this is done finds the new generation.
@@ -136,7 +173,17 @@ impl Runtime {
         let mut failure = None;
         for (slot, record) in threads.iter() {
             threads.mark_exposed(slot);
-            let registered = map.register(record.tid, record.block.addr() as u64, meta);
+            let mut registered = map.register(record.tid, record.block.addr() as u64, meta, start);
+            // A thread not yet in the additional maps goes there too, so that a registered
+            // thread is in every map of the connection.
+            if registered.is_ok() && record.registered != old_generation {
+                for also in &conn.also {
+                    registered = also.register(record.tid, record.block.addr() as u64, meta, start);
+                    if registered.is_err() {
+                        break;
+                    }
+                }
+            }
             match registered {
                 Ok(()) => done.push((slot, record.tid)),
                 // The thread is exiting; its record is about to go.
@@ -182,6 +229,64 @@ impl Runtime {
         Ok(())
     }
 
+    /// Registers every live thread in `map` as well, and keeps it among the connection's
+    /// additional maps. All or nothing, as [`Runtime::install`]: on failure the elements made
+    /// in `map` are deleted and nothing else changes.
+    pub(crate) fn install_also(&self, conn: &mut ConnState, map: TldMap) -> Result<(), Error> {
+        let meta = self.published()?;
+        let start = self.layout.plan.start;
+        if conn.maps().any(|m| m.same_map(&map)) {
+            // Connected already: every registered thread is in it.
+            return Ok(());
+        }
+        let old_generation = conn.generation;
+        // Before, a thread was in every map if it was registered, or if there were none.
+        let none_before = !conn.has_maps();
+        let threads = &self.threads;
+        let mut done = Vec::with_capacity(threads.len());
+        let mut failure = None;
+        for (slot, record) in threads.iter() {
+            threads.mark_exposed(slot);
+            match map.register(record.tid, record.block.addr() as u64, meta, start) {
+                Ok(()) => done.push((
+                    slot,
+                    record.tid,
+                    none_before || record.registered == old_generation,
+                )),
+                Err(e) if e.errno() == Some(libc::ESRCH) => continue,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            if done.len() == 1 {
+                if let Err(e) = map.check_pins(record.tid) {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if done.is_empty() && failure.is_none() {
+            failure = self.probe(&map, meta).err();
+        }
+        if let Some(e) = failure {
+            for &(_, tid, _) in &done {
+                let _ = map.unregister(tid);
+            }
+            return Err(e);
+        }
+        conn.generation += 1;
+        // A thread is registered when it is in every map: in this one now, and in the others
+        // if it was before.
+        for &(slot, _, in_every_map) in &done {
+            if in_every_map {
+                threads.mark_registered(slot, conn.generation);
+            }
+        }
+        conn.also.push(Arc::new(map));
+        Ok(())
+    }
+
     /// Checks that `map` pins pages when no thread could show it: registers the calling thread
     /// with a spare block, looks the element up, and deletes it again.
     fn probe(&self, map: &TldMap, meta: u64) -> Result<(), Error> {
@@ -200,7 +305,7 @@ impl Runtime {
         };
         let tid = crate::sys::gettid();
         let result = map
-            .register(tid, block.addr() as u64, meta)
+            .register(tid, block.addr() as u64, meta, self.layout.plan.start)
             .and_then(|()| map.check_pins(tid));
         let _ = map.unregister(tid);
         // SAFETY: the block is ours alone again: its element is gone (or stale), and it is
@@ -215,8 +320,16 @@ impl Runtime {
     /// loaded program), and records why.
     fn detach(&self, conn: &mut ConnState, reason: Error) {
         let old = conn.map.take();
-        // Registrations under way in the old map are stale: see `register`.
+        // Registrations under way in the old map are stale: see `register`. Threads that were
+        // registered stay so in the additional maps, which are all that is left.
         conn.generation += 1;
+        if !conn.also.is_empty() {
+            for (slot, record) in self.threads.iter() {
+                if record.registered == conn.generation - 1 {
+                    self.threads.mark_registered(slot, conn.generation);
+                }
+            }
+        }
         if let Some(old) = old.filter(|_| self.knobs.clean_old_maps) {
             for (_, record) in self.threads.iter() {
                 let _ = old.unregister(record.tid);

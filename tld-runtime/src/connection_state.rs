@@ -1,5 +1,5 @@
-//! The connection's state: which map threads are registered in, where it came from, and why
-//! there is none when there is none. The behaviour that changes it is in [`crate::connection`];
+//! The connection's state: which maps threads are registered in, where the main one came
+//! from, and why there is none when there is none. The behaviour that changes it is in [`crate::connection`];
 //! the runtime holds it behind a read-write lock.
 
 use std::sync::Arc;
@@ -13,14 +13,19 @@ pub(crate) type PinIdentity = (u64, u64);
 
 #[derive(Default)]
 pub(crate) struct ConnState {
-    /// Shared so that a thread can register itself without holding the lock.
+    /// The map threads are registered in, which `connect`, `connect_pinned` and auto-connect
+    /// set. Shared so that a thread can register itself without holding the lock.
     pub map: Option<Arc<TldMap>>,
+    /// Maps that threads are registered in as well (`connect_also`): another program's, which
+    /// may speak another generation of the format. Kept for the process's life.
+    pub also: Vec<Arc<TldMap>>,
     pub source: Option<MapSource>,
     /// Identity of the pin the map was opened from, to notice a new pin.
     pub pin_identity: Option<PinIdentity>,
     /// A pin that failed to connect: the watcher does not retry it until it changes.
     pub rejected_pin: Option<PinIdentity>,
-    /// Bumped on every new map; a thread is registered when its record carries the current one.
+    /// Bumped on every change to the set of maps; a thread is registered (in every map of the
+    /// set) when its record carries the current one.
     pub generation: u64,
     /// `connect` or `connect_pinned` was called: auto-connect no longer runs.
     pub explicit: bool,
@@ -30,4 +35,17 @@ pub(crate) struct ConnState {
     pub last_error: Option<Error>,
     /// A watcher thread is following the pin path.
     pub watching: bool,
+}
+
+impl ConnState {
+    /// Every map threads are registered in: the main one first, then the others. Allocates
+    /// nothing (the forked child's handler uses it).
+    pub fn maps(&self) -> impl Iterator<Item = &Arc<TldMap>> {
+        self.map.iter().chain(self.also.iter())
+    }
+
+    /// Whether threads are registered in any map.
+    pub fn has_maps(&self) -> bool {
+        self.map.is_some() || !self.also.is_empty()
+    }
 }

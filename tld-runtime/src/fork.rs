@@ -50,6 +50,8 @@ pub(crate) struct Targets {
     pub meta: Option<&'static Mutex<MetaPage>>,
     /// The published metadata page's address, if there is one.
     pub meta_addr: Option<u64>,
+    /// Where the data area starts in a thread's page.
+    pub start: usize,
     pub threads: &'static ThreadTable,
     pub pool: &'static PagePool,
 }
@@ -136,15 +138,24 @@ fn child_reset(held: Held) {
     let me = thread_state::current_slot();
     pool.forget_growth();
     threads.keep_only(me, sys::gettid(), |block| pool.put(block));
-    let (Some(slot), Some(map), Some(meta)) = (me, conn.map.clone(), targets.meta_addr) else {
+    let (Some(slot), Some(meta)) = (me, targets.meta_addr) else {
         return;
     };
     let Some(record) = threads.get(slot) else {
         return;
     };
+    if !conn.has_maps() {
+        return;
+    }
     thread_state::mark_exposed();
-    match map.register(record.tid, record.block.addr() as u64, meta) {
-        Ok(()) => threads.mark_registered(slot, generation),
-        Err(e) => conn.last_error = Some(e),
+    let mut failure = None;
+    for map in conn.maps() {
+        if let Err(e) = map.register(record.tid, record.block.addr() as u64, meta, targets.start) {
+            failure.get_or_insert(e);
+        }
+    }
+    match failure {
+        None => threads.mark_registered(slot, generation),
+        Some(e) => conn.last_error = Some(e),
     }
 }

@@ -1,4 +1,5 @@
-//! The kernel map: opening and checking a `tld_data_map`, and registering threads' pages in it.
+//! The kernel map: opening and checking a `tld_data_map`, learning which generation of the
+//! format its readers speak, and registering threads' pages in it.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -7,13 +8,16 @@ use std::path::Path;
 
 use crate::btf::Btf;
 use crate::error::Error;
-use crate::{sys, wire};
+use crate::sys;
+use crate::wire::{self, Generation};
 
 /// An open, checked `tld_data_map`.
 #[derive(Debug)]
 pub struct TldMap {
     fd: OwnedFd,
     info: sys::MapInfo,
+    /// What its value is, from its BTF (or its size when the BTF cannot be read).
+    generation: Generation,
 }
 
 impl TldMap {
@@ -47,6 +51,7 @@ impl TldMap {
             e => Error::from_errno("reading the map's info", e),
         })?;
         let mut wrong = Vec::new();
+        let mut generation = None;
         if info.map_type != sys::BPF_MAP_TYPE_TASK_STORAGE {
             wrong.push(format!(
                 "its type is {} instead of BPF_MAP_TYPE_TASK_STORAGE ({})",
@@ -61,12 +66,15 @@ impl TldMap {
                 wire::MAP_KEY_SIZE
             ));
         }
-        if let Err(problem) = check_value_size(info.value_size as usize) {
-            wrong.push(problem);
+        match check_value_size(info.value_size as usize) {
+            Ok(by_size) => generation = Some(by_size),
+            Err(problem) => wrong.push(problem),
         }
         if wrong.is_empty() {
-            if let Err(problem) = check_value_btf(&info) {
-                wrong.push(problem);
+            match check_value_btf(&info) {
+                Ok(Some(by_btf)) => generation = Some(by_btf),
+                Ok(None) => {}
+                Err(problem) => wrong.push(problem),
             }
         }
         if !wrong.is_empty() {
@@ -79,7 +87,12 @@ impl TldMap {
                 ),
             });
         }
-        Ok(TldMap { fd, info })
+        let generation = generation.expect("a map without a problem has a generation");
+        Ok(TldMap {
+            fd,
+            info,
+            generation,
+        })
     }
 
     /// Whether `self` and `other` are the same kernel map.
@@ -87,10 +100,14 @@ impl TldMap {
         self.info.id == other.info.id
     }
 
-    /// Bytes of the map's value: the wire format's 16, or more when the BPF program keeps its
-    /// own bytes after the two pointers.
+    /// Bytes of the map's value: 16 or 24, by its generation.
     pub fn value_size(&self) -> usize {
         self.info.value_size as usize
+    }
+
+    /// The generation of the format the map's readers speak.
+    pub fn generation(&self) -> Generation {
+        self.generation
     }
 
     /// The kernel's id of the map.
@@ -104,8 +121,10 @@ impl TldMap {
     }
 
     /// Points thread `tid`'s storage at `data` (its page) and `meta` (the process's metadata
-    /// page). The pages must belong to this process: the kernel pins the caller's memory.
-    pub fn register(&self, tid: i32, data: u64, meta: u64) -> Result<(), Error> {
+    /// page), with the data area at `start` in the page (written into the value when the map's
+    /// generation has it there). The pages must belong to this process: the kernel pins the
+    /// caller's memory.
+    pub fn register(&self, tid: i32, data: u64, meta: u64, start: usize) -> Result<(), Error> {
         let pidfd = sys::pidfd_open_thread(tid).map_err(|e| match e {
             libc::EINVAL => Error::Unsupported {
                 what: "pidfd_open with PIDFD_THREAD",
@@ -114,14 +133,18 @@ impl TldMap {
             },
             e => Error::from_errno("opening a pidfd for the thread", e),
         })?;
-        // The two pointers, then zeros over the bytes the BPF program keeps for itself: a
-        // new element starts with an empty cache.
-        let size = self.value_size();
-        with_zeroed_value(size, |value| {
-            value[0] = data;
-            value[1] = meta;
-            sys::map_update_int_key(self.fd.as_fd(), pidfd.as_raw_fd(), size, value)
-        })
+        // Exactly the map's value: the kernel copies that many bytes, and no more is sent.
+        let start = u16::try_from(start).map_err(|_| Error::Os {
+            op: "registering the thread's page (its start does not fit in 16 bits)",
+            errno: libc::EINVAL,
+        })?;
+        let value = wire::map_value(self.generation, data, meta, start);
+        sys::map_update_int_key(
+            self.fd.as_fd(),
+            pidfd.as_raw_fd(),
+            self.value_size(),
+            &value,
+        )
         .map_err(|e| match e {
             libc::EOPNOTSUPP | libc::E2BIG => Error::Unsupported {
                 what: "user pointers (__uptr) in task storage",
@@ -140,13 +163,15 @@ impl TldMap {
     pub fn check_pins(&self, tid: i32) -> Result<(), Error> {
         let pidfd = sys::pidfd_open_thread(tid)
             .map_err(|e| Error::from_errno("opening a pidfd for the thread", e))?;
-        let size = self.value_size();
-        let pointers = with_zeroed_value(size, |value| {
-            sys::map_lookup_int_key(self.fd.as_fd(), pidfd.as_raw_fd(), size, value)
-                .map(|()| [value[0], value[1]])
-        })
+        let mut value = [0u8; wire::MAP_VALUE_MAX];
+        sys::map_lookup_int_key(
+            self.fd.as_fd(),
+            pidfd.as_raw_fd(),
+            self.value_size(),
+            &mut value,
+        )
         .map_err(|e| Error::from_errno("reading the thread's map element back", e))?;
-        if pointers == [0, 0] {
+        if value[..wire::MAP_VALUE_SIZE].iter().all(|&b| b == 0) {
             return Ok(());
         }
         Err(Error::NotATldMap {
@@ -175,43 +200,33 @@ impl TldMap {
     }
 }
 
-/// Checks a map's value size: see [`wire::is_map_value_size`].
-fn check_value_size(size: usize) -> Result<(), String> {
-    if !wire::is_map_value_size(size) {
-        return Err(format!(
-            "its value has {size} bytes; a task local data map's value is the {} bytes of \
-             struct tld_map_value, optionally followed by the BPF program's own bytes (a \
-             multiple of 8, {} in all at most)",
+/// The generation a value of `size` bytes would be: see [`wire::is_map_value_size`].
+fn check_value_size(size: usize) -> Result<Generation, String> {
+    Generation::from_value_size(size).ok_or_else(|| {
+        format!(
+            "its value has {size} bytes; a task local data map's value is {{data, meta}} ({} \
+             bytes: Linux 6.18, scx) or {{data, meta, __u16 start}} ({} bytes: Linux 7.x)",
             wire::MAP_VALUE_SIZE,
-            wire::MAP_VALUE_MAX
-        ));
-    }
-    Ok(())
+            wire::MAP_VALUE_SIZE_7
+        )
+    })
 }
 
-/// Runs `f` on a zeroed buffer of `size` bytes (at least the two pointers), rounded up to
-/// whole words: on the stack for the sizes the BPF header declares.
-fn with_zeroed_value<R>(size: usize, f: impl FnOnce(&mut [u64]) -> R) -> R {
-    let words = size.div_ceil(8).max(2);
-    if words <= 64 {
-        f(&mut [0u64; 64][..words])
-    } else {
-        f(&mut vec![0u64; words])
-    }
-}
-
-/// Checks, from the map's BTF, that its value starts with two `__uptr` pointers to complete
-/// structs.
+/// Checks, from the map's BTF, that its value is one generation's: two `__uptr` pointers to
+/// complete structs, then `__u16 start` in 7.x's. Returns the generation.
 ///
-/// Reading a BTF object by id needs `CAP_SYS_ADMIN`; without it the check passes here, and
-/// [`TldMap::check_pins`] settles the question once a thread is registered.
-fn check_value_btf(info: &sys::MapInfo) -> Result<(), String> {
+/// Reading a BTF object by id needs `CAP_SYS_ADMIN`; without it the check passes here (the
+/// value's size tells the generation), and [`TldMap::check_pins`] settles the question of the
+/// pointers once a thread is registered.
+fn check_value_btf(info: &sys::MapInfo) -> Result<Option<Generation>, String> {
     if info.btf_id == 0 || info.btf_value_type_id == 0 {
         return Err("it has no BTF for its value, so its pointers cannot be __uptr".into());
     }
     match sys::btf_data(info.btf_id) {
-        Ok(data) => Btf::parse(&data)?.check_tld_value(info.btf_value_type_id, sys::page_size()),
-        Err(libc::EPERM | libc::EACCES) => Ok(()),
+        Ok(data) => Btf::parse(&data)?
+            .value_shape(info.btf_value_type_id, sys::page_size())
+            .map(|shape| Some(shape.generation)),
+        Err(libc::EPERM | libc::EACCES) => Ok(None),
         Err(e) => Err(format!(
             "its BTF (id {}) cannot be read: {}",
             info.btf_id,
@@ -225,23 +240,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_value_is_the_two_pointers_then_whole_words_of_the_programs_own() {
-        for ok in [16, 24, 88, wire::MAP_VALUE_MAX] {
-            assert_eq!(check_value_size(ok), Ok(()), "{ok} bytes");
-        }
-        for bad in [0, 8, 12, 20, 90, wire::MAP_VALUE_MAX + 8] {
+    fn a_value_is_one_generations() {
+        assert_eq!(check_value_size(16), Ok(Generation::Linux6_18));
+        assert_eq!(check_value_size(24), Ok(Generation::Linux7));
+        for bad in [0, 8, 12, 20, 32, 40, 88, 4096] {
             let err = check_value_size(bad).unwrap_err();
             assert!(err.contains(&format!("{bad} bytes")), "{err}");
-        }
-    }
-
-    #[test]
-    fn a_value_buffer_is_zeros_of_at_least_the_value_size() {
-        for size in [16, 88, 512, 520, wire::MAP_VALUE_MAX] {
-            with_zeroed_value(size, |words| {
-                assert!(std::mem::size_of_val(words) >= size, "{size}");
-                assert!(words.iter().all(|&w| w == 0));
-            });
         }
     }
 }

@@ -40,8 +40,10 @@
 //! thread-locals. A thread's page goes back to the runtime when the thread ends, after its
 //! `thread_local!` destructors; [`at_thread_exit`] runs code after that.
 //!
-//! The memory layout is the one Linux 6.18's and sched-ext/scx's `task_local_data.bpf.h` read,
-//! so BPF programs written against either read these hints unchanged.
+//! The memory layout is the kernel's, in both of its generations: Linux 7.x's, and Linux 6.18's
+//! and sched-ext/scx's. The runtime reads from the map which one its BPF readers speak
+//! ([`Generation`]), so BPF programs written against the kernel's or scx's
+//! `task_local_data.bpf.h` read these hints unchanged.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -82,11 +84,12 @@ pub use dynamic::{DynamicHint, DynamicKey};
 pub use error::Error;
 pub use handle::TaskLocal;
 pub use lifecycle::at_thread_exit;
-pub use process::{connect, connect_pinned, status, thread_init};
+pub use process::{connect, connect_also, connect_pinned, status, thread_init};
 pub use registry::Site;
 pub use scoped::{HintFutureExt, HintGuard, HintSet, Hinted};
-pub use status::{Connection, MapSource, Status};
+pub use status::{Connection, MapSource, MapStatus, Status};
 pub use types::TldType;
+pub use wire::Generation;
 
 /// Turns `static NAME: T = init;` into a [`TaskLocal<T>`] that BPF can find by key.
 ///

@@ -206,8 +206,8 @@ fn exit_current_thread(rt: &'static Runtime) {
     thread_state::set_phase(Phase::Busy);
     if let Some((_, slot)) = thread_state::detach() {
         // Under the connection's read lock, for the reason `setup` inserts under it; the
-        // element to delete is in the connected map if the thread is registered in it.
-        let (record, map) = {
+        // elements to delete are in the connected maps if the thread is registered in them.
+        let (record, maps) = {
             let conn = read(&rt.conn);
             let Some(record) = rt.threads.remove(slot) else {
                 drop(conn);
@@ -215,9 +215,13 @@ fn exit_current_thread(rt: &'static Runtime) {
                 return;
             };
             let registered_here = record.registered != 0 && record.registered == conn.generation;
-            (record, conn.map.clone().filter(|_| registered_here))
+            let maps: Vec<_> = match registered_here {
+                true => conn.maps().cloned().collect(),
+                false => Vec::new(),
+            };
+            (record, maps)
         };
-        if let Some(map) = map {
+        for map in maps {
             // Best effort: retirement below isolates the block anyway, and the kernel frees
             // the element when the task goes.
             let _ = map.unregister(record.tid);

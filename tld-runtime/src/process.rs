@@ -18,9 +18,10 @@ use crate::thread_state::{self, Phase};
 /// scheduler) moves every thread to the new map, with its values, and deletes the threads'
 /// elements in the old one. Auto-connect stops once this succeeds.
 ///
-/// A `tld_data_map`'s value starts with the two page pointers of the wire format; the BPF
-/// program may keep bytes of its own after them (`task_local_data.bpf.h` keeps its per-task
-/// offset cache there), and the runtime registers every thread with zeros in those bytes.
+/// A `tld_data_map`'s value is one of the two generations of the format: `{data, meta}` (16
+/// bytes: Linux 6.18, scx) or `{data, meta, __u16 start}` (24 bytes: Linux 7.x). The runtime
+/// reads which from the map's BTF (or its size), sends exactly that value, and says which in
+/// [`status`]; any other value is [`Error::NotATldMap`].
 ///
 /// The change is all or nothing: if the map is not a `tld_data_map` ([`Error::NotATldMap`]) or
 /// a thread cannot be registered in it, the elements made so far in it are deleted, and the
@@ -46,6 +47,23 @@ pub fn connect_pinned(path: impl AsRef<Path>) -> Result<(), Error> {
     rt.connect(|conn| rt.connect_pin(conn, path))
 }
 
+/// Registers every thread in `map` as well as in the connected map: for a second BPF program
+/// with a `tld_data_map` of its own, such as a tracer beside a scheduler, or a program that
+/// speaks the other generation of the format (each map's value tells the runtime what its
+/// readers need; see [`crate::wire::Generation`]).
+///
+/// The fd is duplicated. From then on every thread is registered in this map too, for the
+/// process's life; [`connect`] and the pin watcher change only the main connection. Adding a
+/// map already connected does nothing. All or nothing, as [`connect`]: if the map is not a
+/// `tld_data_map`, or a thread cannot be registered in it, nothing changes.
+pub fn connect_also(map: std::os::fd::BorrowedFd<'_>) -> Result<(), Error> {
+    let rt = runtime();
+    let mut conn = crate::locks::write(&rt.conn);
+    rt.published()?;
+    let map = TldMap::from_fd(map)?;
+    rt.install_also(&mut conn, map)
+}
+
 /// Gives the calling thread its page now and registers it, or says why it is not registered.
 ///
 /// Threads are set up on their first hint access anyway; call this to do it at a time of your
@@ -60,7 +78,7 @@ pub fn thread_init() -> Result<(), Error> {
                 let conn = read(&rt.conn);
                 let record = rt.threads.get(slot);
                 let registered =
-                    record.is_some_and(|r| conn.map.is_some() && r.registered == conn.generation);
+                    record.is_some_and(|r| conn.has_maps() && r.registered == conn.generation);
                 (record, registered)
             };
             let Some(record) = record else {

@@ -34,7 +34,7 @@ use crate::locks::{lock, read};
 use crate::metadata::MetaPage;
 use crate::pool::PagePool;
 use crate::registry;
-use crate::status::{Connection, Status};
+use crate::status::{Connection, MapStatus, Status};
 use crate::sys;
 use crate::thread_table::ThreadTable;
 
@@ -119,6 +119,7 @@ fn build() -> &'static Runtime {
         conn: &rt.conn,
         meta: rt.meta.as_ref().ok(),
         meta_addr: rt.published().ok(),
+        start: rt.layout.plan.start,
         threads: &rt.threads,
         pool: &rt.pool,
     });
@@ -151,9 +152,19 @@ impl Runtime {
             _ => Connection::NotAttempted,
         };
         let last_error = conn.last_error.clone();
-        let registered = match conn.map {
-            Some(_) => self.threads.registered_in(conn.generation),
-            None => 0,
+        let generation = conn.map.as_ref().map(|m| m.generation());
+        let additional_maps = conn
+            .also
+            .iter()
+            .map(|m| MapStatus {
+                map_id: m.id(),
+                map_name: m.name(),
+                generation: m.generation(),
+            })
+            .collect();
+        let registered = match conn.has_maps() {
+            true => self.threads.registered_in(conn.generation),
+            false => 0,
         };
         let live = self.threads.len();
         drop(conn);
@@ -167,6 +178,8 @@ impl Runtime {
         };
         Status {
             connection,
+            generation,
+            additional_maps,
             last_error,
             hints: self.layout.entries.len(),
             published_keys,

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::wire::Generation;
 
 /// Where the connected map came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +39,31 @@ pub enum Connection {
     },
 }
 
+/// A map that threads are registered in, with the generation of the format its readers speak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MapStatus {
+    /// The kernel's id of the map.
+    pub map_id: u32,
+    /// The map's name.
+    pub map_name: String,
+    /// Which generation of the format the map's value is, and so where its readers find
+    /// `start`.
+    pub generation: Generation,
+}
+
 /// A snapshot of the runtime's state. Get one with [`crate::status`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Status {
     /// The link to the kernel.
     pub connection: Connection,
+    /// The generation of the format the connected map speaks (`None` while detached): the
+    /// runtime writes what its readers need (`start` in the value for 7.x, and always in the
+    /// page for 6.18).
+    pub generation: Option<Generation>,
+    /// Maps threads are registered in as well, from [`crate::connect_also`].
+    pub additional_maps: Vec<MapStatus>,
     /// Why the last attempt to change the connection failed (a `connect` to a bad map, a
     /// replaced pin that could not be used), while the previous map stayed connected.
     pub last_error: Option<Error>,
@@ -96,8 +116,18 @@ impl fmt::Display for Status {
                 if let MapSource::Pinned(path) = source {
                     write!(f, " pinned at {}", path.display())?;
                 }
+                if let Some(generation) = self.generation {
+                    write!(f, ", format of {generation}")?;
+                }
             }
             Connection::Detached { reason } => write!(f, "detached: {reason}")?,
+        }
+        for m in &self.additional_maps {
+            write!(
+                f,
+                "; also map \"{}\" (id {}), format of {}",
+                m.map_name, m.map_id, m.generation
+            )?;
         }
         if let Some(e) = &self.last_error {
             write!(f, " (the last change failed: {e})")?;

@@ -204,9 +204,9 @@ pub fn map_lookup_int_key(
     map: BorrowedFd<'_>,
     key: i32,
     value_size: usize,
-    value: &mut [u64],
+    value: &mut [u8],
 ) -> Result<(), i32> {
-    if std::mem::size_of_val(value) < value_size {
+    if value.len() < value_size {
         return Err(libc::EINVAL);
     }
     let mut attr = ElemAttr {
@@ -230,9 +230,9 @@ pub fn map_update_int_key(
     map: BorrowedFd<'_>,
     key: i32,
     value_size: usize,
-    value: &[u64],
+    value: &[u8],
 ) -> Result<(), i32> {
-    if std::mem::size_of_val(value) < value_size {
+    if value.len() < value_size {
         return Err(libc::EINVAL);
     }
     let mut attr = ElemAttr {

@@ -6,14 +6,17 @@
 //! BPF header against these values, so the two cannot drift apart.
 //!
 //! ```text
-//! tld_data_map value (16 bytes):   { data __uptr *; meta __uptr *; }
-//!   optionally followed by:        bytes of the BPF program's own (zeros from user space)
+//! tld_data_map value, two generations:
+//!   Linux 6.18, scx (16 bytes):    { data __uptr *; meta __uptr *; }
+//!   Linux 7.x (24 bytes):          { data __uptr *; meta __uptr *; u16 start; }
 //!
 //! metadata page (one per process): u16 cnt | u16 size | entry[0] | entry[1] | ...
 //!   entry (64 bytes):              char name[62] (NUL-padded) | u16 size (0: not yet published)
 //!
 //! data page (one per thread):      u64 start | [u64 fingerprint] | value 0 | value 1 | ...
 //!   value i lives at start + sum over j < i of round8(entry[j].size)
+//!   6.18 readers take start from the page's first u64, 7.x readers from the map value;
+//!   tld-runtime writes both
 //!
 //! a consistent hint's entry:         u64 seq (odd while a writer writes) | value
 //! ```
@@ -21,19 +24,93 @@
 //! The full description, with the publication rules and the kernel's lifetime rules, is in
 //! `docs/wire-format.md` in the repository.
 
-/// Bytes of the wire format's `tld_data_map` value: two user pointers (`data`, then `meta`).
-///
-/// A map's value may be longer ([`MAP_VALUE_MAX`] at most): the bytes after the two pointers
-/// belong to the BPF program (the BPF header keeps its per-task offset cache there), and user
-/// space writes zeros to them whenever it registers a thread.
+/// Bytes of the two user pointers (`data`, then `meta`) that start every `tld_data_map` value,
+/// and so the whole value of the 6.18 generation ([`Generation::Linux6_18`]).
 pub const MAP_VALUE_SIZE: usize = 16;
-/// The longest `tld_data_map` value user space accepts, in bytes.
-pub const MAP_VALUE_MAX: usize = 4096;
+/// Offset, in the 7.x generation's value, of `start` (a `u16`).
+pub const MAP_VALUE_START_OFFSET: usize = 16;
+/// Bytes of the 7.x generation's value ([`Generation::Linux7`]): the pointers, `start`, and
+/// padding to 8 bytes.
+pub const MAP_VALUE_SIZE_7: usize = 24;
+/// The longest `tld_data_map` value of any generation, in bytes.
+pub const MAP_VALUE_MAX: usize = MAP_VALUE_SIZE_7;
 
-/// Whether a map value of `size` bytes can be a `tld_data_map`'s: the two pointers, then whole
-/// 8-byte words of the BPF program's own, [`MAP_VALUE_MAX`] bytes in all at most.
+/// Whether a map value of `size` bytes is one of the generations' values: 16 or 24 bytes.
 pub const fn is_map_value_size(size: usize) -> bool {
-    size >= MAP_VALUE_SIZE && size <= MAP_VALUE_MAX && size % 8 == 0
+    Generation::from_value_size(size).is_some()
+}
+
+/// A generation of the format: where BPF readers find `start`, and so what a writer sends.
+///
+/// Both generations share the metadata page and the data page; they differ in the map's
+/// value. A writer sends exactly the map's value size (the kernel copies that many bytes from
+/// its buffer), so the map's value tells a writer which generation its readers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Generation {
+    /// Linux 6.18's selftests library and sched-ext/scx's `task_local_data.bpf.h`: the value is
+    /// `{data, meta}` (16 bytes), and readers take `start` from the data page's first `u64`.
+    Linux6_18,
+    /// Linux 7.x's selftests library and BPF header: the value is `{data, meta, u16 start}`
+    /// (24 bytes), and readers take `start` from the value.
+    Linux7,
+}
+
+impl Generation {
+    /// The bytes of this generation's map value.
+    pub const fn value_size(self) -> usize {
+        match self {
+            Generation::Linux6_18 => MAP_VALUE_SIZE,
+            Generation::Linux7 => MAP_VALUE_SIZE_7,
+        }
+    }
+
+    /// The generation whose value has `size` bytes, if any.
+    pub const fn from_value_size(size: usize) -> Option<Generation> {
+        match size {
+            MAP_VALUE_SIZE => Some(Generation::Linux6_18),
+            MAP_VALUE_SIZE_7 => Some(Generation::Linux7),
+            _ => None,
+        }
+    }
+
+    /// Whether readers of this generation take `start` from the map value.
+    pub const fn start_in_value(self) -> bool {
+        matches!(self, Generation::Linux7)
+    }
+
+    /// A short name: `6.18` or `7.x`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Generation::Linux6_18 => "6.18",
+            Generation::Linux7 => "7.x",
+        }
+    }
+}
+
+impl std::fmt::Display for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Generation::Linux6_18 => {
+                f.write_str("Linux 6.18 / scx (16-byte value, start in the page)")
+            }
+            Generation::Linux7 => f.write_str("Linux 7.x (24-byte value, start in the value)"),
+        }
+    }
+}
+
+/// The bytes a writer sends for thread registration in a map of generation `generation`: the
+/// data page's and the metadata page's addresses, and `start` where the value has it. Padding
+/// is zero. Only the first `generation.value_size()` bytes belong to the value.
+pub fn map_value(generation: Generation, data: u64, meta: u64, start: u16) -> [u8; MAP_VALUE_MAX] {
+    let mut value = [0u8; MAP_VALUE_MAX];
+    value[..8].copy_from_slice(&data.to_ne_bytes());
+    value[8..16].copy_from_slice(&meta.to_ne_bytes());
+    if generation.start_in_value() {
+        value[MAP_VALUE_START_OFFSET..MAP_VALUE_START_OFFSET + 2]
+            .copy_from_slice(&start.to_ne_bytes());
+    }
+    value
 }
 
 /// Bytes of a `tld_data_map` key: an `int` (a pidfd, for user space).
@@ -132,5 +209,29 @@ mod tests {
         assert_eq!(consistent_size(32), 40);
         assert_eq!(consistent_size(6), 16);
         assert_eq!(consistent_size(MAX_CONSISTENT_SIZE), MAX_HINT_SIZE);
+    }
+
+    #[test]
+    fn generations_by_value_size() {
+        assert_eq!(Generation::from_value_size(16), Some(Generation::Linux6_18));
+        assert_eq!(Generation::from_value_size(24), Some(Generation::Linux7));
+        for bad in [0, 8, 20, 32, 40, 4096] {
+            assert_eq!(Generation::from_value_size(bad), None, "{bad}");
+            assert!(!is_map_value_size(bad));
+        }
+        for g in [Generation::Linux6_18, Generation::Linux7] {
+            assert_eq!(Generation::from_value_size(g.value_size()), Some(g));
+        }
+    }
+
+    #[test]
+    fn a_7x_value_carries_start_and_a_6_18_one_does_not() {
+        let v = map_value(Generation::Linux7, 0x1000, 0x2000, 16);
+        assert_eq!(v[..8], 0x1000u64.to_ne_bytes());
+        assert_eq!(v[8..16], 0x2000u64.to_ne_bytes());
+        assert_eq!(v[16..18], 16u16.to_ne_bytes());
+        assert_eq!(v[18..], [0; 6], "padding is zero");
+        let v = map_value(Generation::Linux6_18, 0x1000, 0x2000, 16);
+        assert_eq!(v[16..], [0; 8]);
     }
 }
