@@ -4,8 +4,10 @@
 #                 (scx_tld and the kernel tests under a Linux 7.x kernel with sched_ext, in qemu)
 # Both install the system packages they need when run as root, and otherwise print the command.
 
-# bpftool dumps the running kernel's BTF as a vmlinux.h for tests/tests/header_matrix.rs.
-SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev bpftool
+# bpftool dumps the running kernel's BTF as a vmlinux.h for tests/tests/header_matrix.rs and
+# the kernel's own BPF test program; libbpf-dev is what C programs written on the kernel's own
+# task local data library link against, in the compatibility tests.
+SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev bpftool libbpf-dev
 # What the VM suite needs (vm/): qemu, and cpio and a static busybox for the initramfs. Installed
 # without recommends: qemu's recommends are a GUI.
 VM_PACKAGES := qemu-system-x86 cpio busybox-static

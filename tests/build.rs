@@ -38,6 +38,15 @@ fn main() {
         &out.join("tld_fuzz_618.skel.rs"),
         &[],
     );
+    // Our header reading the kernel's own C library and other foreign writers, in both
+    // generations, for tests/tests/kernel_library.rs.
+    for name in ["tld_kernel_lib", "tld_kernel_lib_618"] {
+        tld_bpf_build::build_skeleton(
+            &bpf.join(format!("{name}.bpf.c")),
+            &out.join(format!("{name}.skel.rs")),
+            &[],
+        );
+    }
     // Stale writers and look-alike maps, for the isolation and connect tests.
     tld_bpf_build::build_skeleton(
         &bpf.join("tld_isolation.bpf.c"),

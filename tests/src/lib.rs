@@ -490,3 +490,86 @@ impl Rendezvous {
         }
     }
 }
+
+/// The kernel's own task local data selftests (fetched at test time, see [`tld_upstream`]), or
+/// `None` after saying SKIPPED and why when they cannot be had. Under `TLD_REQUIRE_BPF=1` that
+/// is a failure instead.
+pub fn kernel_selftests(test: &str) -> Option<tld_upstream::Selftests> {
+    match tld_upstream::selftests(&tld_upstream::cache_dir()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            upstream_unavailable(test, &e);
+            None
+        }
+    }
+}
+
+/// Reports that something fetched or built from upstream is not available: SKIPPED, or a panic
+/// under `TLD_REQUIRE_BPF=1` (or for a failure that is not about availability).
+pub fn upstream_unavailable(test: &str, e: &tld_upstream::Error) {
+    match e {
+        tld_upstream::Error::Unavailable(why) if !bpf_required() => eprintln!(
+            "SKIPPED {test}: {why} (the kernel's selftests are fetched at test time; set \
+             TLD_REQUIRE_BPF=1 to make this a failure)"
+        ),
+        e => panic!("{test}: {e}"),
+    }
+}
+
+/// A child process of a test whose lines on standard output the test reads; killed and reaped
+/// when dropped. Its standard input stays open until [`Child::finish`], which programs that
+/// wait for it to close take as the signal to exit.
+pub struct Child {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Child {
+    /// Starts `cmd` with piped standard input and output.
+    pub fn spawn(mut cmd: std::process::Command) -> Child {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+        let out = child.stdout.take().expect("piped");
+        Child {
+            child,
+            lines: std::io::BufReader::new(out).lines(),
+        }
+    }
+
+    /// The next line the child prints that starts with `prefix`, without it. Panics if the
+    /// child exits first.
+    pub fn line(&mut self, prefix: &str) -> String {
+        for line in self.lines.by_ref() {
+            let line = line.expect("reading the child's output");
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+        let status = self.child.wait().expect("wait");
+        panic!("the child exited ({status}) before printing a line starting with {prefix:?}");
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Closes the child's standard input and waits for it; panics unless it exits with 0.
+    pub fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "the child exited with {status}");
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -45,7 +45,11 @@ fn the_bpf_header_has_the_runtime_s_wire_numbers() {
             wire::DATA_START,
         ),
         ("sizeof(struct tld_data_u)", page),
-        ("sizeof(struct tld_map_value)", wire::MAP_VALUE_SIZE),
+        ("sizeof(struct tld_map_value)", wire::MAP_VALUE_SIZE_7),
+        (
+            "__builtin_offsetof(struct tld_map_value, start)",
+            wire::MAP_VALUE_START_OFFSET,
+        ),
         ("TLD_LAYOUT_PAGE_SIZE", page),
         ("TLD_SEQ_VALUE_OFFSET", wire::SEQ_VALUE_OFFSET),
         (
@@ -80,6 +84,26 @@ fn the_bpf_header_has_the_runtime_s_wire_numbers() {
     std::fs::write(&file, source).unwrap();
     if let Err(diagnostics) = tld_bpf_build::compile_check(&file, &[&dir], &dir.join("libbpf")) {
         panic!("the BPF header disagrees with tld_runtime::wire:\n{diagnostics}");
+    }
+    // The 6.18 generation's value, for maps shared with scx's header.
+    let six = dir.join("wire_check_618.bpf.c");
+    std::fs::write(
+        &six,
+        format!(
+            "#define TLD_GEN_6_18
+#include \"tld_vmlinux.h\"
+#include \"tld_generated.h\"
+\
+             _Static_assert(sizeof(struct tld_map_value) == {}, \"6.18's value\");
+\
+             _Static_assert(TLD_GENERATION == 618, \"the generation\");
+",
+            wire::MAP_VALUE_SIZE
+        ),
+    )
+    .unwrap();
+    if let Err(diagnostics) = tld_bpf_build::compile_check(&six, &[&dir], &dir.join("libbpf")) {
+        panic!("the BPF header's 6.18 value disagrees with tld_runtime::wire:\n{diagnostics}");
     }
     // And the check can fail: a wrong number is caught.
     let wrong = dir.join("wire_wrong.bpf.c");

@@ -61,6 +61,7 @@ mod tests {
             process: "p".into(),
             data: Some(data),
             meta: Some(meta),
+            value_start: None,
         }
     }
 

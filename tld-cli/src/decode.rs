@@ -8,8 +8,9 @@
 //! The wire format, as every writer lays it out:
 //! - metadata page: `u16 cnt; u16 size; struct { char name[62]; u16 size; } entries[]`, with
 //!   room for `(page_size - 4) / 64` entries;
-//! - data page: `u64 start` at byte 0 (the data area's offset from the page start), then entry
-//!   `i`'s value at `start + sum over j < i of round_up(size_j, 8)`.
+//! - data page: entry `i`'s value at `start + sum over j < i of round_up(size_j, 8)`, where
+//!   `start`, the data area's offset from the page start, is the map value's (the 7.x
+//!   generation) or the page's first `u64` (the 6.18 generation).
 //!
 //! A reader looks only at the first `cnt` entries. An entry whose size is 0 is claimed but not
 //! yet published: it and the entries after it (whose offsets depend on its size) are not shown
@@ -20,6 +21,8 @@ use std::fmt;
 use tld_runtime::wire::{
     META_ENTRIES_OFFSET as ENTRIES_OFFSET, META_ENTRY_SIZE as ENTRY_SIZE, NAME_LEN,
 };
+
+use crate::iter::RawTask;
 
 /// One published key of a task, with the bytes of its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +154,29 @@ fn entry_name(field: &[u8], index: usize) -> Result<String, DecodeError> {
     Ok(String::from_utf8_lossy(&field[..end]).into_owned())
 }
 
-/// Decodes a task's keys from copies of its data page and metadata page.
+/// Decodes a task's keys from its record: from the value's `start` in a map of the 7.x
+/// generation, else from the page's.
+pub fn decode_task(raw: &RawTask) -> Result<Vec<RawKey>, DecodeError> {
+    decode_at(
+        raw.data.as_deref(),
+        raw.meta.as_deref(),
+        raw.value_start.map(u64::from),
+    )
+}
+
+/// Decodes a task's keys from copies of its data page and metadata page, with `start` read
+/// from the data page's first `u64` (the 6.18 generation).
 pub fn decode(data: Option<&[u8]>, meta: Option<&[u8]>) -> Result<Vec<RawKey>, DecodeError> {
+    decode_at(data, meta, None)
+}
+
+/// Decodes a task's keys from copies of its pages, with `start` given (the 7.x generation's
+/// value) or, when it is `None`, read from the data page.
+pub fn decode_at(
+    data: Option<&[u8]>,
+    meta: Option<&[u8]>,
+    value_start: Option<u64>,
+) -> Result<Vec<RawKey>, DecodeError> {
     let meta = meta.ok_or(DecodeError::NoMetaPage)?;
     let data = data.ok_or(DecodeError::NoDataPage)?;
     let max = meta.len().saturating_sub(ENTRIES_OFFSET) / ENTRY_SIZE;
@@ -163,9 +187,10 @@ pub fn decode(data: Option<&[u8]>, meta: Option<&[u8]>) -> Result<Vec<RawKey>, D
     if usize::from(cnt) > max {
         return Err(DecodeError::BadCount { cnt, max });
     }
-    let start = match data.get(0..8) {
-        Some(b) => u64::from_ne_bytes(b.try_into().expect("8 bytes")),
-        None => {
+    let start = match (value_start, data.get(0..8)) {
+        (Some(start), _) => start,
+        (None, Some(b)) => u64::from_ne_bytes(b.try_into().expect("8 bytes")),
+        (None, None) => {
             return Err(DecodeError::BadStart {
                 start: 0,
                 page: data.len(),

@@ -29,7 +29,9 @@ use skel::{TldIterSkel, TldIterSkelBuilder};
 /// `"TLDR"`, the first word of every record.
 pub const RECORD_MAGIC: u32 = 0x5244_4c54;
 /// Bytes of [`RecordHeader`].
-pub const HEADER_SIZE: usize = 56;
+pub const HEADER_SIZE: usize = 64;
+/// [`RecordHeader::flags`]: `value_start` is the map value's `start` (the 7.x generation).
+pub const START_IN_VALUE: u32 = 1;
 /// The largest page the inspector accepts from the iterator (64 KiB pages).
 const MAX_PAGE: u32 = 64 * 1024;
 
@@ -48,6 +50,9 @@ pub struct RawTask {
     pub data: Option<Vec<u8>>,
     /// The metadata page's bytes, or `None` if the element has no meta pointer.
     pub meta: Option<Vec<u8>>,
+    /// The element's `start`, in a map of the 7.x generation (whose readers take it from the
+    /// value); `None` in the 6.18 generation (readers take it from the data page).
+    pub value_start: Option<u16>,
 }
 
 /// The header of a record; mirrors `struct tld_iter_rec` in `tld_iter.bpf.c`.
@@ -67,6 +72,10 @@ pub struct RecordHeader {
     pub data_len: u32,
     /// Bytes of metadata page that follow the data page.
     pub meta_len: u32,
+    /// The value's `start` (7.x).
+    pub value_start: u32,
+    /// [`START_IN_VALUE`], or 0.
+    pub flags: u32,
 }
 
 impl RecordHeader {
@@ -84,6 +93,8 @@ impl RecordHeader {
             pcomm: b[32..48].try_into().unwrap(),
             data_len: u32_at(48),
             meta_len: u32_at(52),
+            value_start: u32_at(56),
+            flags: u32_at(60),
         };
         let expected = HEADER_SIZE as u64 + u64::from(h.data_len) + u64::from(h.meta_len);
         if h.data_len > MAX_PAGE || h.meta_len > MAX_PAGE || u64::from(h.rec_size) != expected {
@@ -154,6 +165,7 @@ impl<R: Read> Records<R> {
             process: c_string(&h.pcomm),
             data,
             meta,
+            value_start: (h.flags & START_IN_VALUE != 0).then_some(h.value_start as u16),
         }))
     }
 }
@@ -247,6 +259,7 @@ fn load(
         rodata.data_size = map.layout.data_size;
         rodata.meta_size = map.layout.meta_size;
         rodata.target = target.unwrap_or(0);
+        rodata.start_in_value = u32::from(map.generation.start_in_value());
     }
     open.maps.tld_data_map.reuse_fd(map.fd.as_fd())?;
     open.load()
@@ -333,6 +346,7 @@ mod tests {
         r.extend_from_slice(b"process\0\0\0\0\0\0\0\0\0");
         r.extend_from_slice(&(data.len() as u32).to_ne_bytes());
         r.extend_from_slice(&(meta.len() as u32).to_ne_bytes());
+        r.extend_from_slice(&[0; 8]);
         r.extend_from_slice(data);
         r.extend_from_slice(meta);
         r

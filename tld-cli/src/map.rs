@@ -6,11 +6,12 @@
 //! reaches a map that nobody pinned, such as a running scheduler's, as bpftool does.
 //!
 //! Every fd is opened read-only. A candidate must be a `BPF_MAP_TYPE_TASK_STORAGE` map with
-//! 4-byte keys and 16-byte values whose BTF value is two `__uptr` pointers to structs; the
-//! sizes of those structs are how many bytes of each page the iterator copies. Reading a map's
-//! BTF needs `CAP_SYS_ADMIN`: without it the standard sizes are assumed (a page, and the
-//! metadata page of the wire format), and the kernel's verifier still refuses a map whose
-//! value is not what they claim.
+//! 4-byte keys whose BTF value is one generation's: two `__uptr` pointers to structs (16 bytes,
+//! Linux 6.18 and scx), or those and `__u16 start` (24 bytes, Linux 7.x). The generation says
+//! where `start` is; the sizes of the structs are how many bytes of each page the iterator
+//! copies. Reading a map's BTF needs `CAP_SYS_ADMIN`: without it the value's size gives the
+//! generation and the standard sizes are assumed (a page, and the metadata page of the wire
+//! format), and the kernel's verifier still refuses a map whose value is not what they claim.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -20,7 +21,7 @@ use crate::error::Error;
 use crate::privilege;
 use crate::sys::{self, MapInfo};
 use tld_runtime::btf::{Btf, UptrLayout};
-use tld_runtime::wire;
+use tld_runtime::wire::{self, Generation};
 
 /// Environment variable that names the pin path, as for the runtime.
 pub const PIN_PATH_ENV: &str = "TLD_MAP_PATH";
@@ -77,6 +78,8 @@ pub struct TldMap {
     pub pin: Option<PathBuf>,
     /// How many bytes of each page the iterator copies.
     pub layout: UptrLayout,
+    /// The generation of the format: where readers find `start`.
+    pub generation: Generation,
     /// Whether [`Self::layout`] was read from the map's BTF (else it is the standard one).
     pub layout_from_btf: bool,
 }
@@ -108,15 +111,17 @@ impl TldMap {
         let info = sys::map_info(fd.as_fd())
             .map_err(|e| Error::io(format!("reading the info of {what}"), e, "CAP_BPF"))?;
         let label = format!("map {} ({})", info.id, info.name);
-        let (layout, layout_from_btf) = check(&info).map_err(|reason| Error::NotTldMap {
-            map: label.clone(),
-            reason,
-        })?;
+        let (layout, generation, layout_from_btf) =
+            check(&info).map_err(|reason| Error::NotTldMap {
+                map: label.clone(),
+                reason,
+            })?;
         Ok(TldMap {
             fd,
             info,
             pin,
             layout,
+            generation,
             layout_from_btf,
         })
     }
@@ -161,9 +166,9 @@ fn open_pin(path: &Path, origin: &'static str) -> Result<OwnedFd, Error> {
     })
 }
 
-/// Checks that `info` describes a task local data map; returns the page sizes and whether they
-/// come from its BTF.
-pub fn check(info: &MapInfo) -> Result<(UptrLayout, bool), String> {
+/// Checks that `info` describes a task local data map; returns the page sizes, the generation,
+/// and whether they come from its BTF.
+pub fn check(info: &MapInfo) -> Result<(UptrLayout, Generation, bool), String> {
     if info.map_type != sys::MAP_TYPE_TASK_STORAGE {
         return Err(format!(
             "its type is {}, not task storage ({})",
@@ -171,29 +176,29 @@ pub fn check(info: &MapInfo) -> Result<(UptrLayout, bool), String> {
             sys::MAP_TYPE_TASK_STORAGE
         ));
     }
-    if info.key_size as usize != wire::MAP_KEY_SIZE
-        || !wire::is_map_value_size(info.value_size as usize)
-    {
+    let by_size = Generation::from_value_size(info.value_size as usize);
+    let Some(by_size) = by_size.filter(|_| info.key_size as usize == wire::MAP_KEY_SIZE) else {
         return Err(format!(
             "its keys have {} bytes and its values {}; a task local data map has {}-byte keys \
-             and values of {} bytes, or more (up to {}, in 8-byte words) where the BPF \
-             program keeps its own bytes after the two pointers",
+             and values of {} bytes ({{data, meta}}: Linux 6.18, scx) or {} bytes ({{data, \
+             meta, __u16 start}}: Linux 7.x)",
             info.key_size,
             info.value_size,
             wire::MAP_KEY_SIZE,
             wire::MAP_VALUE_SIZE,
-            wire::MAP_VALUE_MAX
+            wire::MAP_VALUE_SIZE_7
         ));
-    }
+    };
     if info.btf_id == 0 {
         return Err("it has no BTF, so its value cannot hold __uptr pointers".into());
     }
     if !privilege::has_sys_admin() {
-        return Ok((UptrLayout::standard(page_size()), false));
+        return Ok((UptrLayout::standard(page_size()), by_size, false));
     }
     let bytes = sys::btf_bytes(info.btf_id).map_err(|e| format!("reading its BTF: {e}"))?;
     let btf = Btf::parse(&bytes)?;
-    Ok((btf.uptr_layout(info.btf_value_type_id)?, true))
+    let shape = btf.value_shape(info.btf_value_type_id, page_size() as usize)?;
+    Ok((shape.layout, shape.generation, true))
 }
 
 /// The system page size.

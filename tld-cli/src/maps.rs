@@ -43,6 +43,9 @@ pub struct Candidate {
     pub data_size: u32,
     /// Bytes of a metadata page, from its BTF.
     pub meta_size: u32,
+    /// The generation of the format its value speaks: `"6.18"` (`start` in the data page, a
+    /// 16-byte value) or `"7.x"` (`start` in the 24-byte value).
+    pub format: &'static str,
     /// BPF programs that use it.
     pub programs: Vec<Named>,
     /// Processes that hold an fd of it.
@@ -76,7 +79,7 @@ pub fn candidates() -> Result<Vec<Candidate>, Error> {
         let Ok(info) = sys::map_info(fd.as_fd()) else {
             continue;
         };
-        if let Ok((layout, _)) = crate::map::check(&info) {
+        if let Ok((layout, generation, _)) = crate::map::check(&info) {
             found.insert(
                 id,
                 Candidate {
@@ -85,6 +88,7 @@ pub fn candidates() -> Result<Vec<Candidate>, Error> {
                     pins: Vec::new(),
                     data_size: layout.data_size,
                     meta_size: layout.meta_size,
+                    format: generation.name(),
                     programs: Vec::new(),
                     processes: Vec::new(),
                 },
@@ -229,11 +233,12 @@ pub fn table(maps: &[Candidate]) -> String {
             "ID",
             "NAME",
             "PINNED",
+            "FORMAT",
             "PAGES",
             "PROCESSES",
             "PROGRAMS",
         ]);
-    for i in 0..6 {
+    for i in 0..7 {
         if let Some(c) = t.column_mut(i) {
             c.set_padding((0, 2));
         }
@@ -253,6 +258,7 @@ pub fn table(maps: &[Candidate]) -> String {
             m.id.to_string(),
             m.name.clone(),
             list(m.pins.clone()),
+            m.format.to_string(),
             format!("{}+{}", m.data_size, m.meta_size),
             list(
                 m.processes

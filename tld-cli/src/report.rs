@@ -117,7 +117,7 @@ impl Key {
 impl Task {
     /// Decodes a task's record, with types from `schema`.
     pub fn from_raw(raw: &RawTask, schema: &Schema) -> Task {
-        let (keys, error) = match decode::decode(raw.data.as_deref(), raw.meta.as_deref()) {
+        let (keys, error) = match decode::decode_task(raw) {
             Ok(keys) => (
                 keys.into_iter().map(|k| Key::new(k, schema)).collect(),
                 None,
@@ -159,7 +159,7 @@ impl Document {
     pub fn confirm_consistent(&mut self, before: &[RawTask], after: &[RawTask]) {
         let seqs = |raw: &[RawTask], tid: i32| -> Option<Vec<decode::RawKey>> {
             let t = raw.iter().find(|t| t.tid == tid)?;
-            decode::decode(t.data.as_deref(), t.meta.as_deref()).ok()
+            decode::decode_task(t).ok()
         };
         for task in &mut self.tasks {
             let (b, a) = (seqs(before, task.tid), seqs(after, task.tid));

@@ -74,11 +74,7 @@ impl Report {
     }
 }
 
-/// The last `n` lines of `text`.
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
+pub use tld_upstream::tail;
 
 /// Renders rows (header first) as a Markdown table.
 pub fn markdown_table(rows: &[Vec<String>]) -> String {

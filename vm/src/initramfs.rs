@@ -87,6 +87,7 @@ impl Initramfs {
                 .current_dir(&self.root),
         )
         .map(drop)
+        .map_err(Error::from)
     }
 
     fn copy(&self, src: &Path, dest: &str, strip: bool) -> Result<()> {

@@ -9,13 +9,13 @@
 //! - Without it, a kernel already in the cache is used with no network access; `tld-vm kernel
 //!   --refresh` looks for a newer one.
 //! - `TLD_VM_DEBIAN_MIRROR=<url>` overrides the mirror (the URL of a Debian archive, the
-//!   directory that holds `dists/`); see [`crate::apt`].
+//!   directory that holds `dists/`); see [`tld_upstream::apt`].
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::apt::{find_file, version_key, Apt, SUITE};
 use crate::{Error, Result};
+use tld_upstream::apt::{find_file, version_key, Apt, SUITE};
 
 /// Pins the kernel package.
 pub const PIN_ENV: &str = "TLD_VM_KERNEL";

@@ -3,9 +3,7 @@
 //!
 //! The host side, used by the `tld-vm` binary:
 //! - [`kernel`] fetches and caches a Debian cloud kernel with sched_ext, through a private apt
-//!   configuration that never touches the system's ([`apt`]);
-//! - [`sources`] fetches the kernel's own task local data selftests in the same way, for the
-//!   compatibility tests that build them at test time;
+//!   configuration that never touches the system's ([`tld_upstream::apt`]);
 //! - [`artifacts`] builds the programs the guest runs, with cargo;
 //! - [`initramfs`] packs busybox, those programs and their shared libraries into an initramfs;
 //! - [`qemu`] boots it (KVM if it works, TCG otherwise) under a hard timeout, and always kills a
@@ -16,14 +14,12 @@
 //! [`guest`].
 #![warn(missing_docs)]
 
-pub mod apt;
 pub mod artifacts;
 pub mod console;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
-pub mod sources;
 
 use std::fmt;
 
@@ -50,9 +46,16 @@ impl std::error::Error for Error {}
 /// Shorthand for this crate's results.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Whether missing capabilities must fail rather than skip (`TLD_REQUIRE_BPF=1`, as in CI).
-pub fn required() -> bool {
-    std::env::var("TLD_REQUIRE_BPF").is_ok_and(|v| v == "1")
+pub use tld_upstream::{cache_dir, required};
+pub(crate) use tld_upstream::{on_path, run_output};
+
+impl From<tld_upstream::Error> for Error {
+    fn from(e: tld_upstream::Error) -> Error {
+        match e {
+            tld_upstream::Error::Unavailable(why) => Error::Unavailable(why),
+            tld_upstream::Error::Failed(why) => Error::Failed(why),
+        }
+    }
 }
 
 /// The workspace this crate belongs to.
@@ -61,41 +64,4 @@ pub fn workspace_dir() -> std::path::PathBuf {
         .parent()
         .expect("vm/ is inside the workspace")
         .to_path_buf()
-}
-
-/// Where downloads and VM images go: `$TLD_VM_CACHE`, else `tld-vm/` in cargo's target
-/// directory.
-pub fn cache_dir() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("TLD_VM_CACHE").filter(|d| !d.is_empty()) {
-        return dir.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| workspace_dir().join("target"));
-    target.join("tld-vm")
-}
-
-/// Runs `cmd`, returning its stdout, or a [`Error::Failed`] with its stderr.
-pub(crate) fn run_output(cmd: &mut std::process::Command) -> Result<String> {
-    let shown = format!("{cmd:?}");
-    let out = cmd
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Failed(format!("running {shown}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Failed(format!(
-            "{shown} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Whether `program` is on `PATH`.
-pub(crate) fn on_path(program: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }

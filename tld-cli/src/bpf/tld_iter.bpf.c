@@ -6,7 +6,8 @@
  * of every process). For a task that has an element in tld_data_map, it copies
  * to the iterator's seq_file one record:
  *
- *   struct tld_iter_rec      the header below: pid, tid, comm, lengths
+ *   struct tld_iter_rec      the header below: pid, tid, comm, lengths, and
+ *                            the value's start in the 7.x generation
  *   data_len bytes           the thread's data page, as the element's data
  *                            pointer names it
  *   meta_len bytes           the process's metadata page, as the element's
@@ -51,11 +52,20 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /* The pages are opaque here: user space decodes them. */
 struct tld_page;
 
-/* The value of tld_data_map: two user pages the kernel pinned on update. */
+/*
+ * The value of tld_data_map: two user pages the kernel pinned on update, and
+ * in the 7.x generation __u16 start at byte 16. The inspected map's own value
+ * (16 or 24 bytes) is what the verifier checks accesses against, since the
+ * loader reuses that map's fd; start is read only when start_in_value says
+ * the map has it, and the verifier never walks the branch otherwise.
+ */
 struct tld_map_value {
 	struct tld_page __uptr *data;	/* the thread's data page */
 	struct tld_page __uptr *meta;	/* the process's metadata page */
 };
+
+/* Where 7.x's value keeps start. */
+#define TLD_VALUE_START_OFFSET 16
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -74,14 +84,19 @@ struct tld_iter_rec {
 	char pcomm[16];		/* its process's name (the group leader's), NUL-padded */
 	__u32 data_len;		/* bytes of the data page that follow; 0: no data pointer */
 	__u32 meta_len;		/* bytes of the metadata page after them; 0: no meta pointer */
+	__u32 value_start;	/* the value's start (7.x); 0 in the 6.18 generation */
+	__u32 flags;		/* TLD_ITER_START_IN_VALUE when value_start is the value's */
 };
 
-_Static_assert(sizeof(struct tld_iter_rec) == 56, "tld_iter_rec layout (mirrored in iter.rs)");
+#define TLD_ITER_START_IN_VALUE 1
+
+_Static_assert(sizeof(struct tld_iter_rec) == 64, "tld_iter_rec layout (mirrored in iter.rs)");
 
 /* Set by the loader before load (read-only data: the verifier sees constants). */
 const volatile __u32 data_size = 4096;	/* size of the data pointer's pointee in the map's BTF */
 const volatile __u32 meta_size = 4036;	/* size of the meta pointer's pointee in the map's BTF */
 const volatile __s32 target = 0;	/* 0, or only tasks whose pid or tid is this */
+const volatile __u32 start_in_value = 0; /* 1: the map's value is 7.x's, with start */
 
 SEC("iter/task")
 int tld_dump(struct bpf_iter__task *ctx)
@@ -111,6 +126,10 @@ int tld_dump(struct bpf_iter__task *ctx)
 	__builtin_memcpy(rec.pcomm, leader->comm, sizeof(rec.pcomm));
 	rec.data_len = data ? data_size : 0;
 	rec.meta_len = meta ? meta_size : 0;
+	if (start_in_value) {
+		rec.value_start = *(__u16 *)((void *)value + TLD_VALUE_START_OFFSET);
+		rec.flags = TLD_ITER_START_IN_VALUE;
+	}
 	rec.rec_size = sizeof(rec) + rec.data_len + rec.meta_len;
 
 	/*

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tld_vm::console::{markdown_table, tail, Report, PREFIX};
 use tld_vm::initramfs::Initramfs;
-use tld_vm::{artifacts, cache_dir, kernel, qemu, required, sources, workspace_dir, Error, Result};
+use tld_vm::{artifacts, cache_dir, kernel, qemu, required, workspace_dir, Error, Result};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,10 +34,12 @@ fn main() -> ExitCode {
                 true
             })
         }
-        Some("sources") => sources::selftests(&cache_dir()).map(|s| {
-            println!("{} {}", s.package, s.dir.display());
-            true
-        }),
+        Some("sources") => tld_upstream::selftests(&cache_dir())
+            .map_err(Error::from)
+            .map(|s| {
+                println!("{} {}", s.package, s.dir.display());
+                true
+            }),
         _ => {
             eprintln!("usage: tld-vm test | demo | kernel [--refresh] | sources");
             return ExitCode::from(2);

@@ -9,7 +9,8 @@
 //!
 //! They come from Debian's `linux-source-7.N` package in `trixie-backports` (about 160 MB,
 //! downloaded once), through the same private apt configuration as the VM's kernel
-//! ([`crate::apt`]); only the four files are kept, under `<cache>/sources/<package>/`.
+//! ([`crate::apt`]); only the four files are kept, under `<cache>/sources/<package>/`, where
+//! the cache is [`crate::cache_dir`].
 //!
 //! - `TLD_LINUX_SOURCE=<package>` pins the package, e.g. `linux-source-7.3`.
 //! - Without it, a package already in the cache is used with no network access, else the

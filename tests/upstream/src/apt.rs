@@ -3,14 +3,14 @@
 //! of their own under the cache directory, against the mirror that the system's Debian sources
 //! name (`TLD_VM_DEBIAN_MIRROR` overrides it).
 //!
-//! The VM's kernel ([`crate::kernel`]) and the kernel's own test sources ([`crate::sources`])
-//! come this way.
+//! The kernel's own test sources ([`crate::selftests`]) come this way, and so does the VM
+//! runner's kernel.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{on_path, run_output, Error, Result};
+use crate::{on_path, run_output, tail, Error, Result};
 
 /// Overrides the Debian mirror.
 pub const MIRROR_ENV: &str = "TLD_VM_DEBIAN_MIRROR";
@@ -93,7 +93,7 @@ pub fn version_key(name: &str) -> Vec<u64> {
 }
 
 /// apt-get and apt-cache with a configuration of their own, under `<cache>/apt`.
-pub(crate) struct Apt {
+pub struct Apt {
     dir: PathBuf,
     mirror: String,
     options: Vec<String>,
@@ -101,7 +101,7 @@ pub(crate) struct Apt {
 
 impl Apt {
     /// Sets up the private configuration; `what` says, in an error, what the package was for.
-    pub(crate) fn new(cache: &Path, what: &str) -> Result<Apt> {
+    pub fn new(cache: &Path, what: &str) -> Result<Apt> {
         for tool in ["apt-get", "apt-cache", "dpkg-deb", "tar"] {
             if on_path(tool).is_none() {
                 return Err(Error::Unavailable(format!(
@@ -150,7 +150,7 @@ impl Apt {
     }
 
     /// Reads the suite's package lists.
-    pub(crate) fn update(&self) -> Result<()> {
+    pub fn update(&self) -> Result<()> {
         // --error-on=any: without it, apt-get update exits 0 when it could not fetch anything.
         let out = self
             .command("apt-get")
@@ -166,16 +166,12 @@ impl Apt {
             "cannot read the package lists of {SUITE} from {}: {}\n(set {MIRROR_ENV} to another \
              Debian mirror if this one is unreachable)",
             self.mirror,
-            crate::console::tail(said.trim(), 3)
+            tail(said.trim(), 3)
         )))
     }
 
     /// The package names that start with `prefix`, newest version last, that `keep` accepts.
-    pub(crate) fn packages(
-        &self,
-        prefix: &str,
-        keep: impl Fn(&str) -> bool,
-    ) -> Result<Vec<String>> {
+    pub fn packages(&self, prefix: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<String>> {
         let names = run_output(self.command("apt-cache").args(["pkgnames", prefix]))?;
         let mut names: Vec<String> = names
             .lines()
@@ -189,12 +185,12 @@ impl Apt {
     /// Downloads `pkg` and extracts the members of its data archive that match `patterns`
     /// (tar wildcards) into a fresh directory, which it returns; the caller moves what it keeps
     /// and deletes the rest. The `.deb` is deleted.
-    pub(crate) fn fetch(&self, pkg: &str, patterns: &[&str]) -> Result<PathBuf> {
+    pub fn fetch(&self, pkg: &str, patterns: &[&str]) -> Result<PathBuf> {
         // A directory per package, so that two fetches of different packages never meet.
         let work = self.dir.join("download").join(pkg);
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(&work).map_err(|e| Error::Failed(format!("{}: {e}", work.display())))?;
-        eprintln!("tld-vm: downloading {pkg} from {SUITE}");
+        eprintln!("tld: downloading {pkg} from {SUITE}");
         run_output(
             self.command("apt-get")
                 .current_dir(&work)
@@ -223,7 +219,7 @@ impl Apt {
 }
 
 /// The first file named `name` under `dir`, depth first.
-pub(crate) fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+pub fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     for entry in fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
         if path.is_dir() {
