@@ -9,22 +9,37 @@
 //! record (about 8 KiB on 4 KiB pages) whatever the number of tasks.
 
 use std::io::Read;
-use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Iter, Link, OpenObject};
+use libbpf_rs::{Iter, Link, Object, ObjectBuilder};
 
 use crate::error::Error;
 use crate::map::TldMap;
 use crate::privilege;
 
-#[allow(clippy::all, missing_docs, dead_code)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/tld_iter.skel.rs"));
+/// `src/bpf/tld_iter.bpf.c`, compiled by the build script.
+const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tld_iter.bpf.o"));
+
+/// Mirrors `struct tld_iter_params`, the one variable of the object's `.rodata`.
+#[repr(C)]
+struct Params {
+    data_size: u32,
+    meta_size: u32,
+    target: i32,
+    start_in_value: u32,
 }
-use skel::{TldIterSkel, TldIterSkelBuilder};
+
+impl Params {
+    fn bytes(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&self.data_size.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.meta_size.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.target.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.start_in_value.to_ne_bytes());
+        b
+    }
+}
 
 /// `"TLDR"`, the first word of every record.
 pub const RECORD_MAGIC: u32 = 0x5244_4c54;
@@ -189,9 +204,9 @@ impl<R: Read> Iterator for Records<R> {
 /// The task iterator, loaded against one map and attached. Each [`Inspector::for_each`] runs it
 /// once over every task.
 pub struct Inspector {
-    // The link must go before the skeleton it belongs to.
+    // The link must go before the object it belongs to.
     link: Link,
-    _skel: TldIterSkel<'static>,
+    _obj: Object,
 }
 
 static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
@@ -207,21 +222,32 @@ impl Inspector {
     /// tasks when it is `None`).
     pub fn new(map: &TldMap, target: Option<i32>) -> Result<Inspector, Error> {
         privilege::require_iterator()?;
-        // The skeleton borrows its object storage for as long as it lives; the inspector
-        // lives for the rest of the command.
-        let storage: &'static mut MaybeUninit<OpenObject> =
-            Box::leak(Box::new(MaybeUninit::uninit()));
         LIBBPF_LOG.lock().map(|mut l| l.clear()).ok();
         let previous = libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Info, collect_log)));
-        let result = load(storage, map, target);
+        let result = load(map, target);
         libbpf_rs::set_print(previous);
         let log = std::mem::take(&mut *LIBBPF_LOG.lock().unwrap_or_else(|e| e.into_inner()));
-        let skel = result.map_err(|e| load_error(e, &log, map))?;
-        let link = skel.progs.tld_dump.attach().map_err(|e| Error::Bpf {
-            action: "attaching the task iterator".into(),
-            detail: e.to_string(),
-        })?;
-        Ok(Inspector { link, _skel: skel })
+        let obj = result.map_err(|e| load_error(e, &log, map))?;
+        let attached = obj
+            .progs_mut()
+            .find(|p| p.name() == "tld_dump")
+            .map(|p| p.attach());
+        let link = match attached {
+            Some(Ok(link)) => link,
+            Some(Err(e)) => {
+                return Err(Error::Bpf {
+                    action: "attaching the task iterator".into(),
+                    detail: e.to_string(),
+                })
+            }
+            None => {
+                return Err(Error::Bpf {
+                    action: "attaching the task iterator".into(),
+                    detail: "the object has no program tld_dump".into(),
+                })
+            }
+        };
+        Ok(Inspector { link, _obj: obj })
     }
 
     /// Runs the iterator once and hands each task's record to `each`, in the kernel's order.
@@ -248,20 +274,37 @@ impl Inspector {
     }
 }
 
-/// Opens the skeleton, points it at `map`, sets its parameters, and loads it.
-fn load(
-    storage: &'static mut MaybeUninit<OpenObject>,
-    map: &TldMap,
-    target: Option<i32>,
-) -> libbpf_rs::Result<TldIterSkel<'static>> {
-    let mut open = TldIterSkelBuilder::default().open(storage)?;
-    if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
-        rodata.data_size = map.layout.data_size;
-        rodata.meta_size = map.layout.meta_size;
-        rodata.target = target.unwrap_or(0);
-        rodata.start_in_value = u32::from(map.generation.start_in_value());
+/// Opens the object, points its map at `map`, sets its parameters, and loads it.
+fn load(map: &TldMap, target: Option<i32>) -> libbpf_rs::Result<Object> {
+    let mut open = ObjectBuilder::default().open_memory(OBJECT)?;
+    let params = Params {
+        data_size: map.layout.data_size,
+        meta_size: map.layout.meta_size,
+        target: target.unwrap_or(0),
+        start_in_value: u32::from(map.generation.start_in_value()),
     }
-    open.maps.tld_data_map.reuse_fd(map.fd.as_fd())?;
+    .bytes();
+    let (mut reused, mut set) = (false, false);
+    for mut m in open.maps_mut() {
+        let name = m.name().to_string_lossy().into_owned();
+        if name == "tld_data_map" {
+            m.reuse_fd(map.fd.as_fd())?;
+            reused = true;
+        } else if name.ends_with(".rodata") {
+            if let Some(value) = m.initial_value_mut() {
+                if value.len() >= params.len() {
+                    value[..params.len()].copy_from_slice(&params);
+                    set = true;
+                }
+            }
+        }
+    }
+    if !(reused && set) {
+        return Err(libbpf_rs::Error::from(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the iterator's object lacks its map or its parameters",
+        )));
+    }
     open.load()
 }
 

@@ -85,6 +85,18 @@ fn corrupt_pages_give_per_task_errors() {
         .unwrap()
     );
 
+    // The kernel's 7.x library's small block: start is in the value (the page's first word is
+    // someone else's bytes), and the keys decode from there.
+    let block = by_tid(&tasks, raw.tids[5]);
+    assert_eq!(
+        block["keys"],
+        serde_json::from_str::<Value>(
+            r#"[{"key":"prio","size":4,"offset":1032,"value":9,"hex":"09000000"},{"key":"in_cs","size":1,"offset":1040,"value":1,"hex":"01"}]"#
+        )
+        .unwrap(),
+        "{block}"
+    );
+
     // The table marks them, and the reasons go to standard error.
     let out = tld(&["ps", "--pin", &pin]);
     assert!(out.status.success());

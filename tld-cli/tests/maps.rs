@@ -58,8 +58,13 @@ fn maps_lists_task_local_data_maps_only() {
         .unwrap_or_else(|| panic!("no row:\n{table}"));
     let words: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
-        words[1..4],
-        ["tld_data_map", fixture.pin().to_str().unwrap(), "4096+4036"]
+        words[1..5],
+        [
+            "tld_data_map",
+            fixture.pin().to_str().unwrap(),
+            "7.x",
+            "4096+4036"
+        ]
     );
     assert!(row.contains(&format!("[{me}]")), "{row}");
     assert!(row.contains("write_page["), "{row}");

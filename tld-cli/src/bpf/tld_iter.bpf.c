@@ -22,7 +22,7 @@
  * element's two pointers from *that map's* BTF (the __uptr fields of its
  * value): each is a pointer to memory of the size of its pointee struct, or
  * NULL. bpf_seq_write() may copy exactly that many bytes from it, and the
- * loader sets data_size and meta_size to those sizes, read from the map's BTF,
+ * loader sets params.data_size and params.meta_size to those sizes, read from the map's BTF,
  * before load. The pages are pinned for as long as the element exists, and
  * the element outlives this program's RCU read-side section, so the copies
  * never touch freed memory.
@@ -92,11 +92,27 @@ struct tld_iter_rec {
 
 _Static_assert(sizeof(struct tld_iter_rec) == 64, "tld_iter_rec layout (mirrored in iter.rs)");
 
-/* Set by the loader before load (read-only data: the verifier sees constants). */
-const volatile __u32 data_size = 4096;	/* size of the data pointer's pointee in the map's BTF */
-const volatile __u32 meta_size = 4036;	/* size of the meta pointer's pointee in the map's BTF */
-const volatile __s32 target = 0;	/* 0, or only tasks whose pid or tid is this */
-const volatile __u32 start_in_value = 0; /* 1: the map's value is 7.x's, with start */
+/*
+ * Set by the loader before load (read-only data: the verifier sees constants).
+ * The one variable of .rodata, at its start, so that the loader can write it
+ * without a skeleton (mirrored by Params in src/iter.rs).
+ */
+struct tld_iter_params {
+	__u32 data_size;	/* size of the data pointer's pointee in the map's BTF */
+	__u32 meta_size;	/* size of the meta pointer's pointee in the map's BTF */
+	__s32 target;		/* 0, or only tasks whose pid or tid is this */
+	__u32 start_in_value;	/* 1: the map's value is 7.x's, with start */
+};
+
+const volatile struct tld_iter_params params = {
+	.data_size = 4096,
+	.meta_size = 4036,
+};
+
+#define data_size params.data_size
+#define meta_size params.meta_size
+#define target params.target
+#define start_in_value params.start_in_value
 
 SEC("iter/task")
 int tld_dump(struct bpf_iter__task *ctx)

@@ -3,7 +3,8 @@
  * tld_cli_fixture.bpf.c - the BPF side of the tld inspector's tests.
  *
  * It creates a tld_data_map, as a scheduler would (the tests pin it under a
- * unique name and point both the processes under test and `tld` at it), and
+ * unique name and point both the processes under test and `tld` at it), in
+ * the 7.x generation of the format, and tld_data_map_618 in the 6.18 one, and
  * has one SEC("syscall") program that writes bytes into a registered task's
  * data page or metadata page, found by thread id: the tests use it for "a
  * value that BPF wrote" and for a metadata page that BPF corrupted.
@@ -38,15 +39,17 @@ struct tld_data_u {
 	char data[PAGE - 8];
 };
 
-/*
- * The two page pointers, then bytes of the program's own, as the BPF header's
- * default cache leaves them: the inspector reads the first 16 bytes of a value
- * of any length.
- */
+/* The 7.x generation's value: start is read from here. */
 struct tld_map_value {
 	struct tld_data_u __uptr *data;
 	struct tld_meta_u __uptr *meta;
-	__u64 own[9];
+	__u16 start;
+};
+
+/* The 6.18 generation's: start is read from the data page. */
+struct tld_map_value_618 {
+	struct tld_data_u __uptr *data;
+	struct tld_meta_u __uptr *meta;
 };
 
 /*
@@ -63,6 +66,13 @@ struct {
 	__type(key, int);
 	__type(value, struct tld_map_value);
 } tld_data_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tld_map_value_618);
+} tld_data_map_618 SEC(".maps");
 
 extern struct task_struct *bpf_task_from_pid(int pid) __ksym;
 extern void bpf_task_release(struct task_struct *p) __ksym;

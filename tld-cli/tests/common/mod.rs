@@ -13,7 +13,7 @@
 
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -163,6 +163,20 @@ pub mod offsets {
     pub const DYN_RAW: usize = 104;
 }
 
+/// For the `app-both` role: registers every thread in the fixture's 6.18 map too, pinned next
+/// to the 7.x one (see [`Fixture::pin_618`]).
+fn also_618() {
+    let pin = std::env::var("TLD_MAP_PATH").expect("TLD_MAP_PATH");
+    let pin = pin.replace("/tld_cli_test_", "/tld_cli_test_618_");
+    let path = std::ffi::CString::new(pin).unwrap();
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libbpf_rs::libbpf_sys::bpf_obj_get(path.as_ptr()) };
+    assert!(fd >= 0, "bpf_obj_get({path:?}): {fd}");
+    // SAFETY: the kernel just returned this fd, and nothing else owns it.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    tld_runtime::connect_also(fd.as_fd()).expect("connect_also to the 6.18 map");
+}
+
 /// The `app` role: two named threads set their hints and register; the parent is told their
 /// tids.
 fn app() {
@@ -226,12 +240,13 @@ fn app() {
 // The `raw` role: another writer's pages, hostile and not.
 
 /// Each thread of the `raw` role, by name.
-pub const RAW_THREADS: [&str; 5] = [
+pub const RAW_THREADS: [&str; 6] = [
     "raw-badcnt",
     "raw-noterm",
     "raw-overflow",
     "raw-nodata",
     "raw-cstyle",
+    "raw-7x-block",
 ];
 
 /// Two zeroed, page-aligned pages that live for the rest of the process.
@@ -266,8 +281,9 @@ fn entry(meta: *mut u8, index: usize, name: &[u8], size: u16) {
     put(meta, 4 + index * 64 + 62, &size.to_ne_bytes());
 }
 
-/// Registers the calling thread with `data` and `meta` in the map at `fd`.
-fn register_raw(fd: i32, data: *mut u8, meta: *mut u8) {
+/// Registers the calling thread with `data` and `meta` in the map at `fd` (the fixture's 7.x
+/// map), with `start` in the value.
+fn register_raw(fd: i32, data: *mut u8, meta: *mut u8, start: u16) {
     // SAFETY: gettid cannot fail; pidfd_open takes integers.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::gettid(), libc::PIDFD_THREAD) };
     assert!(
@@ -276,8 +292,8 @@ fn register_raw(fd: i32, data: *mut u8, meta: *mut u8) {
         std::io::Error::last_os_error()
     );
     let pidfd = pidfd as i32;
-    let value: [u64; 2] = [data as u64, meta as u64];
-    // SAFETY: key and value are valid for the map's 4 and 16 bytes.
+    let value: [u64; 3] = [data as u64, meta as u64, u64::from(start)];
+    // SAFETY: key and value are valid for the map's 4 and 24 bytes.
     let rc = unsafe {
         libbpf_rs::libbpf_sys::bpf_map_update_elem(
             fd,
@@ -291,10 +307,11 @@ fn register_raw(fd: i32, data: *mut u8, meta: *mut u8) {
     unsafe { libc::close(pidfd) };
 }
 
-/// Fills the pages of raw thread `which`.
-fn raw_pages(which: &str) -> (*mut u8, *mut u8) {
+/// Fills the pages of raw thread `which`; returns them and the `start` for the value.
+fn raw_pages(which: &str) -> (*mut u8, *mut u8, u16) {
     let (data, meta) = pages();
     put(data, 0, &16u64.to_ne_bytes());
+    let mut start = 16;
     match which {
         "raw-badcnt" => {
             put(meta, 0, &0xffffu16.to_ne_bytes());
@@ -323,10 +340,22 @@ fn raw_pages(which: &str) -> (*mut u8, *mut u8) {
             put(data, 8, &7i32.to_ne_bytes());
             put(data, 16, &[1]);
             put(data, 24, b"abc");
+            start = 8;
+        }
+        "raw-7x-block" => {
+            // The kernel's 7.x C library with a small block in the middle of a page: start
+            // (1032) is in the value only; the page's first word is someone else's bytes.
+            put(meta, 0, &2u16.to_ne_bytes());
+            entry(meta, 0, b"prio\0", 4);
+            entry(meta, 1, b"in_cs\0", 1);
+            put(data, 0, &0x5a5a_dead_beef_5a5au64.to_ne_bytes());
+            put(data, 1032, &9i32.to_ne_bytes());
+            put(data, 1040, &[1]);
+            start = 1032;
         }
         other => panic!("unknown raw thread {other}"),
     }
-    (data, meta)
+    (data, meta, start)
 }
 
 /// The `raw` role.
@@ -348,13 +377,13 @@ fn raw() {
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(move || {
-                    let (data, meta) = raw_pages(name);
+                    let (data, meta, start) = raw_pages(name);
                     let data = if name == "raw-nodata" {
                         std::ptr::null_mut()
                     } else {
                         data
                     };
-                    register_raw(fd, data, meta);
+                    register_raw(fd, data, meta, start);
                     // SAFETY: gettid cannot fail.
                     tx.send(unsafe { libc::gettid() }).unwrap();
                     let _ = done.lock().unwrap().recv();
@@ -419,6 +448,10 @@ pub fn role() -> Option<String> {
 pub fn play(role: &str) {
     match role {
         "app" => app(),
+        "app-both" => {
+            also_618();
+            app()
+        }
         "raw" => raw(),
         "churn" => churn(),
         other => panic!("unknown role {other}"),
@@ -539,7 +572,10 @@ pub fn skip(test: &str, why: &str) {
 /// The fixture object, loaded, with its map pinned under a name unique to this test process.
 pub struct Fixture {
     skel: TldCliFixtureSkel<'static>,
+    /// Where the 7.x map is pinned.
     pin: PathBuf,
+    /// Where the 6.18 map is pinned.
+    pin_618: PathBuf,
 }
 
 /// Mirrors `struct write_ctx` of the fixture.
@@ -611,12 +647,29 @@ impl Fixture {
             )
         };
         assert_eq!(rc, 0, "pinning at {}", pin.display());
-        Some(Fixture { skel, pin })
+        // The 6.18 map next to it.
+        let pin_618 = dir.join(format!("tld_cli_test_618_{test}_{}", std::process::id()));
+        let _ = std::fs::remove_file(&pin_618);
+        let c = std::ffi::CString::new(pin_618.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path and an open fd.
+        let rc = unsafe {
+            libbpf_rs::libbpf_sys::bpf_obj_pin(
+                skel.maps.tld_data_map_618.as_fd().as_raw_fd(),
+                c.as_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "pinning at {}", pin_618.display());
+        Some(Fixture { skel, pin, pin_618 })
     }
 
-    /// Where the map is pinned.
+    /// Where the map is pinned (the 7.x generation).
     pub fn pin(&self) -> &Path {
         &self.pin
+    }
+
+    /// Where the fixture's map of the 6.18 generation is pinned.
+    pub fn pin_618(&self) -> &Path {
+        &self.pin_618
     }
 
     /// The map's id.
@@ -669,6 +722,7 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.pin);
+        let _ = std::fs::remove_file(&self.pin_618);
     }
 }
 
