@@ -144,4 +144,21 @@ fn each_map_is_served_in_its_generation_and_both_at_once() {
     });
     let status = tld_runtime::status();
     assert_eq!(status.registered_threads, status.live_threads, "{status}");
+
+    // 7.x's limits. A key too large for what is left: E2BIG. One that would end at the page's
+    // last byte: E2BIG too while a 7.x map is connected (its reader wants values to end
+    // before the page does). One byte less fits, and both programs find it.
+    let left = status.data_capacity - status.data_bytes;
+    assert!(left >= 16, "{status}");
+    let e = tld_runtime::DynamicKey::create("too_big", left + 1).unwrap_err();
+    assert_eq!(e.errno(), Some(libc::E2BIG), "{e}");
+    let e = tld_runtime::DynamicKey::create("to_the_end", left).unwrap_err();
+    assert_eq!(e.errno(), Some(libc::E2BIG), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("only {} are left", left - 1)),
+        "{e}"
+    );
+    let last = tld_runtime::DynamicKey::create("to_the_end", left - 1).expect("one byte less");
+    assert_eq!(last.offset() + last.size(), status.page_size - 1);
 }

@@ -239,7 +239,9 @@
 #define barrier_var(var) asm volatile("" : "+r"(var))
 #endif
 #ifndef bpf_for
-#error "task_local_data.bpf.h needs bpf_for() from libbpf's bpf_helpers.h (libbpf >= 1.2)"
+#error "tld: the <bpf/bpf_helpers.h> found is older than libbpf 1.2 (it has no bpf_for(), which task_local_data.bpf.h needs): put newer libbpf BPF headers first on the include path (libbpf-cargo's SkeletonBuilder and tld-bpf-build do; a system libbpf-dev may be older)"
+/* Stop here: the rest would only repeat the error above in other words. */
+#include "tld: libbpf 1.2 or later is needed"
 #endif
 
 #ifndef TLD_PAGE_SIZE

@@ -10,12 +10,12 @@ use std::marker::PhantomData;
 use crate::error::Error;
 use crate::layout;
 use crate::lifecycle;
-use crate::locks::lock;
+use crate::locks::{lock, read};
 use crate::metadata::Published;
 use crate::runtime::runtime;
 use crate::thread_state::{self, Phase};
 use crate::types::TldType;
-use crate::wire;
+use crate::wire::{self, Generation};
 
 /// A key created at run time, with a value of `size` bytes per thread.
 ///
@@ -48,6 +48,9 @@ impl DynamicKey {
     /// # Errors
     /// - [`Error::KeyExists`] (EEXIST): the name is taken, by a static or a dynamic key;
     /// - [`Error::NoRoom`] (E2BIG): the value does not fit in what is left of the data area;
+    ///   or, while a map of the 7.x generation is connected, it would end at the page's very
+    ///   last byte, where the kernel's 7.x BPF reader does not find values (it wants each to
+    ///   end before the page does);
     /// - [`Error::NoSlots`] (ENOSPC): every metadata entry is taken;
     /// - [`Error::InvalidKey`] (EINVAL): not a C identifier of at most 61 bytes, or size 0;
     /// - the layout's own problem (such as [`Error::DuplicateKey`]) if nothing can be published.
@@ -139,6 +142,10 @@ fn create_key(name: &str, size: usize) -> Result<Published, Error> {
         return Err(invalid(format!("size {size} is not in 1..=65535")));
     }
     let meta = rt.meta.as_ref().map_err(Clone::clone)?;
+    // The connection first (the runtime's lock order), to learn which generations are read.
+    let seven = read(&rt.conn)
+        .maps()
+        .any(|m| m.generation() == Generation::Linux7);
     let mut meta = lock(meta);
     if meta.entries().iter().any(|e| e.name == name) {
         return Err(Error::KeyExists {
@@ -157,6 +164,14 @@ fn create_key(name: &str, size: usize) -> Result<Published, Error> {
             key: name.to_string(),
             size: wire::round8(size),
             available,
+        });
+    }
+    // The kernel's 7.x reader finds a value only if it ends before the page's last byte.
+    if seven && size >= available {
+        return Err(Error::NoRoom {
+            key: name.to_string(),
+            size: wire::round8(size),
+            available: available - 1,
         });
     }
     let offset = meta.publish(name, size);
