@@ -9,8 +9,15 @@ use tld_bench_hints as _;
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     tld_runtime::header::write(out.join("tld_generated.h")).expect("write tld_generated.h");
-    let source = tld_bpf_build::bpf_dir().join("bench_tld.bpf.c");
-    tld_bpf_build::build_skeleton(&source, &out.join("bench_tld.skel.rs"), &[out.as_path()]);
+    // The 7.x generation of the format (the header's default), and the 6.18 one.
+    for name in ["bench_tld", "bench_tld_618"] {
+        let source = tld_bpf_build::bpf_dir().join(format!("{name}.bpf.c"));
+        tld_bpf_build::build_skeleton(
+            &source,
+            &out.join(format!("{name}.skel.rs")),
+            &[out.as_path()],
+        );
+    }
 
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let version = std::process::Command::new(rustc)

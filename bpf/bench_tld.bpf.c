@@ -155,7 +155,7 @@ int bench_diag_init(void *ctx)
 	return bpf_tld_init(bpf_get_current_task_btf(), &tld) == 0 && tld.fast;
 }
 
-/* The cached path's init alone: one storage get and the cache's tag check. */
+/* The cached path's init alone: two storage gets and the cache's cookie check. */
 SEC("xdp")
 int bench_diag_init_cached(void *ctx)
 {
@@ -166,8 +166,7 @@ int bench_diag_init_cached(void *ctx)
 
 /*
  * A second task storage map, for the cost of a second storage get: what the
- * cached path's init pays when the cache has a map of its own
- * (TLD_SEPARATE_CACHE, implied by TLD_PIN_DATA_MAP).
+ * cached path's init pays for the cache's map of its own (tld_off_map).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -176,7 +175,7 @@ struct {
 	__type(value, struct tld_off_cache);
 } second_get_map SEC(".maps");
 
-/* Two bpf_task_storage_get() calls, nothing else: the separate cache's init. */
+/* Two bpf_task_storage_get() calls, nothing else: the least a cached init makes. */
 SEC("xdp")
 int bench_diag_two_gets(void *ctx)
 {

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::Criterion;
-use tld_bench::bpf::Bench;
+use tld_bench::bpf::{Bench, Timed};
 use tld_bench::rust_side::{self, SyscallHint};
 
 fn main() {

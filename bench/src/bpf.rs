@@ -1,5 +1,7 @@
 //! The BPF harness: loads `bpf/bench_tld.bpf.c`, runs its programs with `BPF_PROG_TEST_RUN`
-//! and `repeat`, and reads the verifier's statistics for them.
+//! and `repeat`, and reads the verifier's statistics for them. The object is built twice, for
+//! each generation of the format's map value ([`Bench`]: 7.x's 24 bytes, the header's default;
+//! [`Bench618`]: 6.18's 16 bytes); [`Timed`] runs the programs of either.
 //!
 //! The timed programs are `SEC("xdp")`. The kernel runs an XDP program's test run in the
 //! calling thread, so `bpf_get_current_task_btf()` is the benchmark thread, and reports the mean
@@ -13,6 +15,55 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
 
 use crate::skel::{BenchTldSkel, BenchTldSkelBuilder};
+use crate::skel_618::{BenchTld618Skel, BenchTld618SkelBuilder};
+
+/// The program `p` of a skeleton of `bench_tld.bpf.c` (either build).
+macro_rules! prog_of {
+    ($progs:expr, $p:expr) => {{
+        let progs = $progs;
+        match $p {
+            Prog::Empty => &progs.bench_empty,
+            Prog::FloorK1 => &progs.bench_floor_k1,
+            Prog::FloorK4 => &progs.bench_floor_k4,
+            Prog::FloorK16 => &progs.bench_floor_k16,
+            Prog::InlineK1 => &progs.bench_inline_k1,
+            Prog::TldK1 => &progs.bench_tld_k1,
+            Prog::TldK4 => &progs.bench_tld_k4,
+            Prog::TldK16 => &progs.bench_tld_k16,
+            Prog::CachedK1 => &progs.bench_cached_k1,
+            Prog::CachedK4 => &progs.bench_cached_k4,
+            Prog::CachedK16 => &progs.bench_cached_k16,
+            Prog::DiagInit => &progs.bench_diag_init,
+            Prog::DiagInitCached => &progs.bench_diag_init_cached,
+            Prog::DiagTwoGets => &progs.bench_diag_two_gets,
+        }
+    }};
+}
+
+/// The timed programs of a loaded build of `bench_tld.bpf.c`, whichever generation it reads.
+pub trait Timed: Sync {
+    /// The loaded program `p`.
+    fn prog(&self, p: Prog) -> &ProgramMut<'static>;
+
+    /// `hint_value_map`: task storage whose value is the hint itself (the syscall approach).
+    fn hint_value_map(&'static self) -> BorrowedFd<'static>;
+
+    /// Runs `p` `repeat` times in the calling thread and returns the kernel's mean duration.
+    fn run(&self, p: Prog, repeat: u32) -> Result<Run, String> {
+        let (ret, ns) = test_run(self.prog(p), p.name(), repeat)?;
+        Ok(Run { ret, ns })
+    }
+
+    /// The verifier's and the JIT's figures for `p`.
+    fn stats(&self, p: Prog) -> Result<ProgStats, String> {
+        let info = prog_info(self.prog(p).as_fd(), None)?;
+        Ok(ProgStats {
+            verified_insns: info.verified_insns,
+            xlated_insns: info.xlated_prog_len / 8,
+            jited_bytes: info.jited_prog_len,
+        })
+    }
+}
 
 /// The timed BPF programs of `bench_tld.bpf.c`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,11 +95,11 @@ pub enum Prog {
     CachedK16,
     /// `bpf_tld_init` alone (fast path: one storage get and the fingerprint check).
     DiagInit,
-    /// The cached path's init alone (one storage get and the cache's tag check).
+    /// The cached path's init alone (two storage gets: the pages, then the per-task cache in
+    /// `tld_off_map`, and the cache's cookie check).
     DiagInitCached,
-    /// Two `bpf_task_storage_get` calls and nothing else: what the cached path's init makes
-    /// when the cache has a map of its own (`TLD_SEPARATE_CACHE`, implied by
-    /// `TLD_PIN_DATA_MAP`).
+    /// Two `bpf_task_storage_get` calls and nothing else: the least the cached path's init
+    /// makes.
     DiagTwoGets,
 }
 
@@ -159,51 +210,9 @@ impl Bench {
         &self.skel
     }
 
-    /// `hint_value_map`: task storage whose value is the hint itself (the syscall approach).
-    pub fn hint_value_map(&'static self) -> BorrowedFd<'static> {
-        self.skel.maps.hint_value_map.as_fd()
-    }
-
     /// `bare_reg_map`: a map laid out like `tld_data_map`, for the bare registration.
     pub fn bare_reg_map(&'static self) -> BorrowedFd<'static> {
         self.skel.maps.bare_reg_map.as_fd()
-    }
-
-    /// The loaded program `p`.
-    pub fn prog(&self, p: Prog) -> &ProgramMut<'static> {
-        let progs = &self.skel.progs;
-        match p {
-            Prog::Empty => &progs.bench_empty,
-            Prog::FloorK1 => &progs.bench_floor_k1,
-            Prog::FloorK4 => &progs.bench_floor_k4,
-            Prog::FloorK16 => &progs.bench_floor_k16,
-            Prog::InlineK1 => &progs.bench_inline_k1,
-            Prog::TldK1 => &progs.bench_tld_k1,
-            Prog::TldK4 => &progs.bench_tld_k4,
-            Prog::TldK16 => &progs.bench_tld_k16,
-            Prog::CachedK1 => &progs.bench_cached_k1,
-            Prog::CachedK4 => &progs.bench_cached_k4,
-            Prog::CachedK16 => &progs.bench_cached_k16,
-            Prog::DiagInit => &progs.bench_diag_init,
-            Prog::DiagInitCached => &progs.bench_diag_init_cached,
-            Prog::DiagTwoGets => &progs.bench_diag_two_gets,
-        }
-    }
-
-    /// Runs `p` `repeat` times in the calling thread and returns the kernel's mean duration.
-    pub fn run(&self, p: Prog, repeat: u32) -> Result<Run, String> {
-        let (ret, ns) = test_run(self.prog(p), p.name(), repeat)?;
-        Ok(Run { ret, ns })
-    }
-
-    /// The verifier's and the JIT's figures for `p`.
-    pub fn stats(&self, p: Prog) -> Result<ProgStats, String> {
-        let info = prog_info(self.prog(p).as_fd(), None)?;
-        Ok(ProgStats {
-            verified_insns: info.verified_insns,
-            xlated_insns: info.xlated_prog_len / 8,
-            jited_bytes: info.jited_prog_len,
-        })
     }
 
     /// The JIT-compiled machine code of `p` (x86-64 on this project's machines), for
@@ -215,6 +224,50 @@ impl Bench {
         let info = prog_info(fd, Some(&mut code))?;
         code.truncate(info.jited_prog_len as usize);
         Ok(code)
+    }
+}
+
+impl Timed for Bench {
+    fn prog(&self, p: Prog) -> &ProgramMut<'static> {
+        prog_of!(&self.skel.progs, p)
+    }
+
+    fn hint_value_map(&'static self) -> BorrowedFd<'static> {
+        self.skel.maps.hint_value_map.as_fd()
+    }
+}
+
+/// The benchmark object built for the 6.18 generation's value (`TLD_GEN_6_18`).
+pub struct Bench618 {
+    skel: BenchTld618Skel<'static>,
+}
+
+impl Bench618 {
+    /// Loads the BPF object, for the rest of the process.
+    pub fn load() -> Result<&'static Bench618, String> {
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let skel = BenchTld618SkelBuilder::default()
+            .open(storage)
+            .and_then(|open| open.load())
+            .map_err(|e| format!("loading bench_tld_618.bpf.o failed: {e:#}"))?;
+        Ok(Box::leak(Box::new(Bench618 { skel })))
+    }
+
+    /// Registers every thread in this object's `tld_data_map` as well
+    /// ([`tld_runtime::connect_also`]).
+    pub fn connect_also(&'static self) -> Result<(), tld_runtime::Error> {
+        tld_runtime::connect_also(self.skel.maps.tld_data_map.as_fd())
+    }
+}
+
+impl Timed for Bench618 {
+    fn prog(&self, p: Prog) -> &ProgramMut<'static> {
+        prog_of!(&self.skel.progs, p)
+    }
+
+    fn hint_value_map(&'static self) -> BorrowedFd<'static> {
+        self.skel.maps.hint_value_map.as_fd()
     }
 }
 

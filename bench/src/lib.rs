@@ -14,8 +14,14 @@ pub mod registration;
 pub mod rust_side;
 pub mod scoped;
 
-/// The generated libbpf-rs skeleton of `bpf/bench_tld.bpf.c`.
+/// The generated libbpf-rs skeleton of `bpf/bench_tld.bpf.c` (the 7.x generation's value).
 #[allow(clippy::all, missing_docs, dead_code)]
 pub mod skel {
     include!(concat!(env!("OUT_DIR"), "/bench_tld.skel.rs"));
+}
+
+/// The same for the 6.18 generation's value (`bpf/bench_tld_618.bpf.c`).
+#[allow(clippy::all, missing_docs, dead_code)]
+pub mod skel_618 {
+    include!(concat!(env!("OUT_DIR"), "/bench_tld_618.skel.rs"));
 }

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::bpf::Bench;
+use crate::bpf::{Bench, Timed};
 use crate::rust_side::{pidfd_self, SyscallHint};
 
 /// Pages allocated in advance for bare registrations, and faulted in (written once) before any

@@ -228,7 +228,7 @@ impl<'a> Btf<'a> {
                 self.describe(value)
             ));
         }
-        // Members after the two pointers are the BPF program's own (the header's cache).
+        // What follows the two pointers (7.x's start) is checked by `value_shape`.
         if value.vlen < 2 {
             return Err(format!(
                 "its value, {}, has {} members instead of starting with two __uptr pointers \
