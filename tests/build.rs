@@ -47,6 +47,12 @@ fn main() {
             &[],
         );
     }
+    // A reader with the guard's check, for tests/tests/guard.rs.
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_guard_test.bpf.c"),
+        &out.join("tld_guard_test.skel.rs"),
+        &[],
+    );
     // Stale writers and look-alike maps, for the isolation and connect tests.
     tld_bpf_build::build_skeleton(
         &bpf.join("tld_isolation.bpf.c"),

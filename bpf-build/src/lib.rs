@@ -69,13 +69,17 @@ pub fn clang() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("clang-19"))
 }
 
-/// Writes the BPF-side library headers, `task_local_data.bpf.h` and `tld_vmlinux.h`, into `dir`
-/// (creating it), rewriting them only when their contents change.
+/// Writes the BPF-side library headers, `task_local_data.bpf.h`, `tld_guard.bpf.h` and
+/// `tld_vmlinux.h`, into `dir` (creating it), rewriting them only when their contents change.
 pub fn write_headers(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     write_if_changed(
         &dir.join("task_local_data.bpf.h"),
         tld_runtime::header::BPF_HEADER,
+    )?;
+    write_if_changed(
+        &dir.join("tld_guard.bpf.h"),
+        tld_runtime::header::GUARD_HEADER,
     )?;
     write_if_changed(
         &dir.join("tld_vmlinux.h"),

@@ -82,6 +82,11 @@
  *  - TLD_SEPARATE_CACHE: accepted for programs written for earlier versions
  *    of this header, and has no effect: the per-task cache always has a map of
  *    its own now (see "Where the cache lives").
+ *  - TLD_GUARD: compile in the guard's check (see "THE GUARD" below). It
+ *    takes effect only if the loader sets tld_guard_enabled before loading the
+ *    program, as it does when it attaches the guard; otherwise bpf_tld_init()
+ *    behaves exactly as without TLD_GUARD (the verifier drops the check). 7.x
+ *    generation only.
  *
  *
  * WHICH VALUE
@@ -101,6 +106,18 @@
  *   readers that share the map
  *   scx's task_local_data.bpf.h (scx_cargo)       16 bytes    TLD_GEN_6_18
  *   the kernel's 7.x task_local_data.bpf.h        24 bytes    (default)
+ *
+ *
+ * THE GUARD
+ *
+ * Whoever may write tld_data_map (the pin's group, root) can register pages
+ * of its own for another process's threads, and a reader would take those
+ * values as the victim's. The guard (the tld-guard crate) stamps each element
+ * that a task of the thread's own process registered (tld_guard.bpf.h); with
+ * TLD_GUARD and tld_guard_enabled set, bpf_tld_init() uses an element only if
+ * its stamp is right for the task's process, and returns -EPERM otherwise, on
+ * every path. A process may still set whatever hints it likes for its own
+ * threads: hints stay trusted per process. See the README's threat model.
  *
  *
  * USE
@@ -230,6 +247,9 @@
 #ifndef ENODATA
 #define ENODATA 61
 #endif
+#ifndef EPERM
+#define EPERM 1
+#endif
 
 /* Fallbacks for older copies of bpf_helpers.h. */
 #ifndef __uptr
@@ -314,12 +334,20 @@ struct tld_data_u {
 	char data[TLD_PAGE_SIZE - sizeof(__u64)];
 };
 
+#if defined(TLD_GUARD) && TLD_GENERATION != 7
+#error "tld: TLD_GUARD needs the 7.x generation's value (its stamp lives after start); do not define TLD_GEN_6_18"
+#endif
+
 /* Value of tld_data_map: the kernel pins both pages on update. */
 struct tld_map_value {
 	struct tld_data_u __uptr *data;	/* the page holding the thread's data area */
 	struct tld_meta_u __uptr *meta;	/* the process's metadata page */
 #if TLD_GENERATION == 7
 	__u16 start;			/* offset of the data area in data's page */
+#ifdef TLD_GUARD
+	__u16 stamp_hi;			/* the guard's stamp (tld_guard.bpf.h), in 7.x's padding */
+	__u32 stamp_lo;
+#endif
 #endif
 };
 
@@ -440,6 +468,32 @@ struct {
 #endif
 } tld_data_map SEC(".maps") __attribute__((weak));
 
+#ifdef TLD_GUARD
+#include "tld_guard.bpf.h"
+
+/*
+ * Set by the loader before load when it attaches the guard (a constant for
+ * the verifier: with 0, the check is not even in the loaded program).
+ */
+const volatile bool tld_guard_enabled __attribute__((weak)) = 0;
+
+/*
+ * Whether @value, @task's element naming @data and @meta with @start, carries
+ * the stamp of @task's own process. Without a key (the guard not set up), no
+ * element does.
+ */
+static __always_inline int __tld_guard_ok(struct task_struct *task, const void *value,
+					  const void *data, const void *meta, long start)
+{
+	const struct tld_guard_key *key = __tld_guard_key();
+
+	if (!key)
+		return 0;
+	return __tld_guard_stamp(value) ==
+	       __tld_guard_stamp_of(key, value, data, meta, start, task->tgid);
+}
+#endif
+
 /* Written by BPF only: the per-task offset cache of the cached path. */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -499,6 +553,10 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
 	if (!data || !meta)
 		return -ENODATA;
 	start = __tld_value_start(value);
+#ifdef TLD_GUARD
+	if (tld_guard_enabled && !__tld_guard_ok(task, value, data, meta, start))
+		return -EPERM;
+#endif
 
 #if __TLD_FAST_PATH
 	/*
@@ -564,9 +622,10 @@ __bpf_tld_init(struct task_struct *task, struct bpf_tld *tld, int allow_fast)
  *
  * Return: 0 on success; -ENODATA if @task has no element in tld_data_map
  * (its thread never registered, or the element was deleted) or the element's
- * data or meta pointer is NULL; -ENOMEM if the task's cache element cannot be
- * created (off the fast path only). On failure the handle is cleared, and
- * lookups through it return NULL.
+ * data or meta pointer is NULL; -EPERM with the guard on (TLD_GUARD) if the
+ * element was not registered by @task's own process; -ENOMEM if the task's
+ * cache element cannot be created (off the fast path only). On failure the
+ * handle is cleared, and lookups through it return NULL.
  *
  * Note that exec() keeps the element: until the new program registers the
  * thread again, the handle reaches the pages pinned before exec.

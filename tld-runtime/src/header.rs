@@ -97,6 +97,10 @@ pub const BPF_HEADER: &str = include_str!("../bpf/task_local_data.bpf.h");
 /// a `vmlinux.h` dumped from a kernel's BTF.
 pub const VMLINUX_SUBSET: &str = include_str!("../bpf/tld_vmlinux.h");
 
+/// `tld_guard.bpf.h`: the guard's stamp and its key map, which `task_local_data.bpf.h` includes
+/// when a program defines `TLD_GUARD` (see the `tld-guard` crate).
+pub const GUARD_HEADER: &str = include_str!("../bpf/tld_guard.bpf.h");
+
 /// Writes [`generate`]'s header to `path`, and next to it the two headers it builds on,
 /// `task_local_data.bpf.h` ([`BPF_HEADER`]) and `tld_vmlinux.h` ([`VMLINUX_SUBSET`]), so that
 /// one `-I` of that directory is all a BPF build needs. Also writes the hints' JSON schema
@@ -115,6 +119,7 @@ pub fn write(path: impl AsRef<Path>) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     write_if_changed(&dir.join("task_local_data.bpf.h"), BPF_HEADER)?;
     write_if_changed(&dir.join("tld_vmlinux.h"), VMLINUX_SUBSET)?;
+    write_if_changed(&dir.join("tld_guard.bpf.h"), GUARD_HEADER)?;
     write_if_changed(path, &text)
 }
 
