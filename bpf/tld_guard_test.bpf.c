@@ -94,3 +94,28 @@ int stamp_self(struct stamp_ctx *ctx)
 	ctx->ret = 0;
 	return 0;
 }
+
+struct write_ctx {
+	__s32 value1;		/* in: what to write into the calling thread's value1 */
+	__s32 ret;		/* out: 0, bpf_tld_init()'s error, or -ENOENT */
+};
+
+/* A BPF writer: the guard must not get in its way. */
+SEC("syscall")
+int write_self(struct write_ctx *ctx)
+{
+	struct bpf_tld tld;
+	__s32 *v;
+	int ret;
+
+	ret = bpf_tld_init(bpf_get_current_task_btf(), &tld);
+	if (!ret) {
+		v = bpf_tld_get(&tld, value1);
+		if (v)
+			*v = ctx->value1;
+		else
+			ret = -ENOENT;
+	}
+	ctx->ret = ret;
+	return 0;
+}

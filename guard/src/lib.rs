@@ -112,6 +112,16 @@ impl Error {
     }
 }
 
+/// Whether [`Guard::attach_with`] attaches the `lsm/bpf` program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lsm {
+    /// Where the kernel runs BPF LSM programs (what [`Guard::attach`] does).
+    WhereAvailable,
+    /// Not at all: the stamp alone.
+    Off,
+}
+
 /// What the guard's programs have done since it was attached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -187,6 +197,16 @@ impl Guard {
     /// The `lsm/bpf` program is attached where the kernel allows it; [`Guard::lsm`] says whether
     /// it runs. The stamp is the guarantee either way.
     pub fn attach(data_map: BorrowedFd<'_>, key_map: BorrowedFd<'_>) -> Result<Guard, Error> {
+        Guard::attach_with(data_map, key_map, Lsm::WhereAvailable)
+    }
+
+    /// [`Guard::attach`], choosing whether to attach the `lsm/bpf` program: [`Lsm::Off`] gives
+    /// what a kernel without the bpf LSM gets, the stamp alone (for tests and comparisons).
+    pub fn attach_with(
+        data_map: BorrowedFd<'_>,
+        key_map: BorrowedFd<'_>,
+        lsm: Lsm,
+    ) -> Result<Guard, Error> {
         let info = map_info(data_map, "reading the data map's info")?;
         if info.value_size != VALUE_SIZE_7 {
             return Err(Error::NotGuardable {
@@ -207,6 +227,14 @@ impl Guard {
         libbpf_rs::set_print(quiet);
         let skel = loaded.map_err(unavailable)?;
         let stamp = skel.progs.tld_guard_stamp.attach().map_err(unavailable)?;
+        if lsm == Lsm::Off {
+            return Ok(Guard {
+                _stamp: stamp,
+                lsm: None,
+                lsm_note: Some("the lsm/bpf program was not asked for".into()),
+                skel,
+            });
+        }
         let (lsm, lsm_note) = match (bpf_lsm_enabled(), skel.progs.tld_guard_refuse.attach_lsm()) {
             (true, Ok(link)) => (Some(link), None),
             (false, _) => (

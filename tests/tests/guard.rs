@@ -140,6 +140,10 @@ fn write_key(key_map: BorrowedFd<'_>) {
 #[test]
 fn a_reader_with_the_guard_uses_only_elements_of_the_threads_own_process() {
     let test = "a_reader_with_the_guard_uses_only_elements_of_the_threads_own_process";
+    // The same binary, run again by the VM's attacks as a spoofer.
+    if std::env::var_os(guard_vm::ROLE_ENV).is_some() {
+        return guard_vm::spoofer();
+    }
     let Some(plain) = load(false) else {
         return;
     };
@@ -292,14 +296,450 @@ fn stamp_self_fails_without_key(skel: &TldGuardTestSkel<'_>) {
     assert_eq!(out.ret, -libc::EAGAIN, "no key, no stamp");
 }
 
-/// The VM: the guard attached and attacked. Filled in below.
+/// The VM: the guard attached and attacked.
 fn guard_in_action(test: &str) {
     guard_vm::run(test);
 }
 
 mod guard_vm {
-    /// Runs the attacks of the issue against the attached guard.
-    pub fn run(test: &str) {
-        panic!("{test}: the guard loads here, and the attack scenarios are not written yet");
+    use super::*;
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, Instant};
+
+    pub const ROLE_ENV: &str = "TLD_GUARD_TEST_ROLE";
+    const PIN_ENV: &str = "TLD_GUARD_TEST_PIN";
+    const TIDS_ENV: &str = "TLD_GUARD_TEST_TIDS";
+    const MS_ENV: &str = "TLD_GUARD_TEST_MS";
+
+    /// value1 in the spoofer's pages: what a reader must never see for a victim's thread.
+    const SPOOF: i32 = 0x5bad_5bad;
+    /// Victim threads.
+    const VICTIMS: usize = 1000;
+    /// How long each attack lasts.
+    const ATTACK: Duration = Duration::from_millis(2500);
+
+    /// What a reader saw of the victims' threads.
+    #[derive(Debug, Default, Clone, Copy)]
+    struct Reads {
+        own: u64,
+        nothing: u64,
+        spoofed: u64,
+        other: u64,
     }
+
+    impl Reads {
+        fn add(&mut self, r: &ReadCtx, own: i64) {
+            match (r.init_ret, r.found) {
+                (0, 1) if r.value1 == own => self.own += 1,
+                (0, 1) if r.value1 == i64::from(SPOOF) => self.spoofed += 1,
+                (0, 1) => self.other += 1,
+                _ => self.nothing += 1,
+            }
+        }
+    }
+
+    fn own_value(i: usize) -> i32 {
+        0x1000_0000 + i as i32
+    }
+
+    /// Reads every victim thread once.
+    fn read_all(skel: &TldGuardTestSkel<'_>, tids: &[i32], reads: &mut Reads) -> usize {
+        let mut own = 0;
+        for (i, &tid) in tids.iter().enumerate() {
+            let r = read(skel, tid);
+            let before = reads.own;
+            reads.add(&r, i64::from(own_value(i)));
+            own += usize::from(reads.own > before);
+        }
+        own
+    }
+
+    /// Starts a spoofer process: this test binary again, in the spoofer's role.
+    fn spawn_spoofer(mode: &str, pin: &str, tids: &[i32]) -> std::process::Child {
+        let list: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_reader_with_the_guard_uses_only_elements_of_the_threads_own_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ROLE_ENV, mode)
+            .env(PIN_ENV, pin)
+            .env(TIDS_ENV, list.join(","))
+            .env(MS_ENV, ATTACK.as_millis().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a spoofer")
+    }
+
+    /// Reads the victims while an attack runs, then until they all read their own values
+    /// again; returns the reads, the spoofer's own account, and how long the recovery took.
+    fn attack(
+        skel: &TldGuardTestSkel<'_>,
+        mode: &str,
+        pin: &str,
+        tids: &[i32],
+        during: impl Fn(),
+    ) -> (Reads, String, Duration) {
+        let mut spoofer = spawn_spoofer(mode, pin, tids);
+        let mut reads = Reads::default();
+        loop {
+            read_all(skel, tids, &mut reads);
+            during();
+            if spoofer.try_wait().expect("wait").is_some() {
+                break;
+            }
+        }
+        let out = spoofer.wait_with_output().expect("the spoofer's output");
+        assert!(out.status.success(), "the spoofer failed: {}", out.status);
+        let said = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("SPOOFER"))
+            .unwrap_or("SPOOFER said nothing")
+            .to_string();
+        // The victim's own hints come back by themselves.
+        let stopped = Instant::now();
+        loop {
+            let mut after = Reads::default();
+            let own = read_all(skel, tids, &mut after);
+            assert_eq!(
+                after.spoofed, 0,
+                "{mode}: a spoofed value after the attack: {after:?}"
+            );
+            reads.spoofed += after.spoofed;
+            if own == tids.len() {
+                break;
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(20),
+                "{mode}: {own} of {} threads read their own values 20 s after the attack",
+                tids.len()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (reads, said, stopped.elapsed())
+    }
+
+    pub fn run(test: &str) {
+        let pin = format!("/sys/fs/bpf/tld_test_guard_{}", std::process::id());
+        let events = format!("/sys/fs/bpf/tld_test_guard_events_{}", std::process::id());
+        // The runtime's watcher looks for the guard's events there.
+        std::env::set_var("TLD_GUARD_EVENTS", &events);
+
+        // Phase A: the stamp alone (no LSM program), as on a kernel without the bpf LSM.
+        let a = load(true).expect("the test object loads");
+        let guard_a = tld_guard::Guard::attach_with(
+            a.maps.tld_data_map.as_fd(),
+            a.maps.tld_guard_key.as_fd(),
+            tld_guard::Lsm::Off,
+        )
+        .expect("the guard attaches here (probe succeeded)");
+        guard_a.pin_events(&events).expect("pin the events");
+        let pinned = PinnedMap::pin_at(a.maps.tld_data_map.as_fd(), std::path::Path::new(&pin));
+        tld_runtime::connect_pinned(&pin).expect("connect_pinned");
+
+        // The victims: this process's threads, each with its own value.
+        let done = Arc::new(AtomicBool::new(false));
+        let ready = Arc::new(Barrier::new(VICTIMS + 1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let victims: Vec<_> = (0..VICTIMS)
+            .map(|i| {
+                let (done, ready, tx) = (done.clone(), ready.clone(), tx.clone());
+                std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        VALUE1.set(own_value(i));
+                        tx.send((i, gettid())).unwrap();
+                        ready.wait();
+                        while !done.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    })
+                    .expect("spawn a victim thread")
+            })
+            .collect();
+        ready.wait();
+        let mut tids = vec![0; VICTIMS];
+        for (i, tid) in rx.iter().take(VICTIMS) {
+            tids[i] = tid;
+        }
+        // With the guard on, a legitimate process reads right: every thread, stamped.
+        let mut legit = Reads::default();
+        let own = read_all(a, &tids, &mut legit);
+        assert_eq!(own, VICTIMS, "with the guard on, {legit:?}");
+        // A BPF writer is not affected.
+        let w = tld_tests::run(
+            &a.progs.write_self,
+            WriteCtx {
+                value1: 777,
+                ret: 1,
+            },
+        );
+        assert_eq!(w.ret, 0, "write_self");
+        assert_eq!(VALUE1.get(), 777, "the thread sees what BPF wrote");
+
+        let mut report = Vec::new();
+        for mode in ["single", "many", "dup2"] {
+            let (reads, said, recovery) = attack(a, mode, &pin, &tids, || {});
+            assert_eq!(
+                reads.spoofed, 0,
+                "{mode}: spoofed values read: {reads:?}; {said}"
+            );
+            assert_eq!(reads.other, 0, "{mode}: {reads:?}");
+            report.push(format!(
+                "{mode} (stamp only): {} reads own, {} nothing, 0 spoofed; {said}; own values \
+                 back {:.0} ms after the attack",
+                reads.own,
+                reads.nothing,
+                recovery.as_secs_f64() * 1000.0
+            ));
+        }
+        // The victim registers again while it is attacked (a connect moves every thread).
+        let (reads, said, recovery) = attack(a, "many", &pin, &tids, || {
+            tld_runtime::connect_pinned(&pin).expect("connect again");
+        });
+        assert_eq!(reads.spoofed, 0, "registering meanwhile: {reads:?}; {said}");
+        report.push(format!(
+            "many, the victim registering meanwhile: {} own, {} nothing, 0 spoofed; {said}; \
+             back in {:.0} ms",
+            reads.own,
+            reads.nothing,
+            recovery.as_secs_f64() * 1000.0
+        ));
+        let counts_a = guard_a.counts();
+        assert!(
+            counts_a.spoofed > 0,
+            "the guard saw the spoofs: {counts_a:?}"
+        );
+        let status = tld_runtime::status();
+        assert!(status.guard_repairs > 0, "the runtime repaired: {status}");
+
+        // Phase B: a restarted scheduler, the LSM program on where the kernel runs it. The
+        // runtime follows the pin to the new map.
+        let b = load(true).expect("loads again");
+        let guard_b =
+            tld_guard::Guard::attach(b.maps.tld_data_map.as_fd(), b.maps.tld_guard_key.as_fd())
+                .expect("the guard attaches again");
+        guard_b.pin_events(&events).expect("pin the events");
+        drop(pinned);
+        let _pinned_b = PinnedMap::pin_at(b.maps.tld_data_map.as_fd(), std::path::Path::new(&pin));
+        let restarted = Instant::now();
+        loop {
+            let mut r = Reads::default();
+            if read_all(b, &tids, &mut r) == VICTIMS {
+                break;
+            }
+            assert_eq!(r.spoofed, 0);
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "after the restart: {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        report.push(format!(
+            "restart: every thread read right in the new map {:.0} ms after its pin",
+            restarted.elapsed().as_secs_f64() * 1000.0
+        ));
+        for mode in ["single", "dup2"] {
+            let (reads, said, recovery) = attack(b, mode, &pin, &tids, || {});
+            assert_eq!(
+                reads.spoofed,
+                0,
+                "{mode}, LSM {}: {reads:?}; {said}",
+                guard_b.lsm()
+            );
+            report.push(format!(
+                "{mode} (LSM program {}): {} own, {} nothing, 0 spoofed; {said}; back in {:.0} \
+                 ms",
+                if guard_b.lsm() { "on" } else { "off" },
+                reads.own,
+                reads.nothing,
+                recovery.as_secs_f64() * 1000.0
+            ));
+        }
+        // fork: the child's thread registers itself, stamped as the child's.
+        // SAFETY: the child only calls async-signal-safe code and the runtime's hint access,
+        // which its fork handler prepared; it exits without unwinding.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            VALUE1.set(4242);
+            let r = read(b, 0);
+            let ok = r.init_ret == 0 && r.found == 1 && r.value1 == 4242;
+            // SAFETY: _exit ends the child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut wstatus = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(child, &mut wstatus, 0) };
+        assert!(
+            libc::WIFEXITED(wstatus) && libc::WEXITSTATUS(wstatus) == 0,
+            "the forked child reads its own hint with the guard on"
+        );
+        report.push("fork: the child read its own hint".into());
+
+        done.store(true, Ordering::Relaxed);
+        for v in victims {
+            v.join().unwrap();
+        }
+        let counts_b = guard_b.counts();
+        eprintln!("{test}: in the VM with the guard:");
+        for line in &report {
+            eprintln!("  {line}");
+        }
+        eprintln!(
+            "  guard counts: first {counts_a:?}; after the restart {counts_b:?} (LSM program: \
+             {}{})",
+            guard_b.lsm(),
+            guard_b
+                .lsm_note()
+                .map(|n| format!(", {n}"))
+                .unwrap_or_default()
+        );
+        let _ = std::fs::remove_file(&events);
+    }
+
+    /// The spoofer's pages: a metadata page that publishes `value1`, and a data page whose
+    /// `value1` is [`SPOOF`].
+    fn spoof_pages() -> Pages {
+        let pages = Pages::new();
+        // SAFETY: writes inside the two fresh pages of the mapping, which nothing else uses.
+        unsafe {
+            pages.data().add(16).cast::<i32>().write(SPOOF);
+            let meta = pages.meta();
+            meta.cast::<u16>().write(1); // cnt
+            meta.add(2).cast::<u16>().write(4080); // size
+            std::ptr::copy_nonoverlapping(c"value1".as_ptr().cast::<u8>(), meta.add(4), 7);
+            meta.add(4 + 62).cast::<u16>().write(4); // entry 0's size
+        }
+        pages
+    }
+
+    /// The spoofer: registers its own pages for the victim's threads, in one of three ways, for
+    /// the time it is given; each value carries the stamp of the victim thread's current
+    /// element (user space can read those).
+    pub fn spoofer() {
+        let mode = std::env::var(ROLE_ENV).unwrap();
+        let pin = std::env::var(PIN_ENV).unwrap();
+        let tids: Vec<i32> = std::env::var(TIDS_ENV)
+            .unwrap()
+            .split(',')
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let ms: u64 = std::env::var(MS_ENV).unwrap().parse().unwrap();
+        let c = std::ffi::CString::new(pin).unwrap();
+        // SAFETY: a NUL-terminated path.
+        let map = unsafe { libbpf_rs::libbpf_sys::bpf_obj_get(c.as_ptr()) };
+        assert!(map >= 0, "bpf_obj_get: {map}");
+        let pages = spoof_pages();
+        let (data, meta) = (pages.data() as u64, pages.meta() as u64);
+        let pidfds: Vec<_> = tids.iter().map(|&t| pidfd_of_thread(t)).collect();
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        let value_for = |pidfd: i32| {
+            let mut value = [0u8; 24];
+            value[..8].copy_from_slice(&data.to_ne_bytes());
+            value[8..16].copy_from_slice(&meta.to_ne_bytes());
+            value[16..18].copy_from_slice(&16u16.to_ne_bytes());
+            // The victim's current stamp, copied.
+            let mut current = [0u8; 24];
+            // SAFETY: key and value buffers of the map's sizes.
+            let rc = unsafe {
+                libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
+                    map,
+                    (&pidfd as *const i32).cast(),
+                    current.as_mut_ptr().cast(),
+                )
+            };
+            if rc == 0 {
+                value[18..24].copy_from_slice(&current[18..24]);
+            }
+            value
+        };
+        let update = |key: i32, value: &[u8; 24]| -> i32 {
+            // SAFETY: key and value buffers of the map's sizes.
+            unsafe {
+                libbpf_rs::libbpf_sys::bpf_map_update_elem(
+                    map,
+                    (&key as *const i32).cast(),
+                    value.as_ptr().cast(),
+                    0,
+                )
+            }
+        };
+        let ok = std::sync::atomic::AtomicU64::new(0);
+        let refused = std::sync::atomic::AtomicU64::new(0);
+        let count = |rc: i32| {
+            if rc == 0 {
+                ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        match mode.as_str() {
+            "single" => {
+                while Instant::now() < deadline {
+                    for fd in &pidfds {
+                        let key = fd.as_raw_fd();
+                        count(update(key, &value_for(key)));
+                    }
+                }
+            }
+            "many" => std::thread::scope(|s| {
+                for k in 0..8 {
+                    let (pidfds, value_for, update, count) = (&pidfds, &value_for, &update, &count);
+                    s.spawn(move || {
+                        while Instant::now() < deadline {
+                            for fd in pidfds.iter().skip(k).step_by(2) {
+                                let key = fd.as_raw_fd();
+                                count(update(key, &value_for(key)));
+                            }
+                        }
+                    });
+                }
+            }),
+            "dup2" => {
+                // One thread updates through descriptor `slot` while another swaps what it
+                // names: a victim's pidfd, then a pidfd of a thread of the spoofer's own.
+                let own = pidfd_of_thread(gettid());
+                // SAFETY: dup of an fd we own.
+                let slot = unsafe { libc::dup(own.as_raw_fd()) };
+                let stop = AtomicBool::new(false);
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        let mut i = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            let victim = pidfds[i % pidfds.len()].as_raw_fd();
+                            // SAFETY: dup2 onto `slot`, which this process owns.
+                            unsafe { libc::dup2(victim, slot) };
+                            // SAFETY: as above.
+                            unsafe { libc::dup2(own.as_raw_fd(), slot) };
+                            i += 1;
+                        }
+                    });
+                    let value = value_for(pidfds[0].as_raw_fd());
+                    while Instant::now() < deadline {
+                        count(update(slot, &value));
+                    }
+                    stop.store(true, Ordering::Relaxed);
+                });
+            }
+            other => panic!("unknown spoofer mode {other}"),
+        }
+        println!(
+            "SPOOFER {mode}: {} updates taken, {} refused",
+            ok.into_inner(),
+            refused.into_inner()
+        );
+    }
+}
+
+/// Mirror of `struct write_ctx`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct WriteCtx {
+    value1: i32,
+    ret: i32,
 }

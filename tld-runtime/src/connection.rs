@@ -2,12 +2,19 @@
 //! gets one (`connect`, `connect_pinned`, auto-connect, the pin watcher), and moving every
 //! thread from one map to the next.
 //!
+//! The watcher also follows the guard (`tld-guard`), where one runs: the guard counts, per
+//! process, the updates by other processes that spoofed its threads' elements, in a map pinned
+//! at `$TLD_GUARD_EVENTS` (else `/sys/fs/bpf/tld_guard_events`). When this process's count
+//! grows, the watcher registers every thread again, which puts the threads' own pages back
+//! (stamped by the guard as this process's), within [`GUARD_TICK`].
+//!
 //! A connection changes all at once or not at all. Moving to a new map registers every live
 //! thread in it first; only if all of them are registered does the new map replace the old one,
 //! whose elements are then deleted (best effort: page retirement keeps threads isolated even
 //! from elements left behind). If any registration fails, the elements made in the new map are
 //! deleted and nothing else changes.
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +37,14 @@ pub const PIN_PATH_ENV: &str = "TLD_MAP_PATH";
 /// Environment variable setting how often, in milliseconds, the watcher looks at the pin path;
 /// 0 switches the watcher off. The default is 1000.
 pub const WATCH_INTERVAL_ENV: &str = "TLD_WATCH_INTERVAL_MS";
+/// Environment variable naming the guard's event map pin; the default is
+/// [`DEFAULT_GUARD_EVENTS`].
+pub const GUARD_EVENTS_ENV: &str = "TLD_GUARD_EVENTS";
+/// Where `tld-guard` pins its event map by default.
+pub const DEFAULT_GUARD_EVENTS: &str = "/sys/fs/bpf/tld_guard_events";
+/// How often the watcher looks at the guard's events, when a guard's event map is pinned (or
+/// at the watch interval, if that is shorter).
+pub const GUARD_TICK: Duration = Duration::from_millis(100);
 
 impl Runtime {
     /// Registers the calling thread, whose record is in `slot` with thread id `tid` and block
@@ -373,7 +388,10 @@ impl Runtime {
 
     /// Starts the thread that follows the pin path, if the connection has one to follow.
     fn start_watcher(&'static self, conn: &mut ConnState) {
-        if conn.watching || watch_interval().is_none() || self.watched_path(conn).is_none() {
+        if conn.watching || watch_interval().is_none() {
+            return;
+        }
+        if self.watched_path(conn).is_none() && !(conn.has_maps() && guard_events_path().exists()) {
             return;
         }
         let spawned = std::thread::Builder::new()
@@ -398,14 +416,24 @@ impl Runtime {
 
     /// The watcher's loop: a `stat` of the pin path per interval. A pin that appears is
     /// connected to, a pin that is replaced (a restarted scheduler) is moved to, and a pin
-    /// that goes away is let go of. A pin that failed is not tried again until it changes. It
+    /// that goes away is let go of. A pin that failed is not tried again until it changes.
+    /// Between those looks, every [`GUARD_TICK`], the guard's events for this process. It
     /// never touches a hint, so it has no page of its own.
     fn watch(&'static self) {
         let Some(interval) = watch_interval() else {
             return;
         };
+        let tick = interval.min(GUARD_TICK);
+        let mut guard = GuardEvents::default();
+        let mut since_pin = Duration::ZERO;
         loop {
-            std::thread::sleep(interval);
+            std::thread::sleep(tick);
+            since_pin += tick;
+            self.follow_guard(&mut guard, since_pin >= interval);
+            if since_pin < interval {
+                continue;
+            }
+            since_pin = Duration::ZERO;
             // A look under the read lock; the write lock only when something changed.
             let (path, seen) = {
                 let conn = read(&self.conn);
@@ -416,7 +444,7 @@ impl Runtime {
             };
             let Some(path) = path else {
                 let mut conn = write(&self.conn);
-                if self.watched_path(&conn).is_none() {
+                if self.watched_path(&conn).is_none() && !(conn.has_maps() && guard.fd.is_some()) {
                     conn.watching = false;
                     return;
                 }
@@ -446,6 +474,86 @@ impl Runtime {
             }
         }
     }
+
+    /// Looks at the guard's count of spoofed updates of this process's threads, and registers
+    /// every thread again when it grew. With `reopen`, first opens the event map's pin again
+    /// if it appeared or was replaced.
+    fn follow_guard(&self, guard: &mut GuardEvents, reopen: bool) {
+        if reopen || guard.fd.is_none() && guard.tried.is_none() {
+            guard.refresh();
+        }
+        let Some(spoofs) = guard.spoofs() else {
+            return;
+        };
+        if spoofs <= guard.seen {
+            return;
+        }
+        guard.seen = spoofs;
+        let mut conn = write(&self.conn);
+        conn.guard_repairs += 1;
+        let meta = match self.published() {
+            Ok(meta) => meta,
+            Err(_) => return,
+        };
+        let start = self.layout.plan.start;
+        // Under the write lock every record is whole: each thread gets its own pages back in
+        // every map (a thread that is exiting fails with ESRCH, and that is fine).
+        for (_, record) in self.threads.iter() {
+            for map in conn.maps() {
+                let _ = map.register(record.tid, record.block.addr() as u64, meta, start);
+            }
+        }
+    }
+}
+
+/// The guard's event map, as the watcher follows it.
+#[derive(Default)]
+struct GuardEvents {
+    /// A read-only fd of the pinned map, while there is one.
+    fd: Option<std::os::fd::OwnedFd>,
+    /// The identity of the pin the fd came from, or of the path when it was last tried.
+    tried: Option<Option<PinIdentity>>,
+    /// The count of spoofed updates last seen in this map.
+    seen: u64,
+}
+
+impl GuardEvents {
+    /// Opens the pin again if it appeared, went, or was replaced since the last look.
+    fn refresh(&mut self) {
+        let path = guard_events_path();
+        let now = pin_identity(&path);
+        if self.tried == Some(now) {
+            return;
+        }
+        self.tried = Some(now);
+        // Another guard's map (a restarted scheduler): its counts start again.
+        self.seen = 0;
+        self.fd = now.and_then(|_| {
+            let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+            crate::sys::obj_get_flags(&c, crate::sys::BPF_F_RDONLY).ok()
+        });
+    }
+
+    /// This process's count of spoofed updates, if the map is open (0 if it has no entry).
+    fn spoofs(&self) -> Option<u64> {
+        use std::os::fd::AsFd;
+        let fd = self.fd.as_ref()?;
+        // struct tld_guard_event: u64 spoofed, u64 refused, s32 last_tid, s32 last_writer.
+        let mut value = [0u8; 24];
+        let tgid = std::process::id() as i32;
+        match crate::sys::map_lookup_int_key(fd.as_fd(), tgid, value.len(), &mut value) {
+            Ok(()) => Some(u64::from_ne_bytes(value[..8].try_into().ok()?)),
+            Err(libc::ENOENT) => Some(0),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Where the guard's event map is pinned: `$TLD_GUARD_EVENTS`, else the default.
+fn guard_events_path() -> PathBuf {
+    std::env::var_os(GUARD_EVENTS_ENV)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_GUARD_EVENTS), PathBuf::from)
 }
 
 /// The pin path auto-connect tries, or `None` when `TLD_MAP_PATH` is set and empty.

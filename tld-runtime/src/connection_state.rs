@@ -33,8 +33,11 @@ pub(crate) struct ConnState {
     pub failure: Option<Error>,
     /// Why the last attempt to change the connection failed, while a map stays connected.
     pub last_error: Option<Error>,
-    /// A watcher thread is following the pin path.
+    /// A watcher thread is following the pin path, or the guard's events.
     pub watching: bool,
+    /// How many times the watcher registered every thread again after the guard reported a
+    /// spoofed update.
+    pub guard_repairs: u64,
 }
 
 impl ConnState {

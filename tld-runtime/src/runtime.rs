@@ -152,6 +152,7 @@ impl Runtime {
             _ => Connection::NotAttempted,
         };
         let last_error = conn.last_error.clone();
+        let guard_repairs = conn.guard_repairs;
         let generation = conn.map.as_ref().map(|m| m.generation());
         let additional_maps = conn
             .also
@@ -180,6 +181,7 @@ impl Runtime {
             connection,
             generation,
             additional_maps,
+            guard_repairs,
             last_error,
             hints: self.layout.entries.len(),
             published_keys,

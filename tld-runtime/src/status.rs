@@ -64,6 +64,9 @@ pub struct Status {
     pub generation: Option<Generation>,
     /// Maps threads are registered in as well, from [`crate::connect_also`].
     pub additional_maps: Vec<MapStatus>,
+    /// How many times the runtime registered every thread again because the guard
+    /// (`tld-guard`) reported that another process had registered pages for its threads.
+    pub guard_repairs: u64,
     /// Why the last attempt to change the connection failed (a `connect` to a bad map, a
     /// replaced pin that could not be used), while the previous map stayed connected.
     pub last_error: Option<Error>,

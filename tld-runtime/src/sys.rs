@@ -170,6 +170,14 @@ pub fn btf_data(btf_id: u32) -> Result<Vec<u8>, i32> {
 
 /// `BPF_OBJ_GET`: opens a pinned BPF object.
 pub fn obj_get(path: &CStr) -> Result<OwnedFd, i32> {
+    obj_get_flags(path, 0)
+}
+
+/// `BPF_F_RDONLY`: open a BPF object for reading only.
+pub const BPF_F_RDONLY: u32 = 1 << 3;
+
+/// `BPF_OBJ_GET` with `file_flags` (0, or [`BPF_F_RDONLY`]).
+pub fn obj_get_flags(path: &CStr, file_flags: u32) -> Result<OwnedFd, i32> {
     #[repr(C)]
     struct Attr {
         pathname: u64,
@@ -179,7 +187,7 @@ pub fn obj_get(path: &CStr) -> Result<OwnedFd, i32> {
     let mut attr = Attr {
         pathname: path.as_ptr() as u64,
         bpf_fd: 0,
-        file_flags: 0,
+        file_flags,
     };
     // SAFETY: `Attr` is the `obj` member of `union bpf_attr`; `pathname` is a NUL-terminated
     // string that outlives the call.
