@@ -10,7 +10,7 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     tld_runtime::header::write(out.join("tld_generated.h")).expect("write tld_generated.h");
     // The 7.x generation of the format (the header's default), and the 6.18 one.
-    for name in ["bench_tld", "bench_tld_618"] {
+    for name in ["bench_tld", "bench_tld_618", "bench_tld_guard"] {
         let source = tld_bpf_build::bpf_dir().join(format!("{name}.bpf.c"));
         tld_bpf_build::build_skeleton(
             &source,

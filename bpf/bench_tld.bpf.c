@@ -268,3 +268,32 @@ READ32_PROG(bench_seq32_k1, READ_SEQ32, 1, 1)
 READ32_PROG(bench_seq32_k16, READ_SEQ32, 16, 1)
 READ32_PROG(bench_copy32_cached_k1, COPY_PLAIN32, 1, 0)
 READ32_PROG(bench_seq32_cached_k1, READ_SEQ32, 1, 0)
+
+#ifdef TLD_GUARD
+/* ------------------------------------------------------------------------ */
+/* The guard's check: bench_tld_guard.bpf.c builds this object with       */
+/* TLD_GUARD, loaded with tld_guard_enabled set. The guard's own program,   */
+/* which stamps elements, needs BPF trampolines the benchmark machines may  */
+/* not have; bench_stamp_self writes the same stamp for the calling thread, */
+/* so that bpf_tld_init's check succeeds as it does under the guard.        */
+
+SEC("syscall")
+int bench_stamp_self(void *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	const struct tld_guard_key *key = __tld_guard_key();
+	struct tld_map_value *v;
+	struct tld_data_u *data;
+	struct tld_meta_u *meta;
+
+	if (!key)
+		return 1;
+	v = bpf_task_storage_get(&tld_data_map, task, (void *)0, 0);
+	data = v ? v->data : (void *)0;
+	meta = v ? v->meta : (void *)0;
+	if (!data || !meta)
+		return 2;
+	__tld_guard_set_stamp(v, __tld_guard_stamp_of(key, v, data, meta, v->start, task->tgid));
+	return 0;
+}
+#endif

@@ -16,6 +16,7 @@ use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
 
 use crate::skel::{BenchTldSkel, BenchTldSkelBuilder};
 use crate::skel_618::{BenchTld618Skel, BenchTld618SkelBuilder};
+use crate::skel_guard::{BenchTldGuardSkel, BenchTldGuardSkelBuilder};
 
 /// The program `p` of a skeleton of `bench_tld.bpf.c` (either build).
 macro_rules! prog_of {
@@ -262,6 +263,75 @@ impl Bench618 {
 }
 
 impl Timed for Bench618 {
+    fn prog(&self, p: Prog) -> &ProgramMut<'static> {
+        prog_of!(&self.skel.progs, p)
+    }
+
+    fn hint_value_map(&'static self) -> BorrowedFd<'static> {
+        self.skel.maps.hint_value_map.as_fd()
+    }
+}
+
+/// The benchmark object built with the guard's check (`TLD_GUARD`), loaded with it enabled.
+pub struct BenchGuard {
+    skel: BenchTldGuardSkel<'static>,
+}
+
+impl BenchGuard {
+    /// Loads the object, gives its key map a secret (as the guard's loader does), registers
+    /// every thread in its map too ([`tld_runtime::connect_also`]), and stamps the calling
+    /// thread's element as the guard would: `bpf_tld_init` then passes the check for this
+    /// thread.
+    pub fn load_and_stamp() -> Result<&'static BenchGuard, String> {
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let skel = BenchTldGuardSkelBuilder::default()
+            .open(storage)
+            .and_then(|mut open| {
+                if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+                    rodata.tld_guard_enabled = true;
+                }
+                open.load()
+            })
+            .map_err(|e| format!("loading bench_tld_guard.bpf.o failed: {e:#}"))?;
+        let bench: &'static BenchGuard = Box::leak(Box::new(BenchGuard { skel }));
+        let key_map = bench.skel.maps.tld_guard_key.as_fd();
+        let mut value = [0u8; 40];
+        for (i, b) in value[..32].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
+        value[32..].copy_from_slice(&0x3179_656b_6764_6c74u64.to_ne_bytes());
+        let key = 0u32;
+        // SAFETY: key and value are live buffers of the key map's key (u32) and value (40
+        // bytes) sizes.
+        let rc = unsafe {
+            libbpf_rs::libbpf_sys::bpf_map_update_elem(
+                key_map.as_raw_fd(),
+                (&key as *const u32).cast(),
+                value.as_ptr().cast(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(format!("writing the guard's key: {rc}"));
+        }
+        tld_runtime::connect_also(bench.skel.maps.tld_data_map.as_fd())
+            .map_err(|e| format!("tld_runtime::connect_also: {e}"))?;
+        let packet_free = ProgramInput::default();
+        let out = bench
+            .skel
+            .progs
+            .bench_stamp_self
+            .test_run(packet_free)
+            .map_err(|e| format!("bench_stamp_self: {e:#}"))?;
+        if out.return_value != 0 {
+            return Err(format!("bench_stamp_self returned {}", out.return_value));
+        }
+        Ok(bench)
+    }
+}
+
+impl Timed for BenchGuard {
     fn prog(&self, p: Prog) -> &ProgramMut<'static> {
         prog_of!(&self.skel.progs, p)
     }

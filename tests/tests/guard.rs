@@ -470,7 +470,12 @@ mod guard_vm {
         // With the guard on, a legitimate process reads right: every thread, stamped.
         let mut legit = Reads::default();
         let own = read_all(a, &tids, &mut legit);
-        assert_eq!(own, VICTIMS, "with the guard on, {legit:?}");
+        assert_eq!(
+            own,
+            VICTIMS,
+            "with the guard on, {legit:?}; guard {:?}",
+            guard_a.counts()
+        );
         // A BPF writer is not affected.
         let w = tld_tests::run(
             &a.progs.write_self,

@@ -181,6 +181,7 @@ impl Runtime {
         }
         let old_generation = conn.generation;
         let generation = conn.generation + 1;
+        map.set_guarded(guard_events_path().exists());
         // Under the write lock no thread changes its record: every record is whole, and a
         // thread that registers after this is done finds the new generation.
         let threads = &self.threads;
@@ -255,6 +256,7 @@ impl Runtime {
             return Ok(());
         }
         let old_generation = conn.generation;
+        map.set_guarded(guard_events_path().exists());
         // Before, a thread was in every map if it was registered, or if there were none.
         let none_before = !conn.has_maps();
         let threads = &self.threads;

@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::btf::Btf;
 use crate::error::Error;
@@ -18,7 +19,12 @@ pub struct TldMap {
     info: sys::MapInfo,
     /// What its value is, from its BTF (or its size when the BTF cannot be read).
     generation: Generation,
+    /// A guard (`tld-guard`) stamps this map's elements: registrations check for the stamp.
+    guarded: AtomicBool,
 }
+
+/// How many times a registration is made while the guard leaves it unstamped.
+const STAMP_TRIES: usize = 4;
 
 impl TldMap {
     /// Duplicates `fd` and checks that it is a task local data map.
@@ -92,6 +98,7 @@ impl TldMap {
             fd,
             info,
             generation,
+            guarded: AtomicBool::new(false),
         })
     }
 
@@ -108,6 +115,20 @@ impl TldMap {
     /// The generation of the format the map's readers speak.
     pub fn generation(&self) -> Generation {
         self.generation
+    }
+
+    /// Notes whether a guard stamps this map's elements (7.x maps only: the stamp lives in
+    /// the value's padding).
+    pub fn set_guarded(&self, guarded: bool) {
+        self.guarded.store(
+            guarded && self.generation.start_in_value(),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether registrations check for the guard's stamp.
+    pub fn guarded(&self) -> bool {
+        self.guarded.load(Ordering::Relaxed)
     }
 
     /// The kernel's id of the map.
@@ -139,13 +160,27 @@ impl TldMap {
             errno: libc::EINVAL,
         })?;
         let value = wire::map_value(self.generation, data, meta, start);
-        sys::map_update_int_key(
-            self.fd.as_fd(),
-            pidfd.as_raw_fd(),
-            self.value_size(),
-            &value,
-        )
-        .map_err(|e| match e {
+        let update = || {
+            sys::map_update_int_key(
+                self.fd.as_fd(),
+                pidfd.as_raw_fd(),
+                self.value_size(),
+                &value,
+            )
+        };
+        let mut result = update();
+        // The guard stamps the element right after the update, from a BPF program that the
+        // kernel skips when another run of it is in progress on the same CPU (a preempted
+        // one). An element left without a stamp is useless to guarded readers: make it again.
+        if self.guarded() {
+            for _ in 1..STAMP_TRIES {
+                if result.is_err() || self.stamped(pidfd.as_fd()) {
+                    break;
+                }
+                result = update();
+            }
+        }
+        result.map_err(|e| match e {
             libc::EOPNOTSUPP | libc::E2BIG => Error::Unsupported {
                 what: "user pointers (__uptr) in task storage",
                 needs: "6.13",
@@ -184,6 +219,24 @@ impl TldMap {
                 self.id()
             ),
         })
+    }
+
+    /// Whether the element of the thread behind `pidfd` carries a stamp: the guard's bytes after
+    /// `start`, which a registration writes as zeros (a real stamp is zero once in 2^48).
+    fn stamped(&self, pidfd: BorrowedFd<'_>) -> bool {
+        let mut value = [0u8; wire::MAP_VALUE_MAX];
+        match sys::map_lookup_int_key(
+            self.fd.as_fd(),
+            pidfd.as_raw_fd(),
+            self.value_size(),
+            &mut value,
+        ) {
+            Ok(()) => value[wire::MAP_VALUE_START_OFFSET + 2..wire::MAP_VALUE_SIZE_7]
+                .iter()
+                .any(|&b| b != 0),
+            // Cannot tell: do not insist.
+            Err(_) => true,
+        }
     }
 
     /// Deletes thread `tid`'s storage. A thread that is already gone is not an error.

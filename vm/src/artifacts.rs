@@ -8,7 +8,7 @@ use crate::{Error, Result};
 
 /// The kernel tests (`tests/tests/*.rs`) that also run in the VM, so that every change is tested
 /// on the host's kernel and on the VM's.
-pub const KERNEL_TESTS: [&str; 8] = [
+pub const KERNEL_TESTS: [&str; 10] = [
     "per_thread",
     "typed",
     "typed_other_layout",
@@ -17,6 +17,8 @@ pub const KERNEL_TESTS: [&str; 8] = [
     "late_connect",
     "dynamic_keys",
     "restart",
+    "generations",
+    "guard",
 ];
 
 /// The programs the guest runs.

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use tld_bench::bpf::{Bench, Bench618, Prog, ProgStats, Timed};
+use tld_bench::bpf::{Bench, Bench618, BenchGuard, Prog, ProgStats, Timed};
 use tld_bench::consistent::ConsistentCost;
 use tld_bench::machine::Machine;
 use tld_bench::measure::{self, interleave, median, ns_per_call, slope, Comparison};
@@ -412,6 +412,105 @@ fn p3(bench: &'static dyn Timed, quick: bool) -> Result<P3, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// G1: what the guard's check adds to bpf_tld_init.
+
+/// Goal: the check adds at most this many ns to `bpf_tld_init`, on either path.
+const G1_GOAL_NS: f64 = 3.0;
+
+struct G1 {
+    /// The least disturbed ns per run of each init, without and with the check: fast path,
+    /// cached path.
+    fast: (f64, f64),
+    cached: (f64, f64),
+    rounds: usize,
+}
+
+impl G1 {
+    fn added(&self) -> (f64, f64) {
+        (self.fast.1 - self.fast.0, self.cached.1 - self.cached.0)
+    }
+
+    fn met(&self) -> bool {
+        let (f, c) = self.added();
+        f <= G1_GOAL_NS && c <= G1_GOAL_NS
+    }
+
+    fn row(&self, s: &mut String) {
+        let (f, c) = self.added();
+        let _ = writeln!(
+            s,
+            "| G1 | `bpf_tld_init` with the guard's check (`TLD_GUARD`, enabled; the element \
+             stamped as the guard stamps it): fast path / cached path | {:.0} / {:.0} ns per \
+             run (least disturbed of {} interleaved rounds) | the same init without the check: \
+             {:.0} / {:.0} ns | {f:+.1} / {c:+.1} ns | ≤ +{G1_GOAL_NS} ns | {} |",
+            self.fast.1,
+            self.cached.1,
+            self.rounds,
+            self.fast.0,
+            self.cached.0,
+            verdict(self.met())
+        );
+    }
+
+    fn json(&self) -> JsonEntry {
+        let (f, c) = self.added();
+        JsonEntry {
+            id: "G1",
+            ours: self.fast.1,
+            floor: self.fast.0,
+            ratio: self.fast.1 / self.fast.0,
+            unit: "ns per bpf_tld_init run with the guard's check, fast path (floor: without \
+                   it); extra: cached path, and what the check adds",
+            goal: format!("<= +{G1_GOAL_NS} ns on either path"),
+            met: self.met(),
+            extra: vec![
+                ("added_ns", json_num(f)),
+                ("cached_ours", json_num(self.cached.1)),
+                ("cached_floor", json_num(self.cached.0)),
+                ("cached_added_ns", json_num(c)),
+            ],
+        }
+    }
+}
+
+/// Times `bpf_tld_init` alone, fast and cached, in the plain object and in the one with the
+/// guard's check, interleaved, each the least disturbed of the rounds.
+fn g1(plain: &'static Bench, guarded: &'static BenchGuard, quick: bool) -> Result<G1, String> {
+    let repeat: u32 = if quick { 50_000 } else { 200_000 };
+    let rounds = if quick { 7 } else { 21 };
+    let runs: [(&'static dyn Timed, Prog); 4] = [
+        (plain, Prog::DiagInit),
+        (guarded, Prog::DiagInit),
+        (plain, Prog::DiagInitCached),
+        (guarded, Prog::DiagInitCached),
+    ];
+    // Each must see this thread's pages, through the check where there is one.
+    for (i, (b, p)) in runs.iter().enumerate() {
+        let r = b.run(*p, 1)?;
+        if r.ret != 1 {
+            return Err(format!(
+                "{} (run {i}) returned {}: bpf_tld_init failed for this thread",
+                p.name(),
+                r.ret
+            ));
+        }
+    }
+    let mut best = [f64::INFINITY; 4];
+    for round in 0..rounds {
+        for k in 0..4 {
+            let i = (k + round) % 4;
+            let (b, p) = runs[i];
+            best[i] = best[i].min(b.run(p, repeat)?.ns as f64);
+        }
+    }
+    Ok(G1 {
+        fast: (best[0], best[1]),
+        cached: (best[2], best[3]),
+        rounds,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // P6: what the verifier pays for lookups, and what loading costs.
 
 /// Goal: verified instructions per additional key on the fast path.
@@ -772,6 +871,8 @@ fn report(opts: &Options) -> Result<(), String> {
         .map_err(|e| format!("tld_runtime::connect_also: {e}"))?;
     let p3_618 = p3(bench_618, opts.quick)?;
     let p6_618 = p6(&p3_618, opts.quick, false)?;
+    eprintln!("G1: bpf_tld_init with the guard's check vs without ...");
+    let g1 = g1(bench, BenchGuard::load_and_stamp()?, opts.quick)?;
     eprintln!("P4: registering fresh threads ...");
     let p4 = p4(bench, opts.quick);
     eprintln!(
@@ -805,6 +906,7 @@ fn report(opts: &Options) -> Result<(), String> {
         p6: &p6_7,
         p3_618: &p3_618,
         p6_618: &p6_618,
+        g1: &g1,
         p5: &p5,
         base: &p5_base,
         scoped: &scoped,
@@ -839,6 +941,7 @@ struct Results<'a> {
     /// P3 and P6 with the 6.18 generation's value (`TLD_GEN_6_18`).
     p3_618: &'a P3,
     p6_618: &'a P6,
+    g1: &'a G1,
     p5: &'a P5Child,
     base: &'a P5Child,
     scoped: &'a Scoped,
@@ -976,6 +1079,7 @@ impl Results<'_> {
             p6,
             p3_618,
             p6_618,
+            g1,
             p5,
             base,
             scoped,
@@ -1082,6 +1186,7 @@ impl Results<'_> {
             " (6.18 value)",
             " (the 6.18 generation's 16-byte value)",
         );
+        g1.row(&mut s);
         s.push_str(&scoped.rows());
         s.push_str(&consistent.rows());
 
@@ -1493,6 +1598,7 @@ impl Results<'_> {
             p6,
             p3_618,
             p6_618,
+            g1,
             p5,
             ..
         } = *self;
@@ -1598,6 +1704,7 @@ impl Results<'_> {
             ],
         });
 
+        entries.push(g1.json());
         entries.push(JsonEntry {
             id: "P6-618",
             ours: p6_618.fast_per_key,
