@@ -49,5 +49,9 @@ fn main() {
     if fixture.exists() {
         build(&fixture, &out.join("tld_cli_fixture.skel.rs"));
         println!("cargo:rerun-if-changed={}", fixture.display());
+        // A guarded map, with a stand-in for the guard's program.
+        let guarded = dir.join("tests/bpf/tld_cli_guard_fixture.bpf.c");
+        build(&guarded, &out.join("tld_cli_guard_fixture.skel.rs"));
+        println!("cargo:rerun-if-changed={}", guarded.display());
     }
 }

@@ -62,6 +62,7 @@ mod tests {
             data: Some(data),
             meta: Some(meta),
             value_start: None,
+            own: None,
         }
     }
 

@@ -28,15 +28,17 @@ struct Params {
     meta_size: u32,
     target: i32,
     start_in_value: u32,
+    guarded: u32,
 }
 
 impl Params {
-    fn bytes(&self) -> [u8; 16] {
-        let mut b = [0u8; 16];
+    fn bytes(&self) -> [u8; 20] {
+        let mut b = [0u8; 20];
         b[0..4].copy_from_slice(&self.data_size.to_ne_bytes());
         b[4..8].copy_from_slice(&self.meta_size.to_ne_bytes());
         b[8..12].copy_from_slice(&self.target.to_ne_bytes());
         b[12..16].copy_from_slice(&self.start_in_value.to_ne_bytes());
+        b[16..20].copy_from_slice(&self.guarded.to_ne_bytes());
         b
     }
 }
@@ -47,6 +49,11 @@ pub const RECORD_MAGIC: u32 = 0x5244_4c54;
 pub const HEADER_SIZE: usize = 64;
 /// [`RecordHeader::flags`]: `value_start` is the map value's `start` (the 7.x generation).
 pub const START_IN_VALUE: u32 = 1;
+/// [`RecordHeader::flags`]: a guard stamps the map's elements, and [`OWN`] says whether this
+/// one carries its process's stamp.
+pub const GUARDED: u32 = 2;
+/// [`RecordHeader::flags`]: the element was registered by its thread's own process.
+pub const OWN: u32 = 4;
 /// The largest page the inspector accepts from the iterator (64 KiB pages).
 const MAX_PAGE: u32 = 64 * 1024;
 
@@ -68,6 +75,9 @@ pub struct RawTask {
     /// The element's `start`, in a map of the 7.x generation (whose readers take it from the
     /// value); `None` in the 6.18 generation (readers take it from the data page).
     pub value_start: Option<u16>,
+    /// Where a guard (`tld-guard`) stamps the map's elements: whether this one was registered
+    /// by its thread's own process (readers built with the guard's check ignore it otherwise).
+    pub own: Option<bool>,
 }
 
 /// The header of a record; mirrors `struct tld_iter_rec` in `tld_iter.bpf.c`.
@@ -181,6 +191,7 @@ impl<R: Read> Records<R> {
             data,
             meta,
             value_start: (h.flags & START_IN_VALUE != 0).then_some(h.value_start as u16),
+            own: (h.flags & GUARDED != 0).then_some(h.flags & OWN != 0),
         }))
     }
 }
@@ -282,6 +293,7 @@ fn load(map: &TldMap, target: Option<i32>) -> libbpf_rs::Result<Object> {
         meta_size: map.layout.meta_size,
         target: target.unwrap_or(0),
         start_in_value: u32::from(map.generation.start_in_value()),
+        guarded: u32::from(map.guard_key.is_some()),
     }
     .bytes();
     let (mut reused, mut set) = (false, false);
@@ -290,6 +302,10 @@ fn load(map: &TldMap, target: Option<i32>) -> libbpf_rs::Result<Object> {
         if name == "tld_data_map" {
             m.reuse_fd(map.fd.as_fd())?;
             reused = true;
+        } else if name == "tld_guard_key" {
+            if let Some(key) = &map.guard_key {
+                m.reuse_fd(key.as_fd())?;
+            }
         } else if name.ends_with(".rodata") {
             if let Some(value) = m.initial_value_mut() {
                 if value.len() >= params.len() {

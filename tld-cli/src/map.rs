@@ -80,6 +80,9 @@ pub struct TldMap {
     pub layout: UptrLayout,
     /// The generation of the format: where readers find `start`.
     pub generation: Generation,
+    /// The guard's key map, where a guard (`tld-guard`) stamps this map's elements: the
+    /// iterator then tells each thread's element registered by its own process.
+    pub guard_key: Option<OwnedFd>,
     /// Whether [`Self::layout`] was read from the map's BTF (else it is the standard one).
     pub layout_from_btf: bool,
 }
@@ -116,12 +119,14 @@ impl TldMap {
                 map: label.clone(),
                 reason,
             })?;
+        let guard_key = guard_key_of(info.id);
         Ok(TldMap {
             fd,
             info,
             pin,
             layout,
             generation,
+            guard_key,
             layout_from_btf,
         })
     }
@@ -199,6 +204,31 @@ pub fn check(info: &MapInfo) -> Result<(UptrLayout, Generation, bool), String> {
     let btf = Btf::parse(&bytes)?;
     let shape = btf.value_shape(info.btf_value_type_id, page_size() as usize)?;
     Ok((shape.layout, shape.generation, true))
+}
+
+/// The key map of the guard that stamps map `map_id`'s elements, if one does: the map named
+/// `tld_guard_key` of the guard's program (`tld_guard_stamp`, which uses both maps). Finding
+/// it takes listing programs and opening a map by id (`CAP_SYS_ADMIN`); without that, `None`.
+fn guard_key_of(map_id: u32) -> Option<OwnedFd> {
+    use libbpf_rs::query::{ProgInfoIter, ProgInfoQueryOptions};
+    if !privilege::has_sys_admin() {
+        return None;
+    }
+    let opts = ProgInfoQueryOptions::default().include_map_ids(true);
+    for prog in ProgInfoIter::with_query_opts(opts) {
+        if prog.name != "tld_guard_stamp" || !prog.map_ids.contains(&map_id) {
+            continue;
+        }
+        for &id in &prog.map_ids {
+            let Ok(fd) = sys::open_map_by_id(id) else {
+                continue;
+            };
+            if sys::map_info(fd.as_fd()).is_ok_and(|i| i.name == "tld_guard_key") {
+                return Some(fd);
+            }
+        }
+    }
+    None
 }
 
 /// The system page size.

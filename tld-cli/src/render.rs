@@ -38,19 +38,29 @@ fn finish(t: &Table) -> String {
 /// The `ps` table: one row per task. A task whose pages cannot be decoded shows `error` in
 /// KEYS (the reason goes to standard error, see [`errors`]).
 pub fn ps(tasks: &[Task], map: &str) -> String {
-    let mut t = table(&["PID", "TID", "COMM", "KEYS", "MAP"], &[0, 1, 3]);
+    // With a guard, a column says who registered each element.
+    let guarded = tasks.iter().any(|t| t.registered_by.is_some());
+    let mut header = vec!["PID", "TID", "COMM", "KEYS", "MAP"];
+    if guarded {
+        header.push("REGISTERED BY");
+    }
+    let mut t = table(&header, &[0, 1, 3]);
     for task in tasks {
         let keys = match &task.error {
             Some(_) => "error".to_string(),
             None => task.keys.len().to_string(),
         };
-        t.add_row(vec![
+        let mut row = vec![
             task.pid.to_string(),
             task.tid.to_string(),
             task.comm.clone(),
             keys,
             map.to_string(),
-        ]);
+        ];
+        if guarded {
+            row.push(task.registered_by.unwrap_or("-").to_string());
+        }
+        t.add_row(row);
     }
     finish(&t)
 }
@@ -135,6 +145,13 @@ pub fn show(tasks: &[Task], map: &str, full: bool) -> String {
 /// One thread's heading and keys (or its error).
 pub fn thread_section(task: &Task, full: bool) -> String {
     let mut out = format!("tid {} ({})", task.tid, task.comm);
+    match task.registered_by {
+        Some(crate::report::ANOTHER_PROCESS) => {
+            out.push_str(" [registered by another process: guarded readers ignore these values]")
+        }
+        Some(by) => out.push_str(&format!(" [registered by its {by}]")),
+        None => {}
+    }
     match (&task.error, task.keys.len()) {
         (Some(e), _) => {
             out.push_str(&format!(": cannot be decoded\n  error: {e}\n"));

@@ -64,6 +64,11 @@ pub struct Task {
     /// Why the task's pages cannot be decoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where a guard stamps the map's elements: `"own process"` if the element was registered
+    /// by a task of the thread's own process, `"another process"` otherwise (readers built with
+    /// the guard's check ignore those). Absent without a guard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered_by: Option<&'static str>,
 }
 
 /// One key of a task.
@@ -131,9 +136,17 @@ impl Task {
             process: raw.process.clone(),
             keys,
             error,
+            registered_by: raw
+                .own
+                .map(|own| if own { OWN_PROCESS } else { ANOTHER_PROCESS }),
         }
     }
 }
+
+/// [`Task::registered_by`] of an element registered by the thread's own process.
+pub const OWN_PROCESS: &str = "own process";
+/// [`Task::registered_by`] of an element registered by another process.
+pub const ANOTHER_PROCESS: &str = "another process";
 
 impl Document {
     /// Decodes records into a document, sorted by pid then tid.

@@ -335,6 +335,7 @@ mod tests {
                     },
                 ],
                 error: None,
+                registered_by: None,
             }],
         }
     }

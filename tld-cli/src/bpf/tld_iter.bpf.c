@@ -39,6 +39,8 @@
  */
 #include "tld_cli_vmlinux.h"
 #include <bpf/bpf_helpers.h>
+/* The guard's stamp, to tell each element registered by its thread's own process. */
+#include "tld_guard.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -85,10 +87,12 @@ struct tld_iter_rec {
 	__u32 data_len;		/* bytes of the data page that follow; 0: no data pointer */
 	__u32 meta_len;		/* bytes of the metadata page after them; 0: no meta pointer */
 	__u32 value_start;	/* the value's start (7.x); 0 in the 6.18 generation */
-	__u32 flags;		/* TLD_ITER_START_IN_VALUE when value_start is the value's */
+	__u32 flags;		/* TLD_ITER_* */
 };
 
-#define TLD_ITER_START_IN_VALUE 1
+#define TLD_ITER_START_IN_VALUE 1	/* value_start is the value's */
+#define TLD_ITER_GUARDED 2		/* a guard stamps this map's elements: see TLD_ITER_OWN */
+#define TLD_ITER_OWN 4			/* the element carries its process's stamp */
 
 _Static_assert(sizeof(struct tld_iter_rec) == 64, "tld_iter_rec layout (mirrored in iter.rs)");
 
@@ -102,6 +106,7 @@ struct tld_iter_params {
 	__u32 meta_size;	/* size of the meta pointer's pointee in the map's BTF */
 	__s32 target;		/* 0, or only tasks whose pid or tid is this */
 	__u32 start_in_value;	/* 1: the map's value is 7.x's, with start */
+	__u32 guarded;		/* 1: tld_guard_key is the guard's key map for this map */
 };
 
 const volatile struct tld_iter_params params = {
@@ -113,6 +118,7 @@ const volatile struct tld_iter_params params = {
 #define meta_size params.meta_size
 #define target params.target
 #define start_in_value params.start_in_value
+#define guarded params.guarded
 
 SEC("iter/task")
 int tld_dump(struct bpf_iter__task *ctx)
@@ -145,6 +151,16 @@ int tld_dump(struct bpf_iter__task *ctx)
 	if (start_in_value) {
 		rec.value_start = *(__u16 *)((void *)value + TLD_VALUE_START_OFFSET);
 		rec.flags = TLD_ITER_START_IN_VALUE;
+		if (guarded) {
+			const struct tld_guard_key *key = __tld_guard_key();
+
+			rec.flags |= TLD_ITER_GUARDED;
+			if (key && data && meta &&
+			    __tld_guard_stamp(value) ==
+				    __tld_guard_stamp_of(key, value, data, meta, rec.value_start,
+							 task->tgid))
+				rec.flags |= TLD_ITER_OWN;
+		}
 	}
 	rec.rec_size = sizeof(rec) + rec.data_len + rec.meta_len;
 
