@@ -37,6 +37,11 @@ macro_rules! prog_of {
             Prog::DiagInit => &progs.bench_diag_init,
             Prog::DiagInitCached => &progs.bench_diag_init_cached,
             Prog::DiagTwoGets => &progs.bench_diag_two_gets,
+            Prog::FloorX16 => &progs.bench_floor_x16,
+            Prog::TldX16 => &progs.bench_tld_x16,
+            Prog::CachedX16 => &progs.bench_cached_x16,
+            Prog::InitX16 => &progs.bench_init_x16,
+            Prog::InitCachedX16 => &progs.bench_init_cached_x16,
         }
     }};
 }
@@ -102,11 +107,22 @@ pub enum Prog {
     /// Two `bpf_task_storage_get` calls and nothing else: the least the cached path's init
     /// makes.
     DiagTwoGets,
+    /// P3a's floor with 16 pairs per run: 16 times one storage get and a read at a fixed
+    /// offset.
+    FloorX16,
+    /// P3a with 16 pairs per run: 16 times `bpf_tld_init`, 1 lookup and a read (fast path).
+    TldX16,
+    /// The same on the cached path.
+    CachedX16,
+    /// G1: `bpf_tld_init` alone, 16 times (fast path).
+    InitX16,
+    /// G1: the cached path's init alone, 16 times.
+    InitCachedX16,
 }
 
 impl Prog {
     /// Every timed program, in the order the report lists them.
-    pub const ALL: [Prog; 14] = [
+    pub const ALL: [Prog; 19] = [
         Prog::Empty,
         Prog::FloorK1,
         Prog::FloorK4,
@@ -121,6 +137,11 @@ impl Prog {
         Prog::DiagInit,
         Prog::DiagInitCached,
         Prog::DiagTwoGets,
+        Prog::FloorX16,
+        Prog::TldX16,
+        Prog::CachedX16,
+        Prog::InitX16,
+        Prog::InitCachedX16,
     ];
 
     /// The program's name in the BPF object.
@@ -140,6 +161,11 @@ impl Prog {
             Prog::DiagInit => "bench_diag_init",
             Prog::DiagInitCached => "bench_diag_init_cached",
             Prog::DiagTwoGets => "bench_diag_two_gets",
+            Prog::FloorX16 => "bench_floor_x16",
+            Prog::TldX16 => "bench_tld_x16",
+            Prog::CachedX16 => "bench_cached_x16",
+            Prog::InitX16 => "bench_init_x16",
+            Prog::InitCachedX16 => "bench_init_cached_x16",
         }
     }
 
@@ -154,6 +180,8 @@ impl Prog {
             Prog::FloorK16 | Prog::TldK16 | Prog::CachedK16 => sum(16),
             Prog::InlineK1 => inline as u32,
             Prog::DiagInit | Prog::DiagInitCached | Prog::DiagTwoGets => 1,
+            Prog::FloorX16 | Prog::TldX16 | Prog::CachedX16 => values[0].wrapping_mul(16) as u32,
+            Prog::InitX16 | Prog::InitCachedX16 => 1,
         }
     }
 }

@@ -261,6 +261,40 @@ impl Scoped {
         )
     }
 
+    /// The JSON members of S1 and S2 (`"S1": {...}`), as the report's other rows: ours, the
+    /// floor, the ratio, the unit, the goal, whether it was met, and what the scope adds.
+    pub fn json_members(&self) -> Vec<String> {
+        let entry = |id: &str, a: &Added, unit: &str, goal: f64| {
+            format!(
+                "\"{id}\": {}",
+                serde_json::json!({
+                    "ours": a.ours,
+                    "floor": a.base,
+                    "ratio": a.ratio,
+                    "unit": unit,
+                    "goal": format!("<= +{goal} ns"),
+                    "met": a.added <= goal,
+                    "added_ns": a.added,
+                })
+            )
+        };
+        vec![
+            entry(
+                "S1",
+                &self.sync,
+                "ns per HINT.scoped(v, f) with an empty f (floor: a bare HINT.set(v)); medians",
+                SYNC_GOAL_NS,
+            ),
+            entry(
+                "S2",
+                &self.poll,
+                "ns per poll of a pending future wrapped with .with_hint (floor: the bare \
+                 future's poll); medians",
+                POLL_GOAL_NS,
+            ),
+        ]
+    }
+
     /// A short section for after the table: the two-hint variants and the method.
     pub fn notes(&self) -> String {
         format!(
