@@ -55,8 +55,8 @@ pub use crate::seqlock::{retries, Retries, MAX_WAIT};
 /// - [`try_get`](Self::try_get) and [`try_set`](Self::try_set) say when they had to give up.
 ///
 /// Scoped hints work the same way: [`scoped`](Self::scoped), [`set_scoped`](Self::set_scoped),
-/// and futures carry it with [`with_hints`](crate::HintFutureExt::with_hints)
-/// (`fut.with_hints((&BUDGET, budget))`; `with_hint` takes plain hints).
+/// and futures carry it like a plain hint, with [`with_hint`](crate::HintFutureExt::with_hint) or
+/// [`with_hints`](crate::HintFutureExt::with_hints) (`fut.with_hint(&BUDGET, budget)`).
 ///
 /// # In the page
 ///
@@ -168,7 +168,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 
     /// The calling thread's entry, if it has a page and the layout knows this hint.
     #[inline(always)]
-    fn entry(&'static self) -> Option<Entry<T::Raw>> {
+    fn entry(&self) -> Option<Entry<T::Raw>> {
         // SAFETY: only the layout sets `offset` (through `Hint::place`), for this hint's
         // `Hint::size()` bytes at a multiple of 8.
         let p = unsafe { block_slot(&self.offset) }?;
@@ -181,7 +181,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// thread is being set up or torn down (a re-entrant access).
     #[cold]
     #[inline(never)]
-    fn entry_slow(&'static self) -> Option<Entry<T::Raw>> {
+    fn entry_slow(&self) -> Option<Entry<T::Raw>> {
         // SAFETY: as in `entry`; the fallback storage holds `init_bytes()` (counter and value),
         // 8-aligned.
         let p = unsafe {
@@ -204,7 +204,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// If another writer holds the hint for all of [`MAX_WAIT`] (see the type's documentation),
     /// nothing is stored; [`try_set`](Self::try_set) says so.
     #[inline]
-    pub fn set(&'static self, value: T) {
+    pub fn set(&self, value: T) {
         match self.entry() {
             Some(e) => {
                 let _ = e.write(|| value.into_raw());
@@ -220,7 +220,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// [`Error::ThreadBusy`] in a re-entrant access during the thread's setup. Nothing is
     /// stored on error.
     #[inline]
-    pub fn try_set(&'static self, value: T) -> Result<(), Error> {
+    pub fn try_set(&self, value: T) -> Result<(), Error> {
         match self.entry() {
             Some(e) => e.write(|| value.into_raw()).map_err(|Busy| self.busy()),
             None => self.try_set_slow(value),
@@ -229,7 +229,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 
     #[cold]
     #[inline(never)]
-    fn try_set_slow(&'static self, value: T) -> Result<(), Error> {
+    fn try_set_slow(&self, value: T) -> Result<(), Error> {
         let e = self.entry_slow().ok_or(Error::ThreadBusy)?;
         e.write(|| value.into_raw()).map_err(|Busy| self.busy())
     }
@@ -241,7 +241,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// stopped in the middle), returns the hint's initial value; [`try_get`](Self::try_get)
     /// says so instead.
     #[inline]
-    pub fn get(&'static self) -> T {
+    pub fn get(&self) -> T {
         let raw = match self.entry() {
             Some(e) => e.read().ok(),
             None => self.try_get_slow().ok().map(T::into_raw),
@@ -270,7 +270,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// }
     /// ```
     #[inline]
-    pub fn try_get(&'static self) -> Result<T, Error> {
+    pub fn try_get(&self) -> Result<T, Error> {
         match self.entry() {
             Some(e) => e.read().map(T::from_raw).map_err(|Busy| self.busy()),
             None => self.try_get_slow(),
@@ -279,7 +279,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 
     #[cold]
     #[inline(never)]
-    fn try_get_slow(&'static self) -> Result<T, Error> {
+    fn try_get_slow(&self) -> Result<T, Error> {
         let e = self.entry_slow().ok_or(Error::ThreadBusy)?;
         e.read().map(T::from_raw).map_err(|Busy| self.busy())
     }
@@ -292,7 +292,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// If another writer holds the hint for all of [`MAX_WAIT`], nothing is stored and the
     /// initial value is returned.
     #[inline]
-    pub fn replace(&'static self, value: T) -> T {
+    pub fn replace(&self, value: T) -> T {
         let old = match self.entry() {
             Some(e) => e.replace(|| value.into_raw()).ok(),
             None => self.replace_slow(value),
@@ -302,7 +302,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 
     #[cold]
     #[inline(never)]
-    fn replace_slow(&'static self, value: T) -> Option<T::Raw> {
+    fn replace_slow(&self, value: T) -> Option<T::Raw> {
         self.entry_slow()?.replace(|| value.into_raw()).ok()
     }
 
@@ -312,7 +312,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// that writes the hint in between loses its write. (`f` runs without holding the counter,
     /// so it may be slow, and may access this hint itself.)
     #[inline]
-    pub fn update<R>(&'static self, f: impl FnOnce(&mut T) -> R) -> R {
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut value = self.get();
         let result = f(&mut value);
         self.set(value);
