@@ -8,6 +8,7 @@
  * whose four words differ is torn.
  */
 #include "tld_generated.h"
+#include <bpf/bpf_tracing.h>	/* BPF_PROG */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -267,6 +268,136 @@ int seq_roundtrip(struct seq_roundtrip_ctx *ctx)
 	if (s)
 		out.small_seq = *(volatile __u64 *)&s->seq;
 done:
+	barrier_var(ctx);
+	*ctx = out;
+	return 0;
+}
+
+/*
+ * A reader that cannot wait: the consistent hint seq_value4 of one thread,
+ * read as that thread is switched out (where a scheduler reads), while the
+ * thread writes it back to back. The thread is often preempted in the middle
+ * of a write; a reader must still get a whole value, at once.
+ */
+struct switch_stats {
+	__s32 tid;		/* in: the thread to watch (0: none) */
+	__u32 pad;
+	__u64 switches;		/* out: its switch-outs with its hints readable */
+	__u64 mid_write;	/* out: of which it was in the middle of a write */
+	__u64 ok;		/* out: reads that got a value */
+	__u64 again;		/* out: reads that returned -EAGAIN */
+	__u64 absent;		/* out: -ENOENT */
+	__u64 torn;		/* out: values whose words differ */
+	__u64 retries;		/* out: attempts that started over */
+};
+
+_Static_assert(sizeof(struct switch_stats) == 64, "switch_stats layout");
+
+#ifndef TLD_SEQ_WRITING
+#define TLD_SEQ_WRITING(seq) ((seq) & 1)
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct switch_stats);
+} switch_map SEC(".maps");
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(seq_on_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next, unsigned int prev_state)
+{
+	struct tld_consistent_seq_value4 *e;
+	struct switch_stats *st;
+	struct TestStruct v = {};
+	struct bpf_tld tld;
+	__u32 zero = 0, retries = 0;
+	int err;
+
+	st = bpf_map_lookup_elem(&switch_map, &zero);
+	if (!st || !st->tid || prev->pid != st->tid)
+		return 0;
+	if (bpf_tld_init(prev, &tld))
+		return 0;
+	e = bpf_tld_get(&tld, seq_value4);
+	if (!e)
+		return 0;
+	__sync_fetch_and_add(&st->switches, 1);
+	if (TLD_SEQ_WRITING(*(volatile __u64 *)&e->seq))
+		__sync_fetch_and_add(&st->mid_write, 1);
+	err = bpf_tld_read_consistent_stats(&tld, seq_value4, &v, &retries);
+	__sync_fetch_and_add(&st->retries, retries);
+	if (err == -EAGAIN)
+		__sync_fetch_and_add(&st->again, 1);
+	else if (err)
+		__sync_fetch_and_add(&st->absent, 1);
+	else if (is_torn(&v))
+		__sync_fetch_and_add(&st->torn, 1);
+	else
+		__sync_fetch_and_add(&st->ok, 1);
+	return 0;
+}
+
+/*
+ * 1024-byte values (seq_big) do not fit the 512-byte BPF stack: they are
+ * copied through a per-CPU map value instead.
+ */
+struct big_values {
+	__tld_value_type_seq_big v[2];
+};
+
+/* Sized, not typed: the skeleton would otherwise give it a Rust type. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(value_size, sizeof(struct big_values));
+} big_scratch SEC(".maps");
+
+/*
+ * Writes seq_big of thread ctx->tid ctx->iters times, back to back, with
+ * nothing in between: alternately (b, b, ..., b) and (b + 1, ..., b + 1),
+ * b = ctx->base. Counts as seq_write_loop does.
+ */
+SEC("syscall")
+int seq_big_write_loop(struct seq_loop_ctx *ctx)
+{
+	struct seq_loop_ctx out = *ctx;
+	struct task_struct *task;
+	struct big_values *s;
+	struct bpf_tld tld;
+	__u32 zero = 0;
+	int i, err;
+
+	s = bpf_map_lookup_elem(&big_scratch, &zero);
+	if (!s)
+		return 0;
+	bpf_for(i, 0, 128) {
+		s->v[0][i] = out.base;
+		s->v[1][i] = out.base + 1;
+	}
+	task = bpf_task_from_pid(out.tid);
+	if (!task) {
+		out.init_ret = -3;
+		barrier_var(ctx);
+		*ctx = out;
+		return 0;
+	}
+	out.init_ret = bpf_tld_init(task, &tld);
+	if (out.init_ret)
+		goto done;
+	bpf_for(i, 0, out.iters) {
+		err = bpf_tld_write_consistent(&tld, seq_big, &s->v[i & 1]);
+		if (err == -EBUSY)
+			out.busy++;
+		else if (err)
+			out.absent++;
+		else
+			out.ok++;
+	}
+done:
+	bpf_task_release(task);
 	barrier_var(ctx);
 	*ctx = out;
 	return 0;

@@ -13,7 +13,10 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tld_runtime::{consistent, Error};
-use tld_tests::{gettid, run, TestStruct, TldConsistentSkel, SEQ_SMALL, SEQ_VALUE4, VALUE4};
+use libbpf_rs::MapCore;
+use tld_tests::{
+    gettid, run, TestStruct, TldConsistentSkel, SEQ_BIG, SEQ_SMALL, SEQ_VALUE4, VALUE4,
+};
 
 /// Mirror of `struct seq_loop_ctx`.
 #[repr(C)]
@@ -710,4 +713,202 @@ fn the_portable_ordering_loads_and_gives_the_same_results() {
         assert_eq!(SEQ_VALUE4.get(), whole(70));
     }
     std::fs::remove_dir_all(&scratch).ok();
+}
+
+/// Mirror of `struct switch_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SwitchStats {
+    tid: i32,
+    pad: u32,
+    switches: u64,
+    mid_write: u64,
+    ok: u64,
+    again: u64,
+    absent: u64,
+    torn: u64,
+    retries: u64,
+}
+
+fn switch_stats(skel: &TldConsistentSkel<'_>) -> SwitchStats {
+    let bytes = skel
+        .maps
+        .switch_map
+        .lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+        .expect("look up switch_map")
+        .expect("switch_map has element 0");
+    assert_eq!(bytes.len(), std::mem::size_of::<SwitchStats>());
+    // SAFETY: `SwitchStats` is `repr(C)` plain integers, valid for any bytes, and `bytes` holds
+    // exactly one.
+    unsafe { bytes.as_ptr().cast::<SwitchStats>().read_unaligned() }
+}
+
+fn set_switch_stats(skel: &TldConsistentSkel<'_>, stats: SwitchStats) {
+    // SAFETY: `stats` is plain integers with no padding; the slice covers exactly it.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&stats as *const SwitchStats).cast::<u8>(),
+            std::mem::size_of::<SwitchStats>(),
+        )
+    };
+    skel.maps
+        .switch_map
+        .update(&0u32.to_ne_bytes(), bytes, libbpf_rs::MapFlags::ANY)
+        .expect("update switch_map");
+}
+
+/// The hint's own thread writes it back to back on a CPU it shares with a CPU hog, so that it is
+/// often preempted in the middle of a write; a BPF program reads it each time the thread is
+/// switched out, as a scheduler does, and cannot wait for the write to finish. Every such read
+/// gets a whole value at once: none returns -EAGAIN, none is torn.
+#[test]
+fn a_reader_at_sched_switch_gets_a_whole_value_from_a_preempted_writer() {
+    let Some(skel) = skel() else { return };
+    let _cpus = cpus();
+    let secs = seconds().min(3.0);
+    let (tid, stop, writer) = owner(move |stop| {
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..1024 {
+                i += 1;
+                SEQ_VALUE4.set(whole(i));
+            }
+        }
+        i
+    });
+    let hog = std::thread::spawn(move || {
+        pin_to(0);
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n = std::hint::black_box(n + 1);
+        }
+    });
+    set_switch_stats(
+        skel,
+        SwitchStats {
+            tid,
+            ..SwitchStats::default()
+        },
+    );
+    let link = skel
+        .progs
+        .seq_on_switch
+        .attach()
+        .expect("attach seq_on_switch (tp_btf/sched_switch)");
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    drop(link);
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    hog.join().unwrap();
+    let st = switch_stats(skel);
+    set_switch_stats(skel, SwitchStats::default());
+    eprintln!(
+        "sched_switch for {secs:.1} s, the writer sharing its CPU with a hog: {writes} writes, \
+         {} switch-outs, {} of them in the middle of a write; reads: {} whole, {} -EAGAIN, {} \
+         torn, {} -ENOENT, {} retries (load average {})",
+        st.switches,
+        st.mid_write,
+        st.ok,
+        st.again,
+        st.torn,
+        st.absent,
+        st.retries,
+        load_average()
+    );
+    assert!(
+        st.switches >= 50,
+        "the writer was barely switched out: {st:?}"
+    );
+    assert!(
+        st.mid_write > 0,
+        "the writer was never preempted in the middle of a write, so this run shows nothing: \
+         {st:?}"
+    );
+    assert_eq!(st.torn, 0, "a torn value: {st:?}");
+    assert_eq!(st.absent, 0, "the hint was not found: {st:?}");
+    assert_eq!(
+        st.again, 0,
+        "a reader at sched_switch met a preempted writer and gave up: {st:?}"
+    );
+    assert_eq!(st.ok, st.switches);
+}
+
+/// BPF writes 1024-byte values into the hint back to back on one CPU while the thread reads it
+/// with `get()` on the other. Every read is one of BPF's whole values: never a mix, and never
+/// the hint's initial value, which nobody wrote.
+#[test]
+fn rust_get_under_back_to_back_1024_byte_writes_returns_the_last_whole_value() {
+    let Some(skel) = skel() else { return };
+    if !two_cpus("rust_get_under_back_to_back_1024_byte_writes_returns_the_last_whole_value") {
+        return;
+    }
+    let _cpus = cpus();
+    const MARK: u64 = 1 << 63;
+    let (tid, stop, reader) = owner(move |stop| {
+        // A value of the thread's own first: from here on, a read of the initial value (all
+        // zeros) is one that nobody wrote.
+        SEQ_BIG.set([MARK; 128]);
+        let before = consistent::retries();
+        let (mut reads, mut initial, mut torn, mut changed, mut last) = (0u64, 0u64, 0u64, 0u64, 0);
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..256 {
+                let v = SEQ_BIG.get();
+                reads += 1;
+                initial += u64::from(v == [0; 128]);
+                torn += u64::from(v.iter().any(|&w| w != v[0]));
+                changed += u64::from(v[0] != last);
+                last = v[0];
+            }
+        }
+        let retries = consistent::retries().reads - before.reads;
+        (reads, initial, torn, changed, retries)
+    });
+    pin_to(1);
+    let secs = seconds().min(3.0);
+    let start = Instant::now();
+    let mut totals = BpfTotals::default();
+    let mut base = 1u64;
+    while start.elapsed() < Duration::from_secs_f64(secs) {
+        let out = bpf_loop(
+            &skel.progs.seq_big_write_loop,
+            LoopCtx {
+                tid,
+                iters: 2_000,
+                base,
+                ..LoopCtx::default()
+            },
+        );
+        base += 2;
+        totals.add(&out);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (reads, initial, torn, changed, retries) = reader.join().unwrap();
+    eprintln!(
+        "1024-byte values, BPF writes / Rust get() for {:.1} s: BPF {} writes, {} -EBUSY; Rust {} \
+         reads ({} saw a new value), {} of the initial value, {} torn, {} retries (load average {})",
+        start.elapsed().as_secs_f64(),
+        totals.ok,
+        totals.busy,
+        reads,
+        changed,
+        initial,
+        torn,
+        retries,
+        load_average()
+    );
+    assert_eq!(torn, 0, "get() returned a mix of two writes");
+    assert_eq!(initial, 0, "get() returned the initial value while BPF wrote");
+    assert_eq!(totals.absent, 0, "BPF did not find seq_big: {totals:?}");
+    assert!(
+        changed > 100,
+        "the reader saw too few of BPF's writes to mean anything"
+    );
+}
+
+/// The 1-minute load average, as `/proc/loadavg` has it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -79,3 +79,9 @@ pub static SEQ_VALUE4: TestStruct = TestStruct {
 /// "seq_small".
 #[task_local_data(consistent)]
 pub static SEQ_SMALL: [u16; 3] = [1, 2, 3];
+
+/// A consistent value of 1024 bytes, the most BPF copies at once (`TLD_SEQ_MAX_SIZE`): too large
+/// for a BPF program's stack, so `bpf/tld_consistent.bpf.c` copies it through a per-CPU map
+/// value. Every writer writes 128 equal words. Key "seq_big".
+#[task_local_data(consistent)]
+pub static SEQ_BIG: [u64; 128] = [0; 128];
