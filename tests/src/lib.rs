@@ -42,6 +42,12 @@ mod consistent_skel {
 pub use consistent_skel::TldConsistentSkel;
 
 #[allow(clippy::all, missing_docs, dead_code)]
+mod consistent_patterns_skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_consistent_patterns.skel.rs"));
+}
+pub use consistent_patterns_skel::TldConsistentPatternsSkel;
+
+#[allow(clippy::all, missing_docs, dead_code)]
 mod isolation_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_isolation.skel.rs"));
 }
@@ -130,6 +136,14 @@ pub fn load_typed(test: &str) -> Option<TldTypedSkel<'static>> {
 /// Loads the object that reads and writes consistent hints, as [`load`] does.
 pub fn load_consistent(test: &str) -> Option<TldConsistentSkel<'static>> {
     load_skel(test, consistent_skel::TldConsistentSkelBuilder::default())
+}
+
+/// Loads the object of the common consistent-read patterns, as [`load`] does.
+pub fn load_consistent_patterns(test: &str) -> Option<TldConsistentPatternsSkel<'static>> {
+    load_skel(
+        test,
+        consistent_patterns_skel::TldConsistentPatternsSkelBuilder::default(),
+    )
 }
 
 /// Loads the object with the stale writers and the look-alike maps, as [`load`] does.
