@@ -154,33 +154,42 @@ done:
 }
 
 /*
- * A writer that stops in the middle, in two steps, on the calling thread's
- * seq_value4, ignoring the library as a hand-written writer would: step 0
- * claims the counter (odd) and writes words a and b of (v, v, v, v), then
- * returns as if the program had been aborted; step 1 writes c and d and makes
- * the counter even. Also reads the entry through the plain typed pointer, as
- * a program that does not know the protocol does.
+ * Writers that stop in the middle, on the calling thread's seq_value4,
+ * ignoring the library as a hand-written writer would:
+ *  - step 0 claims the word for BPF and writes words a and b of (v, v, v, v)
+ *    into the copy that is not whole, then returns as if the program had been
+ *    aborted: a BPF writer that crashed; step 1 writes c and d and publishes;
+ *  - step 4 claims the word for the thread, as the thread itself does when a
+ *    set() begins, and writes half of (v, v, v, v) the same way: what a
+ *    reader meets when the thread is preempted in the middle of a write;
+ *    step 5 finishes that write and publishes it;
+ *  - step 2 only looks, step 3 looks and calls bpf_tld_write_consistent().
+ * Every step reads the entry through the plain typed pointer, as a program
+ * that does not know the protocol does, and then with
+ * bpf_tld_read_consistent().
  */
 struct seq_poke_ctx {
-	__u32 step;		/* in: 0 claim and half-write, 1 finish, 2 only look,
-				 * 3 look and bpf_tld_write_consistent() */
+	__u32 step;		/* in: see above */
 	__s32 ret;		/* out: 0, or -ENOENT */
 	__u64 v;		/* in: the value to write */
-	__u64 seq;		/* out: the counter after the step */
-	struct TestStruct value;	/* out: the value after the step */
+	__u64 seq;		/* out: the word after the step */
+	struct TestStruct value;	/* out: the whole copy after the step */
+	struct TestStruct other;	/* out: the other copy */
 	__u32 read_ret;		/* out: -bpf_tld_read_consistent() after the step */
 	__u32 write_ret;	/* out: -bpf_tld_write_consistent() of (v + 1) x 4, step 3 */
+	struct TestStruct read;	/* out: what bpf_tld_read_consistent() read */
 };
 
-_Static_assert(sizeof(struct seq_poke_ctx) == 64, "seq_poke_ctx layout");
+_Static_assert(sizeof(struct seq_poke_ctx) == 128, "seq_poke_ctx layout");
 
 SEC("syscall")
 int seq_poke(struct seq_poke_ctx *ctx)
 {
 	struct seq_poke_ctx out = *ctx;
 	struct tld_consistent_seq_value4 *e;
-	struct TestStruct v = {};
+	struct TestStruct v = {}, *w;
 	struct bpf_tld tld;
+	__u64 seq;
 	int err;
 
 	out.ret = -ENOENT;
@@ -191,19 +200,25 @@ int seq_poke(struct seq_poke_ctx *ctx)
 		goto done;
 	out.ret = 0;
 	/* Plain stores, as a hand-written writer might do it. */
-	if (out.step == 0) {
-		*(volatile __u64 *)&e->seq = e->seq + 1;
-		e->value.a = out.v;
-		e->value.b = out.v;
-	} else if (out.step == 1) {
-		e->value.c = out.v;
-		e->value.d = out.v;
-		*(volatile __u64 *)&e->seq = e->seq + 1;
+	seq = *(volatile __u64 *)&e->seq;
+	w = &e->value[TLD_SEQ_COPY(seq + TLD_SEQ_ONE)];	/* the copy that is not whole */
+	if (out.step == 0 || out.step == 4) {
+		*(volatile __u64 *)&e->seq =
+			seq | (out.step == 0 ? TLD_SEQ_CLAIM_BPF : TLD_SEQ_CLAIM_THREAD);
+		w->a = out.v;
+		w->b = out.v;
+	} else if (out.step == 1 || out.step == 5) {
+		w->c = out.v;
+		w->d = out.v;
+		*(volatile __u64 *)&e->seq = (seq & ~TLD_SEQ_CLAIMS) + TLD_SEQ_ONE;
 	}
 	out.seq = *(volatile __u64 *)&e->seq;
-	__builtin_memcpy(&out.value, &e->value, sizeof(out.value));
+	__builtin_memcpy(&out.value, &e->value[TLD_SEQ_COPY(out.seq)], sizeof(out.value));
+	__builtin_memcpy(&out.other, &e->value[TLD_SEQ_COPY(out.seq + TLD_SEQ_ONE)],
+			 sizeof(out.other));
 	err = bpf_tld_read_consistent(&tld, seq_value4, &v);
 	out.read_ret = -err;
+	out.read = v;
 	if (out.step == 3) {
 		v.a = out.v + 1;
 		v.b = out.v + 1;
@@ -230,8 +245,8 @@ struct seq_roundtrip_ctx {
 	__u32 fast;		/* out: 1 if the fast path was taken */
 	struct TestStruct value;	/* out: read; in: written */
 	__u16 small[4];		/* out: read (3 used); in: written */
-	__u64 seq;		/* out: the counter of seq_value4 after the write */
-	__u64 small_seq;	/* out: the counter of seq_small after the write */
+	__u64 seq;		/* out: the word of seq_value4 after the write */
+	__u64 small_seq;	/* out: the word of seq_small after the write */
 };
 
 _Static_assert(sizeof(struct seq_roundtrip_ctx) == 80, "seq_roundtrip_ctx layout");
@@ -293,9 +308,6 @@ struct switch_stats {
 
 _Static_assert(sizeof(struct switch_stats) == 64, "switch_stats layout");
 
-#ifndef TLD_SEQ_WRITING
-#define TLD_SEQ_WRITING(seq) ((seq) & 1)
-#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -2,7 +2,9 @@
 //! other, in both directions, for `TLD_CONSISTENT_SECS` seconds each (5 by default): no reader
 //! ever gets a torn value; the same loops over a plain hint of the same type do tear, which
 //! shows the check can fail. Also: two writers at once (Rust and BPF), a BPF writer that stops
-//! in the middle of a write, and round trips on both lookup paths.
+//! in the middle of a write and one of the thread's own writes stopped midway, a probe at
+//! `sched_switch` reading a writer as it is preempted, `get()` under back-to-back 1024-byte
+//! BPF writes, and round trips on both lookup paths.
 //!
 //! Every writer writes `(v, v, v, v)`, so a value whose four words differ is torn. The BPF side
 //! is `bpf/tld_consistent.bpf.c`, run with `BPF_PROG_TEST_RUN` from a thread pinned to one CPU
@@ -12,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tld_runtime::wire::{SEQ_CLAIMS, SEQ_CLAIM_BPF, SEQ_CLAIM_THREAD, SEQ_LATCH, SEQ_ONE};
 use tld_runtime::{consistent, Error};
 use libbpf_rs::MapCore;
 use tld_tests::{
@@ -49,8 +52,10 @@ struct PokeCtx {
     v: u64,
     seq: u64,
     value: TestStruct,
+    other: TestStruct,
     read_ret: u32,
     write_ret: u32,
+    read: TestStruct,
 }
 
 /// Mirror of `struct seq_roundtrip_ctx`.
@@ -373,9 +378,9 @@ fn bpf_writes_while_rust_reads_and_no_read_is_torn() {
 /// The same loops over the plain hint `test_basic_value4` (a `TestStruct` without the
 /// protocol): reads do tear, in both directions, so the checks above can fail.
 #[test]
-fn without_the_counter_the_same_loops_tear() {
+fn without_the_protocol_the_same_loops_tear() {
     let Some(_) = skel() else { return };
-    if !two_cpus("without_the_counter_the_same_loops_tear") {
+    if !two_cpus("without_the_protocol_the_same_loops_tear") {
         return;
     }
     let _cpus = cpus();
@@ -491,49 +496,42 @@ fn two_writers_at_once_never_mix_their_bytes() {
     );
 }
 
-/// A BPF writer claims the counter, writes half of a value and stops, as if aborted. Nobody
-/// hangs and nobody gets half a value: BPF readers return -EAGAIN, BPF writers -EBUSY, Rust's
-/// `try_get`/`try_set` return `HintBusy` within bounded time, `get` the initial value, and
-/// `set` stores nothing. Once the writer finishes, everything works again.
+/// Runs `seq_poke` for the calling thread.
+fn poke(skel: &TldConsistentSkel<'_>, step: u32, v: u64) -> PokeCtx {
+    let out = run(
+        &skel.progs.seq_poke,
+        PokeCtx {
+            step,
+            v,
+            ..PokeCtx::default()
+        },
+    );
+    assert_eq!(out.ret, 0, "seq_poke found no entry: {out:?}");
+    out
+}
+
+/// A BPF writer claims the word, writes half of a value into the copy that is not whole and
+/// stops, as if aborted. Nobody hangs and nobody gets half a value: BPF readers return -EAGAIN
+/// (a BPF claim that does not move is a writer that stopped), BPF writers -EBUSY, Rust's
+/// `try_get`/`try_set` return `HintBusy` within bounded time, `get` and `replace` the last whole
+/// value, and `set` stores nothing. Once the writer finishes, everything works again.
 #[test]
-fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
+fn a_bpf_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
     let Some(skel) = skel() else { return };
     let _cpus = cpus();
-    let poke = |step: u32, v: u64| {
-        let out = run(
-            &skel.progs.seq_poke,
-            PokeCtx {
-                step,
-                v,
-                ..PokeCtx::default()
-            },
-        );
-        assert_eq!(out.ret, 0, "seq_poke found no entry: {out:?}");
-        out
-    };
     // Runs on a fresh thread of its own, so that no other test's values interfere.
     std::thread::spawn(move || {
         SEQ_VALUE4.set(whole(5));
-        let before = poke(2, 0);
-        assert_eq!(before.seq % 2, 0);
-        assert_eq!(
-            before.value,
-            whole(5),
-            "BPF's plain view: counter, then the value"
-        );
+        let before = poke(skel, 2, 0);
+        assert_eq!(before.seq & (SEQ_LATCH | SEQ_CLAIMS), SEQ_LATCH, "{before:?}");
+        assert_eq!(before.value, whole(5), "BPF's plain view of the whole copy");
+        assert_eq!((before.read_ret, before.read), (0, whole(5)));
 
         // The writer stops after half of (9, 9, 9, 9).
-        let stuck = poke(0, 9);
-        assert_eq!(stuck.seq, before.seq + 1, "the counter is odd");
-        assert_eq!(
-            stuck.value,
-            TestStruct {
-                a: 9,
-                b: 9,
-                c: 5,
-                d: 5
-            }
-        );
+        let stuck = poke(skel, 0, 9);
+        assert_eq!(stuck.seq, before.seq | SEQ_CLAIM_BPF, "claimed for BPF");
+        assert_eq!(stuck.value, whole(5), "the whole copy is untouched");
+        assert_eq!((stuck.other.a, stuck.other.b), (9, 9), "half a value");
         assert_eq!(stuck.read_ret, EAGAIN, "a BPF reader gets -EAGAIN");
 
         let reads = bpf_loop(
@@ -556,16 +554,20 @@ fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
         assert_eq!(err, Error::HintBusy { key: "seq_value4" });
         assert_eq!(err.errno(), Some(libc::EAGAIN));
         let t = Instant::now();
-        assert_eq!(SEQ_VALUE4.get(), whole(0), "get gives the initial value");
+        assert_eq!(SEQ_VALUE4.get(), whole(5), "get gives the last whole value");
         assert_eq!(
             SEQ_VALUE4.try_set(whole(7)),
             Err(Error::HintBusy { key: "seq_value4" })
         );
         SEQ_VALUE4.set(whole(7));
-        assert_eq!(SEQ_VALUE4.replace(whole(7)), whole(0));
+        assert_eq!(
+            SEQ_VALUE4.replace(whole(7)),
+            whole(5),
+            "replace stores nothing and returns the value kept"
+        );
         let rest_took = t.elapsed();
         eprintln!(
-            "stuck counter: try_get gave up after {try_get_took:?}; get, try_set, set and \
+            "a stopped BPF writer: try_get gave up after {try_get_took:?}; get, try_set, set and \
              replace took {rest_took:?} together (MAX_WAIT {:?} each)",
             consistent::MAX_WAIT
         );
@@ -576,19 +578,22 @@ fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
         );
         assert!(rest_took < Duration::from_secs(2), "{rest_took:?}");
 
-        // Nothing was written: the stopped writer's bytes and counter are as it left them, and
-        // a BPF writer is refused too.
-        let look = poke(3, 20);
-        assert_eq!((look.seq, look.value), (stuck.seq, stuck.value));
+        // Nothing was written: the stopped writer's bytes and word are as it left them, and a
+        // BPF writer is refused too.
+        let look = poke(skel, 3, 20);
+        assert_eq!(
+            (look.seq, look.value, look.other),
+            (stuck.seq, stuck.value, stuck.other)
+        );
         assert_eq!(look.write_ret, EBUSY, "a BPF writer gets -EBUSY");
 
         // The writer finishes: everyone reads its whole value and writes again.
-        let done = poke(1, 9);
-        assert_eq!(done.seq, before.seq + 2);
-        assert_eq!(done.read_ret, 0);
+        let done = poke(skel, 1, 9);
+        assert_eq!(done.seq, before.seq + SEQ_ONE);
+        assert_eq!((done.read_ret, done.read), (0, whole(9)));
         assert_eq!(SEQ_VALUE4.try_get(), Ok(whole(9)));
         SEQ_VALUE4.set(whole(11));
-        let after = poke(3, 30);
+        let after = poke(skel, 3, 30);
         assert_eq!(after.value, whole(11));
         assert_eq!((after.read_ret, after.write_ret), (0, 0));
         assert_eq!(SEQ_VALUE4.get(), whole(31), "BPF's write of (v + 1) x 4");
@@ -597,10 +602,63 @@ fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
     .unwrap();
 }
 
-/// Values round-trip between Rust and BPF on both lookup paths, the counter advances by 2 per
+/// The thread stopped in the middle of its own write (preempted, or interrupted by a signal
+/// handler), made by hand at one point so that every reader meets it: BPF reads the whole copy
+/// at once, with no retry and no -EAGAIN; a BPF writer gets -EBUSY; the thread's own `get`
+/// (a signal handler's) reads the whole copy at once, and its `try_set` gives up at once, since
+/// the write it would wait for cannot finish meanwhile.
+#[test]
+fn a_thread_stopped_midway_never_keeps_a_reader_from_the_whole_value() {
+    let Some(skel) = skel() else { return };
+    let _cpus = cpus();
+    std::thread::spawn(move || {
+        SEQ_VALUE4.set(whole(5));
+        let before = poke(skel, 2, 0);
+        let stopped = poke(skel, 4, 9);
+        assert_eq!(stopped.seq, before.seq | SEQ_CLAIM_THREAD);
+        assert_eq!((stopped.other.a, stopped.other.b), (9, 9), "half a value");
+        assert_eq!((stopped.read_ret, stopped.read), (0, whole(5)));
+
+        let reads = bpf_loop(
+            &skel.progs.seq_read_loop,
+            LoopCtx {
+                tid: gettid(),
+                iters: 1000,
+                ..LoopCtx::default()
+            },
+        );
+        assert_eq!(
+            (reads.ok, reads.again, reads.torn, reads.retries, reads.last),
+            (1000, 0, 0, 0, 5),
+            "{reads:?}"
+        );
+        let look = poke(skel, 3, 20);
+        assert_eq!(look.write_ret, EBUSY, "a BPF writer waits for the thread");
+
+        let retries = consistent::retries();
+        assert_eq!(SEQ_VALUE4.try_get(), Ok(whole(5)));
+        assert_eq!(consistent::retries().reads, retries.reads, "no wait");
+        let t = Instant::now();
+        assert_eq!(
+            SEQ_VALUE4.try_set(whole(7)),
+            Err(Error::HintBusy { key: "seq_value4" })
+        );
+        assert!(t.elapsed() < consistent::MAX_WAIT * 20, "{:?}", t.elapsed());
+
+        // The thread resumes and finishes its write.
+        let done = poke(skel, 5, 9);
+        assert_eq!(done.seq, before.seq + SEQ_ONE);
+        assert_eq!((done.read_ret, done.read), (0, whole(9)));
+        assert_eq!(SEQ_VALUE4.get(), whole(9));
+    })
+    .join()
+    .unwrap();
+}
+
+/// Values round-trip between Rust and BPF on both lookup paths, the version advances by one per
 /// write, and a value whose size is not a multiple of 8 keeps its padding out of the way.
 #[test]
-fn values_round_trip_on_both_paths_and_the_counter_counts_writes() {
+fn values_round_trip_on_both_paths_and_the_version_counts_writes() {
     let Some(skel) = skel() else { return };
     std::thread::spawn(move || {
         assert_eq!(
@@ -627,21 +685,25 @@ fn values_round_trip_on_both_paths_and_the_counter_counts_writes() {
             assert_eq!((out.write_ret, out.small_write_ret), (0, 0), "{out:?}");
             assert_eq!(SEQ_VALUE4.get(), whole(100 + u64::from(cached)));
             assert_eq!(SEQ_SMALL.get(), [10, 11, 12]);
-            assert_eq!(out.seq % 2, 0);
-            assert_eq!(out.small_seq % 2, 0);
+            assert_eq!(out.seq & (SEQ_LATCH | SEQ_CLAIMS), SEQ_LATCH);
+            assert_eq!(out.small_seq & (SEQ_LATCH | SEQ_CLAIMS), SEQ_LATCH);
         }
-        // Every write adds 2: Rust's set, BPF's write, Rust's replace.
+        // Every write moves the version on by one: Rust's set, BPF's write, Rust's replace.
         let first = run(&skel.progs.seq_roundtrip, RoundtripCtx::default()).seq;
         SEQ_VALUE4.set(whole(1));
         assert_eq!(SEQ_VALUE4.replace(whole(2)), whole(1));
         let second = run(&skel.progs.seq_roundtrip, RoundtripCtx::default()).seq;
-        assert_eq!(second, first + 6, "set, replace and BPF's write: 3 writes");
+        assert_eq!(
+            second,
+            first + 3 * SEQ_ONE,
+            "set, replace and BPF's write: 3 writes"
+        );
     })
     .join()
     .unwrap();
 }
 
-/// The same programs built with `TLD_SEQ_PORTABLE`, which reads the counter with atomic
+/// The same programs built with `TLD_SEQ_PORTABLE`, which reads the sequence word with atomic
 /// fetch-adds (what the header does on architectures other than x86-64), load and give the same
 /// results, sharing the runtime's `tld_data_map`.
 #[test]
@@ -707,10 +769,13 @@ fn the_portable_ordering_loads_and_gives_the_same_results() {
                 },
             )
         };
-        assert_eq!(poke(0).read_ret, EAGAIN, "a reader facing an odd counter");
-        assert_eq!(poke(3).write_ret, EBUSY, "a writer facing an odd counter");
+        assert_eq!(poke(0).read_ret, EAGAIN, "a reader facing a stopped BPF writer");
+        assert_eq!(poke(3).write_ret, EBUSY, "a writer facing a stopped BPF writer");
         assert_eq!(poke(1).read_ret, 0);
         assert_eq!(SEQ_VALUE4.get(), whole(70));
+        let stopped = poke(4);
+        assert_eq!((stopped.read_ret, stopped.read), (0, whole(70)), "the thread's claim");
+        assert_eq!(poke(5).read_ret, 0);
     }
     std::fs::remove_dir_all(&scratch).ok();
 }

@@ -16,7 +16,8 @@
 //!   value i lives at start + sum over j < i of round8(entry[j].size)
 //!
 //! a consistent hint's entry:        u64 seq | value copy 0 | value copy 1
-//!   seq: bit 0 always 1 | bit 1: the thread writes | bit 2: BPF writes | bits 3..: version v
+//!   seq: bit 0 always 1 | bit 1: the thread writes | bit 2: BPF writes
+//!        | bit 3: the thread waits to read | bits 4..: version v
 //!   copy (v & 1) holds the last whole value; writers fill the other copy, then publish v + 1
 //! ```
 //!
@@ -93,8 +94,12 @@ pub const SEQ_CLAIM_THREAD: u64 = 2;
 pub const SEQ_CLAIM_BPF: u64 = 4;
 /// Both claim bits.
 pub const SEQ_CLAIMS: u64 = SEQ_CLAIM_THREAD | SEQ_CLAIM_BPF;
+/// Bit 3 of the sequence word: the thread waits to read, and BPF writers hold off until it has.
+/// The thread sets it when BPF writers keep it from taking a whole copy (writing back to back,
+/// faster than it copies), then claims the word between two writes and reads under its claim.
+pub const SEQ_WANT: u64 = 8;
 /// The version is the sequence word shifted right by this many bits; each write adds 1.
-pub const SEQ_VERSION_SHIFT: u32 = 3;
+pub const SEQ_VERSION_SHIFT: u32 = 4;
 /// What one write adds to the sequence word (one version).
 pub const SEQ_ONE: u64 = 1 << SEQ_VERSION_SHIFT;
 /// The sequence word of a new entry: version 0, nobody writing, copy 0 whole.
@@ -111,7 +116,7 @@ pub const fn seq_copy(seq: u64) -> usize {
 /// started on that copy since, that is if at most the write in progress at `before` has been
 /// published (`after` is at most version + 1, unclaimed).
 pub const fn seq_copy_whole(before: u64, after: u64) -> bool {
-    after.wrapping_sub(before & !(SEQ_ONE - 1)) <= SEQ_ONE | SEQ_LATCH
+    (after & !SEQ_WANT).wrapping_sub(before & !(SEQ_ONE - 1)) <= SEQ_ONE | SEQ_LATCH
 }
 
 /// The offset of copy `i` (0 or 1) of a consistent hint's value of `value_size` bytes, from
@@ -187,12 +192,15 @@ mod tests {
         let v7 = 7 * SEQ_ONE | SEQ_LATCH;
         assert_eq!(seq_copy(v7), 1);
         assert_eq!(seq_copy(v7 | SEQ_CLAIM_BPF), 1, "a claim does not move the whole copy");
+        assert_eq!(seq_copy(v7 | SEQ_CLAIM_BPF | SEQ_WANT), 1);
         assert_eq!(seq_copy(v7 + SEQ_ONE), 0);
         // Taken at version 7: whole while nobody has started on copy 1 again.
         for before in [v7, v7 | SEQ_CLAIM_THREAD, v7 | SEQ_CLAIM_BPF] {
             assert!(seq_copy_whole(before, v7));
             assert!(seq_copy_whole(before, v7 | SEQ_CLAIM_BPF));
             assert!(seq_copy_whole(before, v7 + SEQ_ONE));
+            assert!(seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_WANT), "a reader waits");
+            assert!(seq_copy_whole(before, v7 | SEQ_WANT | SEQ_CLAIM_BPF));
             assert!(!seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_CLAIM_THREAD));
             assert!(!seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_CLAIM_BPF));
             assert!(!seq_copy_whole(before, v7 + 2 * SEQ_ONE));
