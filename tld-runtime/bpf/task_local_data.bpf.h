@@ -1016,6 +1016,15 @@ do {										\
 	((type *)((void *)(e) + TLD_SEQ_VALUE_OFFSET + (i) * sizeof(type)))
 
 /*
+ * The copy that the word @seq names as whole. A branch rather than
+ * arithmetic on @seq: the CPU predicts it and starts the copy's loads
+ * without waiting for the load of the word, which is what the copy costs
+ * on top of a plain one.
+ */
+#define __tld_seq_whole_copy(e, type, seq)					\
+	(((seq) & TLD_SEQ_ONE) ? __tld_seq_copy(e, type, 1) : __tld_seq_copy(e, type, 0))
+
+/*
  * With a generated header, a consistent read or write of a key that is not
  * consistent is a compile-time error (TLD_CONSISTENT_<key> is 0). Without one,
  * the declaration of __tld_value_type_<key> is the program's word for it.
@@ -1052,32 +1061,31 @@ __bpf_tld_seq_moved(void *e, __u64 first)
 }
 
 /*
- * One read attempt of the consistent entry at @e, whose word read @before
- * (loaded before a compiler barrier): copies the whole copy into @out (a
- * @type *) and loads the word again. 1 if the copy is whole.
+ * One read attempt of the consistent entry at @e, whose word read @before, a
+ * latch word (loaded before a compiler barrier): copies the whole copy into
+ * @out (a @type *) and loads the word again. 1 if the copy is whole: most
+ * often the word has not changed, which one compare tells.
  */
-#define __bpf_tld_seq_try_read_at(e, out, type, before)			\
+#define __bpf_tld_seq_copy_at(e, out, type, before)				\
 ({										\
 	__u64 ___before = (before), ___after;					\
-	int ___whole = 0;							\
 										\
-	if (___before & TLD_SEQ_LATCH) {					\
-		__tld_copy((out), __tld_seq_copy(e, type, TLD_SEQ_COPY(___before)), \
-			   type);						\
-		__tld_barrier();						\
-		___after = __tld_seq_load(e);					\
-		___whole = TLD_SEQ_COPY_WHOLE(___before, ___after);		\
-	}									\
-	___whole;								\
+	__tld_copy((out), __tld_seq_whole_copy(e, type, ___before), type);	\
+	__tld_barrier();							\
+	___after = __tld_seq_load(e);						\
+	___after == ___before || TLD_SEQ_COPY_WHOLE(___before, ___after);	\
 })
 
-/* One read attempt of the consistent entry at @e (see above). */
+/* One read attempt of the consistent entry at @e: 1 if it copied a whole copy. */
 #define __bpf_tld_seq_try_read(e, out, type)					\
 ({										\
 	__u64 ___now = __tld_seq_load(e);					\
+	int ___got = 0;								\
 										\
 	__tld_barrier();							\
-	__bpf_tld_seq_try_read_at(e, out, type, ___now);			\
+	if (___now & TLD_SEQ_LATCH)						\
+		___got = __bpf_tld_seq_copy_at(e, out, type, ___now);		\
+	___got;									\
 })
 
 /*
@@ -1108,12 +1116,12 @@ __bpf_tld_seq_moved(void *e, __u64 first)
 										\
 		__tld_barrier();						\
 		___ret = 0;							\
-		if (!(___first & TLD_SEQ_CLAIM_BPF)) {				\
-			___whole = __bpf_tld_seq_try_read_at(___e, ___out, type, \
-							     ___first);		\
+		if ((___first & (TLD_SEQ_LATCH | TLD_SEQ_CLAIM_BPF)) == TLD_SEQ_LATCH) { \
+			___whole = __bpf_tld_seq_copy_at(___e, ___out, type, ___first); \
 			if (___whole)						\
 				___n = 0;					\
-		} else if (!__bpf_tld_seq_moved(___e, ___first)) {		\
+		} else if ((___first & TLD_SEQ_CLAIM_BPF) &&			\
+			   !__bpf_tld_seq_moved(___e, ___first)) {		\
 			___ret = -EAGAIN;	/* a BPF writer that stopped */	\
 		}								\
 		if (!___ret && !___whole) {					\
@@ -1149,7 +1157,7 @@ __bpf_tld_seq_moved(void *e, __u64 first)
 	if ((___seq & (TLD_SEQ_LATCH | TLD_SEQ_CLAIMS | TLD_SEQ_WANT)) == TLD_SEQ_LATCH && \
 	    __sync_val_compare_and_swap((__u64 *)(e), ___seq,			\
 					___seq | TLD_SEQ_CLAIM_BPF) == ___seq) { \
-		__tld_copy(__tld_seq_copy(e, type, TLD_SEQ_COPY(___seq + TLD_SEQ_ONE)), \
+		__tld_copy(__tld_seq_whole_copy(e, type, ___seq + TLD_SEQ_ONE), \
 			   (in), type);						\
 		/* Clears the claim and adds one version, keeping a */	\
 		/* TLD_SEQ_WANT the thread set meanwhile. A fetching add */	\
