@@ -137,16 +137,11 @@ int read_in_a_loop(struct pattern_ctx *ctx)
 }
 
 /*
- * A 1024-byte value does not fit the 512-byte BPF stack. Per-CPU scratch:
- * one map value per CPU, which a program running on that CPU has to itself
- * (a program is not migrated while it runs).
+ * A 1024-byte value does not fit the 512-byte BPF stack. Per-CPU scratch
+ * from the header: one map value per CPU, which a program running on that
+ * CPU has to itself (a program is not migrated while it runs).
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__uint(value_size, sizeof(__tld_value_type_seq_big));
-} big_scratch SEC(".maps");
+TLD_DEFINE_SCRATCH(seq_big);
 
 /* Or the value of any other map, e.g. one entry per thread. */
 struct {
@@ -175,10 +170,9 @@ int big_via_scratch(struct pattern_ctx *ctx)
 	struct pattern_ctx out = *ctx;
 	__tld_value_type_seq_big *v;
 	struct bpf_tld tld;
-	__u32 zero = 0;
 	int i;
 
-	v = bpf_map_lookup_elem(&big_scratch, &zero);
+	v = bpf_tld_scratch(seq_big);
 	if (!v)
 		RETURN(out, ctx);
 	out.ret = init_self(&tld);

@@ -59,3 +59,45 @@ fn common_patterns_load_and_read_whole_values() {
     let out = run(&skel.progs.big_into_a_map_value, ctx(0));
     assert_eq!((out.ret, out.value, out.whole), (0, 78, 1), "{out:?}");
 }
+
+/// A 1024-byte value read into a local variable does not build: the BPF stack has 512 bytes,
+/// and clang says so at the read, naming the limit. (The header cannot tell a local destination
+/// from map memory at compile time; clang can.) The pattern above, through map memory, is the
+/// way.
+#[test]
+fn a_value_too_large_for_the_stack_is_refused_at_compile_time() {
+    let scratch = std::env::temp_dir().join(format!("tld-patterns-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let source = scratch.join("big_on_stack.bpf.c");
+    std::fs::write(
+        &source,
+        r#"#include "tld_generated.h"
+char LICENSE[] SEC("license") = "GPL";
+SEC("syscall")
+int big_on_stack(void *ctx)
+{
+	__tld_value_type_seq_big v;
+	struct bpf_tld tld;
+	__u64 sum = 0;
+	int i;
+
+	if (bpf_tld_init(bpf_get_current_task_btf(), &tld))
+		return 0;
+	if (bpf_tld_read_consistent(&tld, seq_big, &v))
+		return 0;
+	bpf_for(i, 0, 128)
+		sum += v[i];
+	return sum;
+}
+"#,
+    )
+    .unwrap();
+    let out = std::path::Path::new(env!("OUT_DIR"));
+    let err = tld_bpf_build::compile_check(&source, &[out], &scratch.join("libbpf"))
+        .expect_err("a 1024-byte local compiles");
+    assert!(
+        err.contains("BPF stack limit") && err.contains("big_on_stack.bpf.c:13"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&scratch).ok();
+}

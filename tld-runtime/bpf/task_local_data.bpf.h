@@ -1102,7 +1102,7 @@ __bpf_tld_seq_moved(void *e, __u64 first)
  * iteration a new state to verify, and the loop too long to verify).
  *
  * Return: 0, -ENOENT if @entry is NULL, -EAGAIN if no attempt found a whole
- * copy (*@out is then untouched or torn).
+ * copy (*@out then holds zeros, or a torn copy).
  */
 #define __bpf_tld_seq_read(entry, out, type, retries)				\
 ({										\
@@ -1120,9 +1120,14 @@ __bpf_tld_seq_moved(void *e, __u64 first)
 			___whole = __bpf_tld_seq_copy_at(___e, ___out, type, ___first); \
 			if (___whole)						\
 				___n = 0;					\
-		} else if ((___first & TLD_SEQ_CLAIM_BPF) &&			\
-			   !__bpf_tld_seq_moved(___e, ___first)) {		\
-			___ret = -EAGAIN;	/* a BPF writer that stopped */	\
+		} else {							\
+			/* Every path writes *@out before the loop: clang */	\
+			/* may keep it in registers, which the verifier */	\
+			/* refuses to spill while they hold nothing. */		\
+			__builtin_memset(___out, 0, sizeof(type));		\
+			if ((___first & TLD_SEQ_CLAIM_BPF) &&			\
+			    !__bpf_tld_seq_moved(___e, ___first))		\
+				___ret = -EAGAIN; /* a BPF writer that stopped */ \
 		}								\
 		if (!___ret && !___whole) {					\
 			bpf_for(___i, 1, TLD_SEQ_RETRIES) {			\
@@ -1231,7 +1236,7 @@ __bpf_tld_seq_moved(void *e, __u64 first)
  * earlier one-copy format) or bpf_tld_init() failed; -EAGAIN if a BPF
  * program holds the claim without moving (a writer that stopped), if writers
  * overtook every attempt, or if the entry is not in this format. On error
- * *@out may be untouched or hold a torn copy: do not use it.
+ * *@out may be untouched, zeroed or hold a torn copy: do not use it.
  */
 #define bpf_tld_read_consistent(tld, key, out)					\
 ({										\
