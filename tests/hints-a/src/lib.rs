@@ -65,7 +65,7 @@ pub static VALUE4: TestStruct = TestStruct {
 #[task_local_data]
 pub static DUMMY: [u8; 1000] = [0; 1000];
 
-/// A consistent 32-byte struct: its value is guarded by a sequence counter, so BPF and Rust read
+/// A consistent 32-byte struct: two copies under a sequence word, so BPF and Rust read
 /// it whole (`tests/tests/consistent.rs`). Key "seq_value4".
 #[task_local_data(consistent)]
 pub static SEQ_VALUE4: TestStruct = TestStruct {

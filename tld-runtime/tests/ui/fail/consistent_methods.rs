@@ -8,7 +8,7 @@ fn takes_plain(_: &'static TaskLocal<[u64; 4]>) {}
 async fn work() {}
 
 fn main() {
-    // A consistent hint is not a plain `TaskLocal`: its accesses go through the counter.
+    // A consistent hint is not a plain `TaskLocal`: its accesses go through its sequence word.
     takes_plain(&BUDGET);
     // `with_hint` takes plain and consistent hints, each with a value of its own type.
     let _ = work().with_hint(&BUDGET, [1; 4]);
