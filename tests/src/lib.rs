@@ -13,7 +13,8 @@ use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
 
 // The hints of the two fixture crates must be linked in: name the crates.
 pub use tld_test_hints_a::{
-    Inner, Nested, TestStruct, DUMMY, HINT_A, NESTED, SEQ_BIG, SEQ_SMALL, SEQ_VALUE4, VALUE1, VALUE4,
+    Inner, Nested, TestStruct, DUMMY, HINT_A, NESTED, SEQ_BIG, SEQ_SMALL, SEQ_VALUE4, VALUE1,
+    VALUE4,
 };
 pub use tld_test_hints_b::HINT_B;
 

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use libbpf_rs::MapCore;
 use tld_runtime::wire::{SEQ_CLAIMS, SEQ_CLAIM_BPF, SEQ_CLAIM_THREAD, SEQ_LATCH, SEQ_ONE};
 use tld_runtime::{consistent, Error};
-use libbpf_rs::MapCore;
 use tld_tests::{
     gettid, run, TestStruct, TldConsistentSkel, SEQ_BIG, SEQ_SMALL, SEQ_VALUE4, VALUE4,
 };
@@ -523,7 +523,11 @@ fn a_bpf_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
     std::thread::spawn(move || {
         SEQ_VALUE4.set(whole(5));
         let before = poke(skel, 2, 0);
-        assert_eq!(before.seq & (SEQ_LATCH | SEQ_CLAIMS), SEQ_LATCH, "{before:?}");
+        assert_eq!(
+            before.seq & (SEQ_LATCH | SEQ_CLAIMS),
+            SEQ_LATCH,
+            "{before:?}"
+        );
         assert_eq!(before.value, whole(5), "BPF's plain view of the whole copy");
         assert_eq!((before.read_ret, before.read), (0, whole(5)));
 
@@ -769,12 +773,24 @@ fn the_portable_ordering_loads_and_gives_the_same_results() {
                 },
             )
         };
-        assert_eq!(poke(0).read_ret, EAGAIN, "a reader facing a stopped BPF writer");
-        assert_eq!(poke(3).write_ret, EBUSY, "a writer facing a stopped BPF writer");
+        assert_eq!(
+            poke(0).read_ret,
+            EAGAIN,
+            "a reader facing a stopped BPF writer"
+        );
+        assert_eq!(
+            poke(3).write_ret,
+            EBUSY,
+            "a writer facing a stopped BPF writer"
+        );
         assert_eq!(poke(1).read_ret, 0);
         assert_eq!(SEQ_VALUE4.get(), whole(70));
         let stopped = poke(4);
-        assert_eq!((stopped.read_ret, stopped.read), (0, whole(70)), "the thread's claim");
+        assert_eq!(
+            (stopped.read_ret, stopped.read),
+            (0, whole(70)),
+            "the thread's claim"
+        );
         assert_eq!(poke(5).read_ret, 0);
     }
     std::fs::remove_dir_all(&scratch).ok();
@@ -962,7 +978,10 @@ fn rust_get_under_back_to_back_1024_byte_writes_returns_the_last_whole_value() {
         load_average()
     );
     assert_eq!(torn, 0, "get() returned a mix of two writes");
-    assert_eq!(initial, 0, "get() returned the initial value while BPF wrote");
+    assert_eq!(
+        initial, 0,
+        "get() returned the initial value while BPF wrote"
+    );
     assert_eq!(totals.absent, 0, "BPF did not find seq_big: {totals:?}");
     assert!(
         changed > 100,

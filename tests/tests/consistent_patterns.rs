@@ -23,7 +23,8 @@ struct PatternCtx {
 
 #[test]
 fn common_patterns_load_and_read_whole_values() {
-    let Some(skel) = tld_tests::load_consistent_patterns("common_patterns_load_and_read_whole_values")
+    let Some(skel) =
+        tld_tests::load_consistent_patterns("common_patterns_load_and_read_whole_values")
     else {
         return;
     };
@@ -54,7 +55,11 @@ fn common_patterns_load_and_read_whole_values() {
 
     let out = run(&skel.progs.big_via_scratch, ctx(0));
     assert_eq!((out.ret, out.value, out.whole), (0, 77, 1), "{out:?}");
-    assert_eq!(SEQ_BIG.get(), [78; 128], "written back from the scratch value");
+    assert_eq!(
+        SEQ_BIG.get(),
+        [78; 128],
+        "written back from the scratch value"
+    );
 
     let out = run(&skel.progs.big_into_a_map_value, ctx(0));
     assert_eq!((out.ret, out.value, out.whole), (0, 78, 1), "{out:?}");

@@ -59,11 +59,8 @@ fn a_full_vmlinux_h_comes_from_the_kernel_a_btf_file_or_a_path() {
         &root.join("btf"),
     )
     .unwrap();
-    let from_path = write_vmlinux(
-        &Vmlinux::Header(dir.join("vmlinux.h")),
-        &root.join("path"),
-    )
-    .unwrap();
+    let from_path =
+        write_vmlinux(&Vmlinux::Header(dir.join("vmlinux.h")), &root.join("path")).unwrap();
     for other in [from_btf, from_path] {
         assert!(std::fs::read_to_string(other.join("vmlinux.h")).unwrap() == text);
     }

@@ -435,7 +435,11 @@ fn joined_hinted_futures_each_see_their_own_hints() {
         polls: &'static AtomicU64,
     ) -> Result<u64, String> {
         for y in 0..20 {
-            check(&bpf_read(skel), Some(task_values(i)), &format!("part {i}, poll {y}"))?;
+            check(
+                &bpf_read(skel),
+                Some(task_values(i)),
+                &format!("part {i}, poll {y}"),
+            )?;
             polls.fetch_add(1, Ordering::Relaxed);
             tokio::task::yield_now().await;
         }

@@ -81,22 +81,34 @@ mod tests {
 
     #[test]
     fn a_value_is_whole_only_if_no_writer_started_on_its_copy_between_the_copies() {
-        let v2 = 2 * SEQ_ONE | SEQ_LATCH; // copy 0 whole
+        let v2 = (2 * SEQ_ONE) | SEQ_LATCH; // copy 0 whole
         let t = |seq| task(seq, [7, 5]);
         assert_eq!(confirmed(&[t(v2)], t(v2), &[t(v2)]), (Value::UInt(7), true));
         // A writer busy with the other copy, before or after: the copy shown is whole.
         let bpf = v2 | SEQ_CLAIM_BPF;
-        assert_eq!(confirmed(&[t(bpf)], t(bpf), &[t(v2 + SEQ_ONE)]), (Value::UInt(7), true));
+        assert_eq!(
+            confirmed(&[t(bpf)], t(bpf), &[t(v2 + SEQ_ONE)]),
+            (Value::UInt(7), true)
+        );
         let thread = v2 | SEQ_CLAIM_THREAD;
-        assert_eq!(confirmed(&[t(thread)], t(thread), &[t(thread)]), (Value::UInt(7), true));
+        assert_eq!(
+            confirmed(&[t(thread)], t(thread), &[t(thread)]),
+            (Value::UInt(7), true)
+        );
         // The version was published after the first copy: its writer may have been writing.
-        assert_eq!(confirmed(&[t(v2 - SEQ_ONE)], t(v2), &[t(v2)]), (Value::Null, false));
+        assert_eq!(
+            confirmed(&[t(v2 - SEQ_ONE)], t(v2), &[t(v2)]),
+            (Value::Null, false)
+        );
         // A writer started on the copy shown before the last copy.
         assert_eq!(
             confirmed(&[t(v2)], t(v2), &[t((v2 + SEQ_ONE) | SEQ_CLAIM_BPF)]),
             (Value::Null, false)
         );
-        assert_eq!(confirmed(&[t(v2)], t(v2), &[t(v2 + 2 * SEQ_ONE)]), (Value::Null, false));
+        assert_eq!(
+            confirmed(&[t(v2)], t(v2), &[t(v2 + 2 * SEQ_ONE)]),
+            (Value::Null, false)
+        );
         // Not a word of this format.
         assert_eq!(confirmed(&[t(4)], t(4), &[t(4)]), (Value::Null, false));
         // The thread is missing from a copy: nothing confirms the value.

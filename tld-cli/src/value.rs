@@ -253,13 +253,13 @@ mod tests {
             signed: false,
         };
         // Version 3 (copy 1 whole), a BPF program writing copy 0.
-        let seq = 3 * SEQ_ONE | SEQ_LATCH | SEQ_CLAIM_BPF;
+        let seq = (3 * SEQ_ONE) | SEQ_LATCH | SEQ_CLAIM_BPF;
         let mut bytes = seq.to_ne_bytes().to_vec();
         bytes.extend_from_slice(&9u32.to_ne_bytes()); // copy 0, half written
         bytes.extend_from_slice(&7u32.to_ne_bytes()); // copy 1
         assert_eq!(decode_consistent(&bytes, &ty), (Value::UInt(7), Some(seq)));
         // Version 4: copy 0.
-        let seq = 4 * SEQ_ONE | SEQ_LATCH;
+        let seq = (4 * SEQ_ONE) | SEQ_LATCH;
         bytes[..8].copy_from_slice(&seq.to_ne_bytes());
         assert_eq!(decode_consistent(&bytes, &ty), (Value::UInt(9), Some(seq)));
         // A word of the one-copy format (even at rest), or bytes too short for two copies.
@@ -267,6 +267,9 @@ mod tests {
         assert_eq!(decode_consistent(&bytes, &ty), (Value::Null, Some(4)));
         bytes[..8].copy_from_slice(&seq.to_ne_bytes());
         assert_eq!(decode_consistent(&bytes[..3], &ty), (Value::Null, None));
-        assert_eq!(decode_consistent(&bytes[..12], &ty), (Value::Null, Some(seq)));
+        assert_eq!(
+            decode_consistent(&bytes[..12], &ty),
+            (Value::Null, Some(seq))
+        );
     }
 }

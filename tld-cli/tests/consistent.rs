@@ -11,7 +11,10 @@ use tld_runtime::wire::{SEQ_CLAIM_BPF, SEQ_LATCH, SEQ_ONE};
 
 /// A sequence word as the hex of its bytes.
 fn word_hex(seq: u64) -> String {
-    seq.to_ne_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    seq.to_ne_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// In this binary only: key "window".
@@ -95,7 +98,10 @@ fn a_consistent_hint_shows_a_whole_value_or_none() {
 
     // A BPF writer claims the word and writes half a value into copy 0, then stops.
     let stuck = v1 | SEQ_CLAIM_BPF;
-    assert_eq!(fixture.write(a, Page::Data, offset, &stuck.to_ne_bytes()), 0);
+    assert_eq!(
+        fixture.write(a, Page::Data, offset, &stuck.to_ne_bytes()),
+        0
+    );
     assert_eq!(
         fixture.write(a, Page::Data, offset + 8, &[7, 0, 0, 0, 7, 0, 0, 0]),
         0
@@ -106,7 +112,11 @@ fn a_consistent_hint_shows_a_whole_value_or_none() {
         json!([10, 20, 30, 40]),
         "the whole copy, never the half-written one: {k}"
     );
-    assert_eq!((&k["seq"], &k["whole"]), (&json!(stuck), &json!(true)), "{k}");
+    assert_eq!(
+        (&k["seq"], &k["whole"]),
+        (&json!(stuck), &json!(true)),
+        "{k}"
+    );
 
     // It finishes and publishes version 2: copy 0 is the whole one now.
     assert_eq!(
@@ -124,7 +134,11 @@ fn a_consistent_hint_shows_a_whole_value_or_none() {
     // A word of the one-copy format (even at rest): no value, and the table says why.
     assert_eq!(fixture.write(a, Page::Data, offset, &4u64.to_ne_bytes()), 0);
     let k = window(&pin, Some(schema), a);
-    assert_eq!((&k["value"], &k["whole"]), (&Value::Null, &json!(false)), "{k}");
+    assert_eq!(
+        (&k["value"], &k["whole"]),
+        (&Value::Null, &json!(false)),
+        "{k}"
+    );
     let table = tld_ok(&["show", "--pin", &pin, "--schema", schema, &a.to_string()]);
     let line = table
         .lines()

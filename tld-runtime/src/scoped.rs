@@ -160,7 +160,9 @@ impl<T: TldType, H: sealed::Handle<Value = T>> Drop for HintGuard<T, H> {
     }
 }
 
-impl<T: TldType + std::fmt::Debug, H: sealed::Handle<Value = T>> std::fmt::Debug for HintGuard<T, H> {
+impl<T: TldType + std::fmt::Debug, H: sealed::Handle<Value = T>> std::fmt::Debug
+    for HintGuard<T, H>
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HintGuard")
             .field("key", &self.hint.key())

@@ -71,7 +71,9 @@ use std::hint::spin_loop;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::wire::{self, SEQ_CLAIMS, SEQ_CLAIM_BPF, SEQ_CLAIM_THREAD, SEQ_LATCH, SEQ_ONE, SEQ_WANT};
+use crate::wire::{
+    self, SEQ_CLAIMS, SEQ_CLAIM_BPF, SEQ_CLAIM_THREAD, SEQ_LATCH, SEQ_ONE, SEQ_WANT,
+};
 
 /// How long a read or write of a consistent hint waits for a BPF program that holds the hint's
 /// claim before it gives up.
@@ -609,7 +611,10 @@ mod tests {
         assert_eq!(e.replace(|| [3; 4]), Ok([2; 4]));
         assert_eq!(e.read(), Ok([3; 4]));
         // Version 2: copy 0 whole (3s), copy 1 the previous value (2s).
-        assert_eq!(cell.0, [2 << SEQ_VERSION_SHIFT | SEQ_LATCH, 3, 3, 3, 3, 2, 2, 2, 2]);
+        assert_eq!(
+            cell.0,
+            [2 << SEQ_VERSION_SHIFT | SEQ_LATCH, 3, 3, 3, 3, 2, 2, 2, 2]
+        );
     }
 
     #[test]
@@ -815,9 +820,17 @@ mod model {
             let b = bpf_writer.join().unwrap();
             bpf_reader.join().unwrap();
             let seq = m.seq.load(Ordering::Relaxed);
-            assert_eq!(seq & (SEQ_CLAIMS | SEQ_WANT), 0, "a claim left behind: {seq:#x}");
+            assert_eq!(
+                seq & (SEQ_CLAIMS | SEQ_WANT),
+                0,
+                "a claim left behind: {seq:#x}"
+            );
             let writes = u64::from(t) + u64::from(b);
-            assert_eq!(seq >> wire::SEQ_VERSION_SHIFT, writes, "one version per write");
+            assert_eq!(
+                seq >> wire::SEQ_VERSION_SHIFT,
+                writes,
+                "one version per write"
+            );
             let last = Model(&m).read_copy(wire::seq_copy(seq));
             assert!(whole(last), "the value left is torn: {last:?}");
             if writes == 2 {

@@ -39,9 +39,8 @@ thread_local! {
     static SLOT: Cell<Option<SlotId>> = const { Cell::new(None) };
     /// The thread has handed its block to the kernel at least once.
     static EXPOSED: Cell<bool> = const { Cell::new(false) };
-    /// Storage for values that have no place in a block (see [`fallback_slot`]): the id, the
-    /// value's length in bytes, and its storage, at least that long.
-    static FALLBACK: RefCell<Vec<(usize, usize, Box<[u64]>)>> = const { RefCell::new(Vec::new()) };
+    /// Storage for values that have no place in a block (see [`fallback_slot`]).
+    static FALLBACK: RefCell<Vec<Fallback>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The calling thread's block, or null. The hot path: one TLS load.
@@ -94,6 +93,16 @@ pub fn clear_exposed() {
     EXPOSED.with(|e| e.set(false));
 }
 
+/// One value in a thread's fallback storage.
+struct Fallback {
+    /// The value's id (a handle's address).
+    id: usize,
+    /// The value's length in bytes.
+    len: usize,
+    /// Its storage, at least `len` bytes, 8-aligned.
+    buf: Box<[u64]>,
+}
+
 /// Per-thread storage for a value that has no place in the thread's block: a hint that the
 /// layout did not place, or any value on a thread whose block is gone. `id` names the value;
 /// `init` is its first content. The values stay private to the thread. Returns `None` while
@@ -107,11 +116,8 @@ pub fn fallback_slot(id: usize, init: &[u8]) -> Option<*mut u8> {
     FALLBACK
         .try_with(|slots| {
             let mut slots = slots.try_borrow_mut().ok()?;
-            if let Some((_, _, buf)) = slots
-                .iter_mut()
-                .find(|(k, len, _)| *k == id && *len == init.len())
-            {
-                return Some(buf.as_mut_ptr().cast::<u8>());
+            if let Some(slot) = slots.iter_mut().find(|s| s.id == id && s.len == init.len()) {
+                return Some(slot.buf.as_mut_ptr().cast::<u8>());
             }
             let mut buf = vec![0u64; init.len().div_ceil(8).max(1)].into_boxed_slice();
             // SAFETY: `buf` has at least `init.len()` bytes, and the two do not overlap.
@@ -123,7 +129,11 @@ pub fn fallback_slot(id: usize, init: &[u8]) -> Option<*mut u8> {
                 )
             };
             let p = buf.as_mut_ptr().cast::<u8>();
-            slots.push((id, init.len(), buf));
+            slots.push(Fallback {
+                id,
+                len: init.len(),
+                buf,
+            });
             Some(p)
         })
         .ok()

@@ -189,9 +189,13 @@ mod tests {
     #[test]
     fn the_sequence_word() {
         assert_eq!(seq_copy(SEQ_INIT), 0);
-        let v7 = 7 * SEQ_ONE | SEQ_LATCH;
+        let v7 = (7 * SEQ_ONE) | SEQ_LATCH;
         assert_eq!(seq_copy(v7), 1);
-        assert_eq!(seq_copy(v7 | SEQ_CLAIM_BPF), 1, "a claim does not move the whole copy");
+        assert_eq!(
+            seq_copy(v7 | SEQ_CLAIM_BPF),
+            1,
+            "a claim does not move the whole copy"
+        );
         assert_eq!(seq_copy(v7 | SEQ_CLAIM_BPF | SEQ_WANT), 1);
         assert_eq!(seq_copy(v7 + SEQ_ONE), 0);
         // Taken at version 7: whole while nobody has started on copy 1 again.
@@ -199,16 +203,25 @@ mod tests {
             assert!(seq_copy_whole(before, v7));
             assert!(seq_copy_whole(before, v7 | SEQ_CLAIM_BPF));
             assert!(seq_copy_whole(before, v7 + SEQ_ONE));
-            assert!(seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_WANT), "a reader waits");
+            assert!(
+                seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_WANT),
+                "a reader waits"
+            );
             assert!(seq_copy_whole(before, v7 | SEQ_WANT | SEQ_CLAIM_BPF));
             assert!(!seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_CLAIM_THREAD));
             assert!(!seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_CLAIM_BPF));
             assert!(!seq_copy_whole(before, v7 + 2 * SEQ_ONE));
-            assert!(!seq_copy_whole(before, v7 - SEQ_ONE), "a word that went back");
+            assert!(
+                !seq_copy_whole(before, v7 - SEQ_ONE),
+                "a word that went back"
+            );
         }
         // Around the wrap of the version.
-        let last = (u64::MAX & !(SEQ_ONE - 1)) | SEQ_LATCH;
+        let last = !(SEQ_ONE - 1) | SEQ_LATCH;
         assert!(seq_copy_whole(last, last.wrapping_add(SEQ_ONE)));
-        assert!(!seq_copy_whole(last, last.wrapping_add(SEQ_ONE) | SEQ_CLAIM_BPF));
+        assert!(!seq_copy_whole(
+            last,
+            last.wrapping_add(SEQ_ONE) | SEQ_CLAIM_BPF
+        ));
     }
 }
