@@ -71,4 +71,10 @@ fn main() {
         &out.join("tld_consistent.skel.rs"),
         &[&out],
     );
+    // The common ways of calling the consistent API, for tests/tests/consistent_patterns.rs.
+    tld_bpf_build::build_skeleton(
+        &bpf.join("tld_consistent_patterns.bpf.c"),
+        &out.join("tld_consistent_patterns.skel.rs"),
+        &[&out],
+    );
 }

@@ -1,4 +1,4 @@
-//! Consistent hints (C1, C2): what the sequence counter costs, on each side.
+//! Consistent hints (C1, C2): what the latch (a sequence word and two copies) costs, on each side.
 //!
 //! - C1: `SEQ32.set(v)` of a consistent 32-byte hint against `PLAIN32.set(v)` of the same type
 //!   (`[u64; 4]`), both through a function that is never inlined, in interleaved batches (as
@@ -378,12 +378,12 @@ impl ConsistentCost {
              each program's least disturbed run: interference from other processes only adds \
              time. The median of the per-round ratios is in parentheses: on these shared \
              machines it has moved with the load much more than the ratio of the best batches. \
-             A consistent `set` loads the counter, claims it with a \
-             compare-and-swap (odd), stores the 32 bytes and publishes the counter (even); a \
-             plain `set` stores the 32 bytes. The values come from a table in memory, so that \
-             neither side pays for building them. For the record, `get`: {:.2} ns consistent \
-             (counter, copy, counter) against {:.2} ns plain ({:.2}×; medians {:.2} and {:.2} \
-             ns).\n\n\
+             A consistent `set` loads the sequence word, claims it with a \
+             compare-and-swap, stores the 32 bytes into the copy that is not whole and publishes \
+             the next version; a plain `set` stores the 32 bytes. The values come from a table \
+             in memory, so that neither side pays for building them. For the record, `get`: \
+             {:.2} ns consistent (word, the whole copy, word) against {:.2} ns plain ({:.2}×; \
+             medians {:.2} and {:.2} ns).\n\n\
              C2 runs each program with `BPF_PROG_TEST_RUN` and `repeat` {} over {} rounds in \
              rotating order and keeps each one's least disturbed mean. The hint's thread writes \
              nothing meanwhile, so every read succeeds at its first attempt (the bounded retry \

@@ -43,6 +43,34 @@
 //! BPF programs that read task local data must carry a GPL-compatible licence
 //! (`char LICENSE[] SEC("license") = "GPL";`): the key lookup uses `bpf_for()`, whose kfuncs
 //! the kernel offers only to GPL-compatible programs.
+//!
+//! # Kernel types: `tld_vmlinux.h` or a full `vmlinux.h`
+//!
+//! `tld_vmlinux.h` holds only the few kernel types the BPF-side library needs (`__u32`,
+//! `struct task_struct`'s `pid` and `tgid`, a few uapi constants). A program that needs more
+//! (`struct pt_regs` to read a syscall's arguments, other kernel structs, every uapi enum) wants
+//! a full `vmlinux.h`, every type of a kernel's BTF. [`Builder::vmlinux`] makes or takes one
+//! ([`Vmlinux`]): dumped with bpftool from the BTF of the kernel running the build
+//! ([`Vmlinux::RunningKernel`]) or from a BTF file ([`Vmlinux::Btf`]), or a `vmlinux.h` you
+//! already have ([`Vmlinux::Header`]). It goes into a directory of its own at the front of the
+//! include path, so this one build sees it, and the generated header, which looks for
+//! `"vmlinux.h"` on the include path before it falls back to `tld_vmlinux.h`, takes it. The two
+//! never mix: `tld_vmlinux.h` is still written next to the generated header, but nothing
+//! includes it, and it is empty when a full `vmlinux.h` came first.
+//!
+//! ```no_run
+//! // build.rs
+//! use tld_bpf_build::{Builder, Vmlinux};
+//!
+//! Builder::new("src/bpf/trace.bpf.c")
+//!     .vmlinux(Vmlinux::RunningKernel) // needs bpftool; or Vmlinux::Header("src/bpf/vmlinux.h".into())
+//!     .build()
+//!     .unwrap_or_else(|e| panic!("{e}"));
+//! ```
+//!
+//! A `vmlinux.h` dumped from the build machine's kernel describes that kernel: CO-RE relocates
+//! field accesses on the machine that loads the program, but a type or field that kernel lacks
+//! fails the load there. [`write_vmlinux`] does the same outside a [`Builder`].
 #![warn(missing_docs)]
 
 use std::env;
@@ -53,6 +81,102 @@ use std::sync::OnceLock;
 
 /// Environment variable that overrides the clang binary.
 pub const CLANG_ENV: &str = "TLD_CLANG";
+
+/// Environment variable that overrides the bpftool binary ([`Vmlinux::RunningKernel`],
+/// [`Vmlinux::Btf`]).
+pub const BPFTOOL_ENV: &str = "TLD_BPFTOOL";
+
+/// Where the running kernel publishes its BTF.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Where a full `vmlinux.h` comes from: see [`Builder::vmlinux`] and [`write_vmlinux`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Vmlinux {
+    /// Dumped with bpftool (`bpftool btf dump file /sys/kernel/btf/vmlinux format c`) from the
+    /// BTF of the kernel running the build.
+    RunningKernel,
+    /// Dumped with bpftool from a BTF file: a copy of another machine's
+    /// `/sys/kernel/btf/vmlinux`, or a `vmlinux` image with a `.BTF` section.
+    Btf(PathBuf),
+    /// A `vmlinux.h` made elsewhere (scx's, one checked into your repository), used as it is.
+    Header(PathBuf),
+}
+
+/// The bpftool to dump BTF with: `bpftool`, or whatever `TLD_BPFTOOL` names.
+pub fn bpftool() -> PathBuf {
+    env::var_os(BPFTOOL_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("bpftool"))
+}
+
+/// Writes the full `vmlinux.h` that `source` names into `dir/vmlinux.h` (creating `dir`, and
+/// rewriting the file only when its contents change), and returns `dir`, the directory to put on
+/// the include path, before the generated header's.
+///
+/// In a build script, also prints the `cargo:rerun-if-changed` lines of the file it read.
+pub fn write_vmlinux(source: &Vmlinux, dir: &Path) -> Result<PathBuf, Error> {
+    let failed = |message: String| Error::Vmlinux {
+        source: source.clone(),
+        message,
+    };
+    let text = match source {
+        Vmlinux::Header(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| failed(format!("reading {}: {e}", path.display())))?;
+            if !text.contains("__VMLINUX_H__") {
+                return Err(failed(format!(
+                    "{} is not a vmlinux.h: it does not define __VMLINUX_H__, which bpftool's \
+                     and scx's do, and which tld_vmlinux.h and the generated header check",
+                    path.display()
+                )));
+            }
+            rerun_if_changed(path);
+            text
+        }
+        Vmlinux::RunningKernel => dump_btf(Path::new(KERNEL_BTF)).map_err(failed)?,
+        Vmlinux::Btf(path) => dump_btf(path).map_err(failed)?,
+    };
+    std::fs::create_dir_all(dir).map_err(Error::Io)?;
+    write_if_changed(&dir.join("vmlinux.h"), &text).map_err(Error::Io)?;
+    Ok(dir.to_path_buf())
+}
+
+/// `bpftool btf dump file <btf> format c`.
+fn dump_btf(btf: &Path) -> Result<String, String> {
+    let tool = bpftool();
+    let output = std::process::Command::new(&tool)
+        .args(["btf", "dump", "file"])
+        .arg(btf)
+        .args(["format", "c"])
+        .output()
+        .map_err(|e| {
+            format!(
+                "running {}: {e} (Debian's package is bpftool; set {BPFTOOL_ENV} to use another)",
+                tool.display()
+            )
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} btf dump file {} format c failed: {}",
+            tool.display(),
+            btf.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8(output.stdout)
+        .map_err(|e| format!("bpftool wrote something other than text: {e}"))?;
+    rerun_if_changed(btf);
+    println!("cargo:rerun-if-env-changed={BPFTOOL_ENV}");
+    Ok(text)
+}
+
+/// Prints a `cargo:rerun-if-changed` line when run by cargo as a build script.
+fn rerun_if_changed(path: &Path) {
+    if env::var_os("OUT_DIR").is_some() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+}
 
 /// The tld repository's own `bpf/` directory, with the BPF programs of its tests, demo and
 /// benchmarks. Only meaningful when this crate is built from a checkout of the repository; the
@@ -254,6 +378,13 @@ pub enum Error {
     Header(std::io::Error),
     /// Writing the library headers failed.
     Io(std::io::Error),
+    /// A full `vmlinux.h` could not be made or taken ([`Builder::vmlinux`]).
+    Vmlinux {
+        /// Where it was to come from.
+        source: Vmlinux,
+        /// What went wrong.
+        message: String,
+    },
     /// clang or the skeleton generator failed.
     Compile {
         /// The BPF source.
@@ -275,6 +406,9 @@ impl fmt::Display for Error {
             Error::BadSource(p) => write!(f, "{} is not a file name", p.display()),
             Error::Header(e) => write!(f, "generating tld_generated.h: {e}"),
             Error::Io(e) => write!(f, "writing the tld BPF headers: {e}"),
+            Error::Vmlinux { source, message } => {
+                write!(f, "making a vmlinux.h from {source:?}: {message}")
+            }
             Error::Compile {
                 source,
                 clang,
@@ -323,6 +457,7 @@ pub struct Builder {
     clang: Option<PathBuf>,
     clang_args: Vec<String>,
     generated_header: bool,
+    vmlinux: Option<Vmlinux>,
 }
 
 impl Builder {
@@ -336,10 +471,12 @@ impl Builder {
             clang: None,
             clang_args: Vec::new(),
             generated_header: true,
+            vmlinux: None,
         }
     }
 
-    /// Where `tld_generated.h` and the library headers go (default: `OUT_DIR`).
+    /// Where `tld_generated.h` and the library headers go (default: `OUT_DIR`); created if
+    /// missing.
     pub fn out_dir(mut self, dir: impl AsRef<Path>) -> Builder {
         self.out_dir = Some(dir.as_ref().to_path_buf());
         self
@@ -377,6 +514,15 @@ impl Builder {
         self
     }
 
+    /// Builds against a full `vmlinux.h` from `source` instead of `tld_vmlinux.h` (see the
+    /// [crate documentation](crate#kernel-types-tld_vmlinuxh-or-a-full-vmlinuxh)): it is written
+    /// to `<out dir>/tld-vmlinux/vmlinux.h`, whose directory goes first on this build's include
+    /// path.
+    pub fn vmlinux(mut self, source: Vmlinux) -> Builder {
+        self.vmlinux = Some(source);
+        self
+    }
+
     /// Writes the headers, compiles the source and writes its skeleton; returns the skeleton's
     /// path.
     pub fn build(self) -> Result<PathBuf, Error> {
@@ -400,12 +546,18 @@ impl Builder {
                 out_dir.join(format!("{stem}.skel.rs"))
             }
         };
+        std::fs::create_dir_all(&out_dir).map_err(Error::Io)?;
         if self.generated_header {
             tld_runtime::header::write(out_dir.join("tld_generated.h")).map_err(Error::Header)?;
         } else {
             write_headers(&out_dir).map_err(Error::Io)?;
         }
-        let mut dirs: Vec<&Path> = self.include_dirs.iter().map(PathBuf::as_path).collect();
+        let vmlinux = match &self.vmlinux {
+            Some(source) => Some(write_vmlinux(source, &out_dir.join("tld-vmlinux"))?),
+            None => None,
+        };
+        let mut dirs: Vec<&Path> = vmlinux.iter().map(PathBuf::as_path).collect();
+        dirs.extend(self.include_dirs.iter().map(PathBuf::as_path));
         dirs.push(&out_dir);
         let clang = self.clang.clone().unwrap_or_else(clang);
         compile_skeleton(&self.source, &skeleton, &dirs, &clang, &self.clang_args)?;

@@ -13,7 +13,8 @@ use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
 
 // The hints of the two fixture crates must be linked in: name the crates.
 pub use tld_test_hints_a::{
-    Inner, Nested, TestStruct, DUMMY, HINT_A, NESTED, SEQ_SMALL, SEQ_VALUE4, VALUE1, VALUE4,
+    Inner, Nested, TestStruct, DUMMY, HINT_A, NESTED, SEQ_BIG, SEQ_SMALL, SEQ_VALUE4, VALUE1,
+    VALUE4,
 };
 pub use tld_test_hints_b::HINT_B;
 
@@ -40,6 +41,12 @@ mod consistent_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_consistent.skel.rs"));
 }
 pub use consistent_skel::TldConsistentSkel;
+
+#[allow(clippy::all, missing_docs, dead_code)]
+mod consistent_patterns_skel {
+    include!(concat!(env!("OUT_DIR"), "/tld_consistent_patterns.skel.rs"));
+}
+pub use consistent_patterns_skel::TldConsistentPatternsSkel;
 
 #[allow(clippy::all, missing_docs, dead_code)]
 mod isolation_skel {
@@ -130,6 +137,14 @@ pub fn load_typed(test: &str) -> Option<TldTypedSkel<'static>> {
 /// Loads the object that reads and writes consistent hints, as [`load`] does.
 pub fn load_consistent(test: &str) -> Option<TldConsistentSkel<'static>> {
     load_skel(test, consistent_skel::TldConsistentSkelBuilder::default())
+}
+
+/// Loads the object of the common consistent-read patterns, as [`load`] does.
+pub fn load_consistent_patterns(test: &str) -> Option<TldConsistentPatternsSkel<'static>> {
+    load_skel(
+        test,
+        consistent_patterns_skel::TldConsistentPatternsSkelBuilder::default(),
+    )
 }
 
 /// Loads the object with the stale writers and the look-alike maps, as [`load`] does.

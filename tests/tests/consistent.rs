@@ -2,7 +2,9 @@
 //! other, in both directions, for `TLD_CONSISTENT_SECS` seconds each (5 by default): no reader
 //! ever gets a torn value; the same loops over a plain hint of the same type do tear, which
 //! shows the check can fail. Also: two writers at once (Rust and BPF), a BPF writer that stops
-//! in the middle of a write, and round trips on both lookup paths.
+//! in the middle of a write and one of the thread's own writes stopped midway, a probe at
+//! `sched_switch` reading a writer as it is preempted, `get()` under back-to-back 1024-byte
+//! BPF writes, and round trips on both lookup paths.
 //!
 //! Every writer writes `(v, v, v, v)`, so a value whose four words differ is torn. The BPF side
 //! is `bpf/tld_consistent.bpf.c`, run with `BPF_PROG_TEST_RUN` from a thread pinned to one CPU
@@ -12,8 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use libbpf_rs::MapCore;
+use tld_runtime::wire::{SEQ_CLAIMS, SEQ_CLAIM_BPF, SEQ_CLAIM_THREAD, SEQ_LATCH, SEQ_ONE};
 use tld_runtime::{consistent, Error};
-use tld_tests::{gettid, run, TestStruct, TldConsistentSkel, SEQ_SMALL, SEQ_VALUE4, VALUE4};
+use tld_tests::{
+    gettid, run, TestStruct, TldConsistentSkel, SEQ_BIG, SEQ_SMALL, SEQ_VALUE4, VALUE4,
+};
 
 /// Mirror of `struct seq_loop_ctx`.
 #[repr(C)]
@@ -46,8 +52,10 @@ struct PokeCtx {
     v: u64,
     seq: u64,
     value: TestStruct,
+    other: TestStruct,
     read_ret: u32,
     write_ret: u32,
+    read: TestStruct,
 }
 
 /// Mirror of `struct seq_roundtrip_ctx`.
@@ -370,9 +378,9 @@ fn bpf_writes_while_rust_reads_and_no_read_is_torn() {
 /// The same loops over the plain hint `test_basic_value4` (a `TestStruct` without the
 /// protocol): reads do tear, in both directions, so the checks above can fail.
 #[test]
-fn without_the_counter_the_same_loops_tear() {
+fn without_the_protocol_the_same_loops_tear() {
     let Some(_) = skel() else { return };
-    if !two_cpus("without_the_counter_the_same_loops_tear") {
+    if !two_cpus("without_the_protocol_the_same_loops_tear") {
         return;
     }
     let _cpus = cpus();
@@ -488,49 +496,46 @@ fn two_writers_at_once_never_mix_their_bytes() {
     );
 }
 
-/// A BPF writer claims the counter, writes half of a value and stops, as if aborted. Nobody
-/// hangs and nobody gets half a value: BPF readers return -EAGAIN, BPF writers -EBUSY, Rust's
-/// `try_get`/`try_set` return `HintBusy` within bounded time, `get` the initial value, and
-/// `set` stores nothing. Once the writer finishes, everything works again.
+/// Runs `seq_poke` for the calling thread.
+fn poke(skel: &TldConsistentSkel<'_>, step: u32, v: u64) -> PokeCtx {
+    let out = run(
+        &skel.progs.seq_poke,
+        PokeCtx {
+            step,
+            v,
+            ..PokeCtx::default()
+        },
+    );
+    assert_eq!(out.ret, 0, "seq_poke found no entry: {out:?}");
+    out
+}
+
+/// A BPF writer claims the word, writes half of a value into the copy that is not whole and
+/// stops, as if aborted. Nobody hangs and nobody gets half a value: BPF readers return -EAGAIN
+/// (a BPF claim that does not move is a writer that stopped), BPF writers -EBUSY, Rust's
+/// `try_get`/`try_set` return `HintBusy` within bounded time, `get` and `replace` the last whole
+/// value, and `set` stores nothing. Once the writer finishes, everything works again.
 #[test]
-fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
+fn a_bpf_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
     let Some(skel) = skel() else { return };
     let _cpus = cpus();
-    let poke = |step: u32, v: u64| {
-        let out = run(
-            &skel.progs.seq_poke,
-            PokeCtx {
-                step,
-                v,
-                ..PokeCtx::default()
-            },
-        );
-        assert_eq!(out.ret, 0, "seq_poke found no entry: {out:?}");
-        out
-    };
     // Runs on a fresh thread of its own, so that no other test's values interfere.
     std::thread::spawn(move || {
         SEQ_VALUE4.set(whole(5));
-        let before = poke(2, 0);
-        assert_eq!(before.seq % 2, 0);
+        let before = poke(skel, 2, 0);
         assert_eq!(
-            before.value,
-            whole(5),
-            "BPF's plain view: counter, then the value"
+            before.seq & (SEQ_LATCH | SEQ_CLAIMS),
+            SEQ_LATCH,
+            "{before:?}"
         );
+        assert_eq!(before.value, whole(5), "BPF's plain view of the whole copy");
+        assert_eq!((before.read_ret, before.read), (0, whole(5)));
 
         // The writer stops after half of (9, 9, 9, 9).
-        let stuck = poke(0, 9);
-        assert_eq!(stuck.seq, before.seq + 1, "the counter is odd");
-        assert_eq!(
-            stuck.value,
-            TestStruct {
-                a: 9,
-                b: 9,
-                c: 5,
-                d: 5
-            }
-        );
+        let stuck = poke(skel, 0, 9);
+        assert_eq!(stuck.seq, before.seq | SEQ_CLAIM_BPF, "claimed for BPF");
+        assert_eq!(stuck.value, whole(5), "the whole copy is untouched");
+        assert_eq!((stuck.other.a, stuck.other.b), (9, 9), "half a value");
         assert_eq!(stuck.read_ret, EAGAIN, "a BPF reader gets -EAGAIN");
 
         let reads = bpf_loop(
@@ -553,16 +558,20 @@ fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
         assert_eq!(err, Error::HintBusy { key: "seq_value4" });
         assert_eq!(err.errno(), Some(libc::EAGAIN));
         let t = Instant::now();
-        assert_eq!(SEQ_VALUE4.get(), whole(0), "get gives the initial value");
+        assert_eq!(SEQ_VALUE4.get(), whole(5), "get gives the last whole value");
         assert_eq!(
             SEQ_VALUE4.try_set(whole(7)),
             Err(Error::HintBusy { key: "seq_value4" })
         );
         SEQ_VALUE4.set(whole(7));
-        assert_eq!(SEQ_VALUE4.replace(whole(7)), whole(0));
+        assert_eq!(
+            SEQ_VALUE4.replace(whole(7)),
+            whole(5),
+            "replace stores nothing and returns the value kept"
+        );
         let rest_took = t.elapsed();
         eprintln!(
-            "stuck counter: try_get gave up after {try_get_took:?}; get, try_set, set and \
+            "a stopped BPF writer: try_get gave up after {try_get_took:?}; get, try_set, set and \
              replace took {rest_took:?} together (MAX_WAIT {:?} each)",
             consistent::MAX_WAIT
         );
@@ -573,19 +582,22 @@ fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
         );
         assert!(rest_took < Duration::from_secs(2), "{rest_took:?}");
 
-        // Nothing was written: the stopped writer's bytes and counter are as it left them, and
-        // a BPF writer is refused too.
-        let look = poke(3, 20);
-        assert_eq!((look.seq, look.value), (stuck.seq, stuck.value));
+        // Nothing was written: the stopped writer's bytes and word are as it left them, and a
+        // BPF writer is refused too.
+        let look = poke(skel, 3, 20);
+        assert_eq!(
+            (look.seq, look.value, look.other),
+            (stuck.seq, stuck.value, stuck.other)
+        );
         assert_eq!(look.write_ret, EBUSY, "a BPF writer gets -EBUSY");
 
         // The writer finishes: everyone reads its whole value and writes again.
-        let done = poke(1, 9);
-        assert_eq!(done.seq, before.seq + 2);
-        assert_eq!(done.read_ret, 0);
+        let done = poke(skel, 1, 9);
+        assert_eq!(done.seq, before.seq + SEQ_ONE);
+        assert_eq!((done.read_ret, done.read), (0, whole(9)));
         assert_eq!(SEQ_VALUE4.try_get(), Ok(whole(9)));
         SEQ_VALUE4.set(whole(11));
-        let after = poke(3, 30);
+        let after = poke(skel, 3, 30);
         assert_eq!(after.value, whole(11));
         assert_eq!((after.read_ret, after.write_ret), (0, 0));
         assert_eq!(SEQ_VALUE4.get(), whole(31), "BPF's write of (v + 1) x 4");
@@ -594,10 +606,63 @@ fn a_writer_that_stops_midway_leaves_readers_an_error_not_half_a_value() {
     .unwrap();
 }
 
-/// Values round-trip between Rust and BPF on both lookup paths, the counter advances by 2 per
+/// The thread stopped in the middle of its own write (preempted, or interrupted by a signal
+/// handler), made by hand at one point so that every reader meets it: BPF reads the whole copy
+/// at once, with no retry and no -EAGAIN; a BPF writer gets -EBUSY; the thread's own `get`
+/// (a signal handler's) reads the whole copy at once, and its `try_set` gives up at once, since
+/// the write it would wait for cannot finish meanwhile.
+#[test]
+fn a_thread_stopped_midway_never_keeps_a_reader_from_the_whole_value() {
+    let Some(skel) = skel() else { return };
+    let _cpus = cpus();
+    std::thread::spawn(move || {
+        SEQ_VALUE4.set(whole(5));
+        let before = poke(skel, 2, 0);
+        let stopped = poke(skel, 4, 9);
+        assert_eq!(stopped.seq, before.seq | SEQ_CLAIM_THREAD);
+        assert_eq!((stopped.other.a, stopped.other.b), (9, 9), "half a value");
+        assert_eq!((stopped.read_ret, stopped.read), (0, whole(5)));
+
+        let reads = bpf_loop(
+            &skel.progs.seq_read_loop,
+            LoopCtx {
+                tid: gettid(),
+                iters: 1000,
+                ..LoopCtx::default()
+            },
+        );
+        assert_eq!(
+            (reads.ok, reads.again, reads.torn, reads.retries, reads.last),
+            (1000, 0, 0, 0, 5),
+            "{reads:?}"
+        );
+        let look = poke(skel, 3, 20);
+        assert_eq!(look.write_ret, EBUSY, "a BPF writer waits for the thread");
+
+        let retries = consistent::retries();
+        assert_eq!(SEQ_VALUE4.try_get(), Ok(whole(5)));
+        assert_eq!(consistent::retries().reads, retries.reads, "no wait");
+        let t = Instant::now();
+        assert_eq!(
+            SEQ_VALUE4.try_set(whole(7)),
+            Err(Error::HintBusy { key: "seq_value4" })
+        );
+        assert!(t.elapsed() < consistent::MAX_WAIT * 20, "{:?}", t.elapsed());
+
+        // The thread resumes and finishes its write.
+        let done = poke(skel, 5, 9);
+        assert_eq!(done.seq, before.seq + SEQ_ONE);
+        assert_eq!((done.read_ret, done.read), (0, whole(9)));
+        assert_eq!(SEQ_VALUE4.get(), whole(9));
+    })
+    .join()
+    .unwrap();
+}
+
+/// Values round-trip between Rust and BPF on both lookup paths, the version advances by one per
 /// write, and a value whose size is not a multiple of 8 keeps its padding out of the way.
 #[test]
-fn values_round_trip_on_both_paths_and_the_counter_counts_writes() {
+fn values_round_trip_on_both_paths_and_the_version_counts_writes() {
     let Some(skel) = skel() else { return };
     std::thread::spawn(move || {
         assert_eq!(
@@ -624,21 +689,25 @@ fn values_round_trip_on_both_paths_and_the_counter_counts_writes() {
             assert_eq!((out.write_ret, out.small_write_ret), (0, 0), "{out:?}");
             assert_eq!(SEQ_VALUE4.get(), whole(100 + u64::from(cached)));
             assert_eq!(SEQ_SMALL.get(), [10, 11, 12]);
-            assert_eq!(out.seq % 2, 0);
-            assert_eq!(out.small_seq % 2, 0);
+            assert_eq!(out.seq & (SEQ_LATCH | SEQ_CLAIMS), SEQ_LATCH);
+            assert_eq!(out.small_seq & (SEQ_LATCH | SEQ_CLAIMS), SEQ_LATCH);
         }
-        // Every write adds 2: Rust's set, BPF's write, Rust's replace.
+        // Every write moves the version on by one: Rust's set, BPF's write, Rust's replace.
         let first = run(&skel.progs.seq_roundtrip, RoundtripCtx::default()).seq;
         SEQ_VALUE4.set(whole(1));
         assert_eq!(SEQ_VALUE4.replace(whole(2)), whole(1));
         let second = run(&skel.progs.seq_roundtrip, RoundtripCtx::default()).seq;
-        assert_eq!(second, first + 6, "set, replace and BPF's write: 3 writes");
+        assert_eq!(
+            second,
+            first + 3 * SEQ_ONE,
+            "set, replace and BPF's write: 3 writes"
+        );
     })
     .join()
     .unwrap();
 }
 
-/// The same programs built with `TLD_SEQ_PORTABLE`, which reads the counter with atomic
+/// The same programs built with `TLD_SEQ_PORTABLE`, which reads the sequence word with atomic
 /// fetch-adds (what the header does on architectures other than x86-64), load and give the same
 /// results, sharing the runtime's `tld_data_map`.
 #[test]
@@ -704,10 +773,226 @@ fn the_portable_ordering_loads_and_gives_the_same_results() {
                 },
             )
         };
-        assert_eq!(poke(0).read_ret, EAGAIN, "a reader facing an odd counter");
-        assert_eq!(poke(3).write_ret, EBUSY, "a writer facing an odd counter");
+        assert_eq!(
+            poke(0).read_ret,
+            EAGAIN,
+            "a reader facing a stopped BPF writer"
+        );
+        assert_eq!(
+            poke(3).write_ret,
+            EBUSY,
+            "a writer facing a stopped BPF writer"
+        );
         assert_eq!(poke(1).read_ret, 0);
         assert_eq!(SEQ_VALUE4.get(), whole(70));
+        let stopped = poke(4);
+        assert_eq!(
+            (stopped.read_ret, stopped.read),
+            (0, whole(70)),
+            "the thread's claim"
+        );
+        assert_eq!(poke(5).read_ret, 0);
     }
     std::fs::remove_dir_all(&scratch).ok();
+}
+
+/// Mirror of `struct switch_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SwitchStats {
+    tid: i32,
+    pad: u32,
+    switches: u64,
+    mid_write: u64,
+    ok: u64,
+    again: u64,
+    absent: u64,
+    torn: u64,
+    retries: u64,
+}
+
+fn switch_stats(skel: &TldConsistentSkel<'_>) -> SwitchStats {
+    let bytes = skel
+        .maps
+        .switch_map
+        .lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+        .expect("look up switch_map")
+        .expect("switch_map has element 0");
+    assert_eq!(bytes.len(), std::mem::size_of::<SwitchStats>());
+    // SAFETY: `SwitchStats` is `repr(C)` plain integers, valid for any bytes, and `bytes` holds
+    // exactly one.
+    unsafe { bytes.as_ptr().cast::<SwitchStats>().read_unaligned() }
+}
+
+fn set_switch_stats(skel: &TldConsistentSkel<'_>, stats: SwitchStats) {
+    // SAFETY: `stats` is plain integers with no padding; the slice covers exactly it.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&stats as *const SwitchStats).cast::<u8>(),
+            std::mem::size_of::<SwitchStats>(),
+        )
+    };
+    skel.maps
+        .switch_map
+        .update(&0u32.to_ne_bytes(), bytes, libbpf_rs::MapFlags::ANY)
+        .expect("update switch_map");
+}
+
+/// The hint's own thread writes it back to back on a CPU it shares with a CPU hog, so that it is
+/// often preempted in the middle of a write; a BPF program reads it each time the thread is
+/// switched out, as a scheduler does, and cannot wait for the write to finish. Every such read
+/// gets a whole value at once: none returns -EAGAIN, none is torn.
+#[test]
+fn a_reader_at_sched_switch_gets_a_whole_value_from_a_preempted_writer() {
+    let Some(skel) = skel() else { return };
+    let _cpus = cpus();
+    let secs = seconds().min(3.0);
+    let (tid, stop, writer) = owner(move |stop| {
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..1024 {
+                i += 1;
+                SEQ_VALUE4.set(whole(i));
+            }
+        }
+        i
+    });
+    let hog = std::thread::spawn(move || {
+        pin_to(0);
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n = std::hint::black_box(n + 1);
+        }
+    });
+    set_switch_stats(
+        skel,
+        SwitchStats {
+            tid,
+            ..SwitchStats::default()
+        },
+    );
+    let link = skel
+        .progs
+        .seq_on_switch
+        .attach()
+        .expect("attach seq_on_switch (tp_btf/sched_switch)");
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    drop(link);
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    hog.join().unwrap();
+    let st = switch_stats(skel);
+    set_switch_stats(skel, SwitchStats::default());
+    eprintln!(
+        "sched_switch for {secs:.1} s, the writer sharing its CPU with a hog: {writes} writes, \
+         {} switch-outs, {} of them in the middle of a write; reads: {} whole, {} -EAGAIN, {} \
+         torn, {} -ENOENT, {} retries (load average {})",
+        st.switches,
+        st.mid_write,
+        st.ok,
+        st.again,
+        st.torn,
+        st.absent,
+        st.retries,
+        load_average()
+    );
+    assert!(
+        st.switches >= 50,
+        "the writer was barely switched out: {st:?}"
+    );
+    assert!(
+        st.mid_write > 0,
+        "the writer was never preempted in the middle of a write, so this run shows nothing: \
+         {st:?}"
+    );
+    assert_eq!(st.torn, 0, "a torn value: {st:?}");
+    assert_eq!(st.absent, 0, "the hint was not found: {st:?}");
+    assert_eq!(
+        st.again, 0,
+        "a reader at sched_switch met a preempted writer and gave up: {st:?}"
+    );
+    assert_eq!(st.ok, st.switches);
+}
+
+/// BPF writes 1024-byte values into the hint back to back on one CPU while the thread reads it
+/// with `get()` on the other. Every read is one of BPF's whole values: never a mix, and never
+/// the hint's initial value, which nobody wrote.
+#[test]
+fn rust_get_under_back_to_back_1024_byte_writes_returns_the_last_whole_value() {
+    let Some(skel) = skel() else { return };
+    if !two_cpus("rust_get_under_back_to_back_1024_byte_writes_returns_the_last_whole_value") {
+        return;
+    }
+    let _cpus = cpus();
+    const MARK: u64 = 1 << 63;
+    let (tid, stop, reader) = owner(move |stop| {
+        // A value of the thread's own first: from here on, a read of the initial value (all
+        // zeros) is one that nobody wrote.
+        SEQ_BIG.set([MARK; 128]);
+        let before = consistent::retries();
+        let (mut reads, mut initial, mut torn, mut changed, mut last) = (0u64, 0u64, 0u64, 0u64, 0);
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..256 {
+                let v = SEQ_BIG.get();
+                reads += 1;
+                initial += u64::from(v == [0; 128]);
+                torn += u64::from(v.iter().any(|&w| w != v[0]));
+                changed += u64::from(v[0] != last);
+                last = v[0];
+            }
+        }
+        let retries = consistent::retries().reads - before.reads;
+        (reads, initial, torn, changed, retries)
+    });
+    pin_to(1);
+    let secs = seconds().min(3.0);
+    let start = Instant::now();
+    let mut totals = BpfTotals::default();
+    let mut base = 1u64;
+    while start.elapsed() < Duration::from_secs_f64(secs) {
+        let out = bpf_loop(
+            &skel.progs.seq_big_write_loop,
+            LoopCtx {
+                tid,
+                iters: 2_000,
+                base,
+                ..LoopCtx::default()
+            },
+        );
+        base += 2;
+        totals.add(&out);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (reads, initial, torn, changed, retries) = reader.join().unwrap();
+    eprintln!(
+        "1024-byte values, BPF writes / Rust get() for {:.1} s: BPF {} writes, {} -EBUSY; Rust {} \
+         reads ({} saw a new value), {} of the initial value, {} torn, {} retries (load average {})",
+        start.elapsed().as_secs_f64(),
+        totals.ok,
+        totals.busy,
+        reads,
+        changed,
+        initial,
+        torn,
+        retries,
+        load_average()
+    );
+    assert_eq!(torn, 0, "get() returned a mix of two writes");
+    assert_eq!(
+        initial, 0,
+        "get() returned the initial value while BPF wrote"
+    );
+    assert_eq!(totals.absent, 0, "BPF did not find seq_big: {totals:?}");
+    assert!(
+        changed > 100,
+        "the reader saw too few of BPF's writes to mean anything"
+    );
+}
+
+/// The 1-minute load average, as `/proc/loadavg` has it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }

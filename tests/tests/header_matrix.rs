@@ -17,7 +17,6 @@ use std::os::fd::AsFd;
 
 use libbpf_rs::MapCore as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tld_tests::bpf_required;
 use tld_tests::VALUE1;
@@ -146,28 +145,12 @@ fn generated_headers(dir: &Path, with_subset: bool) {
     }
 }
 
-/// Dumps the running kernel's BTF as C with bpftool into `dir/vmlinux.h`. `Err` says why not.
+/// Dumps the running kernel's BTF as C with bpftool into `dir/vmlinux.h`, as
+/// `tld_bpf_build::Builder::vmlinux` does. `Err` says why not.
 fn bpftool_vmlinux(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).unwrap();
-    let out = Command::new("bpftool")
-        .args([
-            "btf",
-            "dump",
-            "file",
-            "/sys/kernel/btf/vmlinux",
-            "format",
-            "c",
-        ])
-        .output()
-        .map_err(|e| format!("running bpftool: {e} (make deps installs it)"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "bpftool btf dump failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    std::fs::write(dir.join("vmlinux.h"), out.stdout).unwrap();
-    Ok(())
+    tld_bpf_build::write_vmlinux(&tld_bpf_build::Vmlinux::RunningKernel, dir)
+        .map(|_| ())
+        .map_err(|e| format!("{e} (make deps installs bpftool)"))
 }
 
 /// The include directories of scx_cargo's headers, as `BpfBuilder` passes them.

@@ -167,7 +167,7 @@ fn hints_from_two_crates_are_published() {
     .unwrap();
     let status = tld_runtime::status();
     assert!(status.is_connected(), "{status}");
-    assert_eq!((status.hints, status.published_keys), (8, 8), "{status}");
+    assert_eq!((status.hints, status.published_keys), (9, 9), "{status}");
 }
 
 thread_local! {

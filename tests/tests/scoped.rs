@@ -411,3 +411,68 @@ fn a_bpf_write_during_a_poll_stays_with_the_task() {
     .join()
     .unwrap();
 }
+
+/// Hinted futures joined inside a spawned task (what `tokio::join!` and `tokio::select!` do with
+/// instrumented futures): each one's polls see its own hints, whichever worker polls the task,
+/// and the worker's own values are back between them.
+#[test]
+fn joined_hinted_futures_each_see_their_own_hints() {
+    let Some(skel) = shared("joined_hinted_futures_each_see_their_own_hints") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(|| {
+            let (v1, v4) = worker_values(gettid());
+            VALUE1.set(v1);
+            VALUE4.set(v4);
+        })
+        .build()
+        .expect("tokio runtime");
+    async fn part(
+        skel: &'static TldTestSkel<'static>,
+        i: u64,
+        polls: &'static AtomicU64,
+    ) -> Result<u64, String> {
+        for y in 0..20 {
+            check(
+                &bpf_read(skel),
+                Some(task_values(i)),
+                &format!("part {i}, poll {y}"),
+            )?;
+            polls.fetch_add(1, Ordering::Relaxed);
+            tokio::task::yield_now().await;
+        }
+        Ok(i)
+    }
+    static POLLS: AtomicU64 = AtomicU64::new(0);
+    let result: Result<(), String> = rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for t in 0..8u64 {
+            tasks.push(tokio::spawn(async move {
+                let (a, b) = (task_values(10 * t + 1), task_values(10 * t + 2));
+                let joined = tokio::join!(
+                    part(skel, 10 * t + 1, &POLLS)
+                        .with_hint(&VALUE1, a.0)
+                        .with_hint(&VALUE4, a.1),
+                    part(skel, 10 * t + 2, &POLLS)
+                        .with_hints(((&VALUE1, b.0), (&VALUE4, b.1))),
+                );
+                assert_eq!((joined.0?, joined.1?), (10 * t + 1, 10 * t + 2));
+                check(&bpf_read(skel), None, "the worker after join!")?;
+                let c = task_values(10 * t + 3);
+                tokio::select! {
+                    r = part(skel, 10 * t + 3, &POLLS).with_hints(((&VALUE1, c.0), (&VALUE4, c.1))) => r?,
+                    _ = std::future::pending::<()>() => unreachable!(),
+                };
+                check(&bpf_read(skel), None, "the worker after select!")
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| e.to_string())??;
+        }
+        Ok(())
+    });
+    result.unwrap();
+    assert_eq!(POLLS.load(Ordering::Relaxed), 8 * 3 * 20);
+}

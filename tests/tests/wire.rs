@@ -60,6 +60,30 @@ fn the_bpf_header_has_the_runtime_s_wire_numbers() {
             "__builtin_offsetof(struct tld_consistent_seq_value4, value)",
             wire::SEQ_VALUE_OFFSET,
         ),
+        (
+            "__builtin_offsetof(struct tld_consistent_seq_value4, value[1])",
+            wire::seq_copy_offset(32, 1),
+        ),
+        ("TLD_SEQ_LATCH", wire::SEQ_LATCH as usize),
+        ("TLD_SEQ_CLAIM_THREAD", wire::SEQ_CLAIM_THREAD as usize),
+        ("TLD_SEQ_CLAIM_BPF", wire::SEQ_CLAIM_BPF as usize),
+        ("TLD_SEQ_CLAIMS", wire::SEQ_CLAIMS as usize),
+        ("TLD_SEQ_WANT", wire::SEQ_WANT as usize),
+        ("TLD_SEQ_ONE", wire::SEQ_ONE as usize),
+        ("TLD_SEQ_COPY(0x35ULL)", wire::seq_copy(0x35)),
+        ("TLD_SEQ_COPY(0x21ULL)", wire::seq_copy(0x21)),
+        (
+            "TLD_SEQ_COPY_WHOLE(0x35ULL, 0x49ULL)",
+            usize::from(wire::seq_copy_whole(0x35, 0x49)),
+        ),
+        (
+            "TLD_SEQ_COPY_WHOLE(0x35ULL, 0x41ULL)",
+            usize::from(wire::seq_copy_whole(0x35, 0x41)),
+        ),
+        (
+            "TLD_SEQ_COPY_WHOLE(0x35ULL, 0x43ULL)",
+            usize::from(wire::seq_copy_whole(0x35, 0x43)),
+        ),
         ("TLD_SIZE_seq_value4", wire::consistent_size(32)),
         (
             "sizeof(struct tld_consistent_seq_small)",

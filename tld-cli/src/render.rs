@@ -77,10 +77,14 @@ pub fn errors(tasks: &[Task]) -> Vec<String> {
 }
 
 /// A value as a table shows it: decoded, or `0x` and the hex when it has no decoded form; a
-/// consistent hint caught in the middle of a write says so, with its counter.
+/// consistent hint whose copy writers overtook says so, with its sequence word, as does one
+/// whose word is not of the two-copy format.
 fn full_text(key: &Key) -> String {
     match (key.whole, key.seq, &key.value) {
-        (Some(false), Some(seq), _) => format!("(being written: seq {seq})"),
+        (Some(false), Some(seq), _) if seq & tld_runtime::wire::SEQ_LATCH == 0 => {
+            format!("(not a consistent entry of this format: seq {seq:#x})")
+        }
+        (Some(false), Some(seq), _) => format!("(being written: seq {seq:#x})"),
         (_, _, Value::Null) => format!("0x{}", key.hex),
         (_, _, v) => v.to_string(),
     }

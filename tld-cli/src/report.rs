@@ -21,12 +21,14 @@
 //! - `hex`: the value's raw bytes, always, as lower-case hex (two digits per byte, in memory
 //!   order).
 //! - `seq` and `whole`: present only on a consistent hint (`#[task_local_data(consistent)]`,
-//!   known from a schema), whose bytes are a `u64` sequence counter and then the value. `seq` is
-//!   the counter as copied; `whole` says whether `value` is one writer's whole value: the
-//!   counter was even and did not change between a copy of the page before the one decoded and
-//!   a copy after it. When a write was in progress (`seq` odd) or happened meanwhile, `whole`
-//!   is `false` and `value` is `null`: the bytes in `hex` may be half of one write and half of
-//!   another. `value` is the value alone, without the counter.
+//!   known from a schema), whose bytes are a `u64` sequence word and then two copies of the
+//!   value. `seq` is the word as copied (bit 1 set: the thread is writing, bit 2: a BPF program
+//!   is writing, the version from bit 4); `value` is the copy the word names as whole, alone.
+//!   `whole` says whether that copy was taken whole: the word had the same version in a copy of
+//!   the page taken before the one decoded, and no writer had started on that copy by a copy
+//!   taken after it. A write in progress on the other copy does not matter. When writers
+//!   overtook the copy, or the word is not of this format, `whole` is `false` and `value` is
+//!   `null`: the bytes in `hex` may be half of one write and half of another.
 //! - `error`: present only on a task whose pages cannot be decoded (a corrupt metadata page,
 //!   say); its `keys` is then empty. The other tasks are unaffected.
 //!
@@ -34,6 +36,7 @@
 //! do not know.
 
 use serde::Serialize;
+use tld_runtime::wire::{seq_copy_whole, SEQ_LATCH, SEQ_VERSION_SHIFT};
 
 use crate::decode;
 use crate::iter::RawTask;
@@ -84,7 +87,7 @@ pub struct Key {
     pub value: Value,
     /// The raw bytes, in hex.
     pub hex: String,
-    /// For a consistent hint: its sequence counter, as copied.
+    /// For a consistent hint: its sequence word, as copied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     /// For a consistent hint: whether [`Self::value`] is a whole value (else it is null).
@@ -102,7 +105,7 @@ impl Key {
         Key {
             value,
             hex: value::hex(&k.bytes),
-            whole: seq.map(|s| s % 2 == 0),
+            whole: seq.map(|s| s & SEQ_LATCH != 0),
             seq,
             key: k.name,
             size: k.size,
@@ -165,9 +168,9 @@ impl Document {
     }
 
     /// Confirms that the consistent hints of this document, decoded from one copy of the pages,
-    /// were copied whole: each one's counter must be even and the same in a copy taken
-    /// `before` this one and a copy taken `after` it (the counter only grows, so then no write
-    /// touched the value during this copy). Values that fail are taken back (see
+    /// were copied whole: the copy its word names was published before the copy taken `before`
+    /// this one (the word had the same version there), and no writer had started on it by the
+    /// copy taken `after` this one ([`seq_copy_whole`]). Values that fail are taken back (see
     /// [`Key::whole`]), as are those of a thread missing from either copy.
     pub fn confirm_consistent(&mut self, before: &[RawTask], after: &[RawTask]) {
         let seqs = |raw: &[RawTask], tid: i32| -> Option<Vec<decode::RawKey>> {
@@ -178,16 +181,17 @@ impl Document {
             let (b, a) = (seqs(before, task.tid), seqs(after, task.tid));
             for key in &mut task.keys {
                 let Some(seq) = key.seq else { continue };
-                let same = |keys: &Option<Vec<decode::RawKey>>| {
-                    keys.as_ref().is_some_and(|keys| {
-                        keys.iter().any(|k| {
-                            k.name == key.key
-                                && k.offset == key.offset
-                                && value::consistent_seq(&k.bytes) == Some(seq)
-                        })
-                    })
+                // The word of the same key in another copy of the pages.
+                let word = |keys: &Option<Vec<decode::RawKey>>| {
+                    keys.as_ref()?
+                        .iter()
+                        .find(|k| k.name == key.key && k.offset == key.offset)
+                        .and_then(|k| value::consistent_seq(&k.bytes))
                 };
-                if seq % 2 != 0 || !same(&b) || !same(&a) {
+                let published_before =
+                    word(&b).is_some_and(|w| w >> SEQ_VERSION_SHIFT == seq >> SEQ_VERSION_SHIFT);
+                let untouched_after = word(&a).is_some_and(|w| seq_copy_whole(seq, w));
+                if seq & SEQ_LATCH == 0 || !published_before || !untouched_after {
                     key.not_whole();
                 }
             }

@@ -80,8 +80,8 @@ impl Type {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
     keys: BTreeMap<String, Type>,
-    /// The consistent keys (`"consistent": true`): each entry is a `u64` sequence counter and
-    /// then the value, whose type is given here.
+    /// The consistent keys (`"consistent": true`): each entry is a `u64` sequence word and then
+    /// two copies of the value, whose type is given here.
     consistent: BTreeMap<String, Type>,
 }
 
@@ -149,7 +149,7 @@ impl Schema {
     }
 
     /// The value's type of `key`, if the schema says it is a consistent hint: its entry is a
-    /// `u64` sequence counter, then this value at byte
+    /// `u64` sequence word, then two copies of this value from byte
     /// [`SEQ_VALUE_OFFSET`](tld_runtime::wire::SEQ_VALUE_OFFSET).
     pub fn consistent_value(&self, key: &str) -> Option<&Type> {
         self.consistent.get(key)
@@ -167,13 +167,18 @@ impl Schema {
 }
 
 /// The value's type of a consistent key whose entry type is `ty`: a struct with `seq`, an
-/// 8-byte integer at offset 0, and `value` at offset 8.
+/// 8-byte integer at offset 0, and `value`, an array of two copies of the value, at offset 8.
+///
+/// A schema of the first consistent format (one copy, `value` the value itself) is refused: its
+/// pages are not read the same way.
 fn consistent_value(ty: &Type) -> Result<Type, String> {
     use tld_runtime::wire::{SEQ_OFFSET, SEQ_VALUE_OFFSET};
     let shape = || {
         format!(
             "a consistent key's type must be a struct of \"seq\" (an 8-byte integer at offset \
-             {SEQ_OFFSET}) and \"value\" (at offset {SEQ_VALUE_OFFSET})"
+             {SEQ_OFFSET}) and \"value\" (two copies of the value, an array of 2, at offset \
+             {SEQ_VALUE_OFFSET}); a schema written by a tld-runtime whose consistent hints had \
+             one copy describes pages of that format, which this inspector does not read"
         )
     };
     let Type::Struct { fields, .. } = ty else {
@@ -187,7 +192,10 @@ fn consistent_value(ty: &Type) -> Result<Type, String> {
                 && value.name == "value"
                 && value.offset == SEQ_VALUE_OFFSET =>
         {
-            Ok(value.ty.clone())
+            match &value.ty {
+                Type::Array { elem, len: 2 } => Ok((**elem).clone()),
+                _ => Err(shape()),
+            }
         }
         _ => Err(shape()),
     }

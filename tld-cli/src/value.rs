@@ -9,7 +9,7 @@ use std::fmt;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use tld_runtime::wire::SEQ_VALUE_OFFSET;
+use tld_runtime::wire::{seq_copy, seq_copy_offset, SEQ_LATCH};
 
 use crate::schema::Type;
 
@@ -83,21 +83,26 @@ pub fn decode(bytes: &[u8], ty: Option<&Type>) -> Value {
     }
 }
 
-/// The counter of a consistent hint's entry (`u64` counter, then the value), if the bytes hold
-/// one.
+/// The sequence word of a consistent hint's entry (a `u64`, then two copies of the value), if
+/// the bytes hold one.
 pub fn consistent_seq(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
-/// Decodes a consistent entry's bytes: its value (null while the counter is odd, or if the
-/// bytes are too short for `value_type`) and its counter.
+/// Decodes a consistent entry's bytes: the copy of the value that its sequence word names as
+/// whole, and the word. The value is null if the word is not one of the two-copy format (its
+/// bit 0 is clear), or if the bytes are too short for two copies of `value_type`. Whether the
+/// copy was taken whole is for the caller to confirm ([`crate::report::Document`]).
 pub fn decode_consistent(bytes: &[u8], value_type: &Type) -> (Value, Option<u64>) {
     let Some(seq) = consistent_seq(bytes) else {
         return (decode(bytes, None), None);
     };
-    let end = SEQ_VALUE_OFFSET + value_type.size();
-    let value = match bytes.get(SEQ_VALUE_OFFSET..end) {
-        Some(v) if seq % 2 == 0 => decode(v, Some(value_type)),
+    let size = value_type.size();
+    let at = seq_copy_offset(size, seq_copy(seq));
+    let value = match bytes.get(at..at + size) {
+        Some(v) if seq & SEQ_LATCH != 0 && bytes.len() >= seq_copy_offset(size, 2) => {
+            decode(v, Some(value_type))
+        }
         _ => Value::Null,
     };
     (value, Some(seq))
@@ -241,18 +246,30 @@ mod tests {
     }
 
     #[test]
-    fn an_odd_counter_gives_no_value() {
+    fn the_word_names_the_copy_to_show() {
+        use tld_runtime::wire::{SEQ_CLAIM_BPF, SEQ_ONE};
         let ty = Type::Int {
             size: 4,
             signed: false,
         };
-        let mut bytes = 4u64.to_ne_bytes().to_vec();
-        bytes.extend_from_slice(&7u32.to_ne_bytes());
-        bytes.extend_from_slice(&[0; 4]);
-        assert_eq!(decode_consistent(&bytes, &ty), (Value::UInt(7), Some(4)));
-        bytes[..8].copy_from_slice(&5u64.to_ne_bytes());
-        assert_eq!(decode_consistent(&bytes, &ty), (Value::Null, Some(5)));
+        // Version 3 (copy 1 whole), a BPF program writing copy 0.
+        let seq = (3 * SEQ_ONE) | SEQ_LATCH | SEQ_CLAIM_BPF;
+        let mut bytes = seq.to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&9u32.to_ne_bytes()); // copy 0, half written
+        bytes.extend_from_slice(&7u32.to_ne_bytes()); // copy 1
+        assert_eq!(decode_consistent(&bytes, &ty), (Value::UInt(7), Some(seq)));
+        // Version 4: copy 0.
+        let seq = (4 * SEQ_ONE) | SEQ_LATCH;
+        bytes[..8].copy_from_slice(&seq.to_ne_bytes());
+        assert_eq!(decode_consistent(&bytes, &ty), (Value::UInt(9), Some(seq)));
+        // A word of the one-copy format (even at rest), or bytes too short for two copies.
+        bytes[..8].copy_from_slice(&4u64.to_ne_bytes());
+        assert_eq!(decode_consistent(&bytes, &ty), (Value::Null, Some(4)));
+        bytes[..8].copy_from_slice(&seq.to_ne_bytes());
         assert_eq!(decode_consistent(&bytes[..3], &ty), (Value::Null, None));
-        assert_eq!(decode_consistent(&bytes[..10], &ty), (Value::Null, Some(5)));
+        assert_eq!(
+            decode_consistent(&bytes[..12], &ty),
+            (Value::Null, Some(seq))
+        );
     }
 }

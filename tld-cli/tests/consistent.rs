@@ -1,11 +1,21 @@
-//! A consistent hint in `tld show`: with the schema, its value alone (not the counter), its
-//! counter as `seq`, and `whole`; caught in the middle of a write (its counter odd, as a BPF
-//! writer that stopped midway leaves it), no value at all rather than half of one.
+//! A consistent hint in `tld show`: with the schema, the whole copy of its value alone (not the
+//! sequence word or the other copy), its word as `seq`, and `whole`; while a writer is stopped in
+//! the middle of a write (as a BPF writer that crashed leaves it), still the whole copy, never
+//! the half-written one; and no value at all for a word that is not of the two-copy format.
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
 use tld_runtime::task_local_data;
+use tld_runtime::wire::{SEQ_CLAIM_BPF, SEQ_LATCH, SEQ_ONE};
+
+/// A sequence word as the hex of its bytes.
+fn word_hex(seq: u64) -> String {
+    seq.to_ne_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// In this binary only: key "window".
 #[task_local_data(consistent)]
@@ -66,28 +76,32 @@ fn a_consistent_hint_shows_a_whole_value_or_none() {
     let schema = dir.join("tld_generated.schema.json");
     let schema = schema.to_str().unwrap();
 
-    // With the schema: the value alone, the counter, and whole.
+    // With the schema: the whole copy alone, the word, and whole.
     let k = window(&pin, Some(schema), a);
-    assert_eq!(k["size"], 24, "an 8-byte counter and 16 bytes of value");
+    assert_eq!(k["size"], 40, "an 8-byte word and two copies of 16 bytes");
     assert_eq!(k["value"], json!([10, 20, 30, 40]));
-    // One write so far, the thread's `set`: the counter went 0, 1, 2.
-    assert_eq!((&k["seq"], &k["whole"]), (&json!(2), &json!(true)), "{k}");
+    // One write so far, the thread's `set`: version 1 (copy 1 whole), nobody writing.
+    let v1 = SEQ_LATCH + SEQ_ONE;
+    assert_eq!((&k["seq"], &k["whole"]), (&json!(v1), &json!(true)), "{k}");
     let offset = k["offset"].as_u64().unwrap() as usize;
 
-    // Without it, the bytes of the counter and the value, as for any unknown 24-byte key.
+    // Without it, the bytes of the word and both copies, as for any unknown 40-byte key: copy 0
+    // still holds the initial value.
     let k = window(&pin, None, a);
     assert_eq!(k["value"], Value::Null);
     assert!(k.get("seq").is_none() && k.get("whole").is_none(), "{k}");
+    let hex = k["hex"].as_str().unwrap();
     assert!(
-        k["hex"]
-            .as_str()
-            .unwrap()
-            .starts_with("02000000000000000a000000"),
+        hex.starts_with(&format!("{}{}0a000000", word_hex(v1), "00".repeat(16))),
         "{k}"
     );
 
-    // A writer claims the counter and writes half a value, then stops.
-    assert_eq!(fixture.write(a, Page::Data, offset, &3u64.to_ne_bytes()), 0);
+    // A BPF writer claims the word and writes half a value into copy 0, then stops.
+    let stuck = v1 | SEQ_CLAIM_BPF;
+    assert_eq!(
+        fixture.write(a, Page::Data, offset, &stuck.to_ne_bytes()),
+        0
+    );
     assert_eq!(
         fixture.write(a, Page::Data, offset + 8, &[7, 0, 0, 0, 7, 0, 0, 0]),
         0
@@ -95,28 +109,45 @@ fn a_consistent_hint_shows_a_whole_value_or_none() {
     let k = window(&pin, Some(schema), a);
     assert_eq!(
         k["value"],
-        Value::Null,
-        "half a value must not be shown: {k}"
+        json!([10, 20, 30, 40]),
+        "the whole copy, never the half-written one: {k}"
     );
-    assert_eq!((&k["seq"], &k["whole"]), (&json!(3), &json!(false)), "{k}");
+    assert_eq!(
+        (&k["seq"], &k["whole"]),
+        (&json!(stuck), &json!(true)),
+        "{k}"
+    );
+
+    // It finishes and publishes version 2: copy 0 is the whole one now.
+    assert_eq!(
+        fixture.write(a, Page::Data, offset + 16, &[7, 0, 0, 0, 7, 0, 0, 0]),
+        0
+    );
+    let v2 = v1 + SEQ_ONE;
+    assert_eq!(fixture.write(a, Page::Data, offset, &v2.to_ne_bytes()), 0);
+    let k = window(&pin, Some(schema), a);
+    assert_eq!(k["value"], json!([7, 7, 7, 7]));
+    assert_eq!((&k["seq"], &k["whole"]), (&json!(v2), &json!(true)), "{k}");
+    let table = tld_ok(&["show", "--pin", &pin, "--schema", schema, &a.to_string()]);
+    assert!(table.contains("[7, 7, 7, 7]"), "{table}");
+
+    // A word of the one-copy format (even at rest): no value, and the table says why.
+    assert_eq!(fixture.write(a, Page::Data, offset, &4u64.to_ne_bytes()), 0);
+    let k = window(&pin, Some(schema), a);
+    assert_eq!(
+        (&k["value"], &k["whole"]),
+        (&Value::Null, &json!(false)),
+        "{k}"
+    );
     let table = tld_ok(&["show", "--pin", &pin, "--schema", schema, &a.to_string()]);
     let line = table
         .lines()
         .find(|l| l.trim_start().starts_with("window"))
         .unwrap_or_else(|| panic!("no window line in:\n{table}"));
-    assert!(line.ends_with("(being written: seq 3)"), "{table}");
-
-    // It finishes: the whole new value.
-    assert_eq!(
-        fixture.write(a, Page::Data, offset + 16, &[7, 0, 0, 0, 7, 0, 0, 0]),
-        0
+    assert!(
+        line.ends_with("(not a consistent entry of this format: seq 0x4)"),
+        "{table}"
     );
-    assert_eq!(fixture.write(a, Page::Data, offset, &4u64.to_ne_bytes()), 0);
-    let k = window(&pin, Some(schema), a);
-    assert_eq!(k["value"], json!([7, 7, 7, 7]));
-    assert_eq!((&k["seq"], &k["whole"]), (&json!(4), &json!(true)), "{k}");
-    let table = tld_ok(&["show", "--pin", &pin, "--schema", schema, &a.to_string()]);
-    assert!(table.contains("[7, 7, 7, 7]"), "{table}");
 
     app.finish();
     std::fs::remove_dir_all(&dir).ok();

@@ -6,8 +6,8 @@
 //!
 //! - `#[task_local_data]` turns `static NAME: T = init;` into a `tld_runtime::TaskLocal<T>` and
 //!   registers it, under its key, for the runtime and the C header generator;
-//!   `#[task_local_data(consistent)]` into a `tld_runtime::ConsistentTaskLocal<T>`, whose value a
-//!   sequence counter guards.
+//!   `#[task_local_data(consistent)]` into a `tld_runtime::ConsistentTaskLocal<T>`, whose value is
+//!   kept in two copies under a sequence word.
 //! - `#[derive(TldType)]` implements `tld_runtime::TldType` for a `#[repr(C)]` struct of plain
 //!   data, after checking at compile time that its layout can be shared with C and BPF.
 #![warn(missing_docs)]
@@ -28,8 +28,9 @@ use proc_macro::TokenStream;
 /// bytes and an alignment of at most 8. Attributes, doc comments and visibility carry over.
 ///
 /// `#[task_local_data(consistent)]` (with or without `key = "..."`) makes it a
-/// `tld_runtime::ConsistentTaskLocal<T>` instead: the value is guarded by a sequence counter in
-/// the page, so that no reader ever sees half of an update; `T` may then have 4080 bytes at most.
+/// `tld_runtime::ConsistentTaskLocal<T>` instead: the value is kept in two copies under a
+/// sequence word in the page, so that no reader ever sees half of an update and none waits for a
+/// writer that was preempted; `T` may then have 2040 bytes at most.
 #[proc_macro_attribute]
 pub fn task_local_data(args: TokenStream, input: TokenStream) -> TokenStream {
     task_local_data::expand_attribute(args.into(), input.into()).into()

@@ -136,7 +136,8 @@
  * be a compile-time constant.
  *
  * A consistent hint (a multi-field value that must never be seen half
- * written) is read and written as a whole under its sequence counter:
+ * written) is read and written as a whole, through its sequence word and
+ * its two copies:
  *
  *   struct Budget b;
  *
@@ -953,32 +954,64 @@ slow:
 })
 
 /* ---------------------------------------------------------------------- */
-/* Consistent hints: a value guarded by a sequence counter.               */
+/* Consistent hints: two copies of a value under a sequence word.         */
 /*
  * A hint declared #[task_local_data(consistent)] is published under its key
- * like any other, with the size 8 + round_up(sizeof(value), 8), and its
+ * like any other, with the size 8 + round_up(2 * sizeof(value), 8), and its
  * entry in the data page is
  *
- *   struct { __u64 seq; <value type> value; };      value at byte 8
+ *   struct { __u64 seq; <value type> value[2]; };   value[0] at byte 8
  *
  * (the generated header names it struct tld_consistent_<key>, and its value
- * type __tld_value_type_<key>). seq is even while nobody writes and odd while
- * a writer is in the middle of a write:
+ * type __tld_value_type_<key>). The sequence word seq holds
  *
- *  - a writer claims seq with a compare-and-swap from an even s to s + 1,
- *    writes the value, and then makes it s + 2. Writers therefore exclude
- *    each other: user space and BPF (or BPF on two CPUs) never mix the bytes
- *    of two writes, and the last writer's value stays whole;
- *  - a reader loads seq, copies the value and loads seq again; the copy is
- *    whole if both loads saw the same even number, else it tries again.
+ *   bit 0        always 1 (TLD_SEQ_LATCH), the mark of this format;
+ *   bit 1        the thread (user space) is writing (TLD_SEQ_CLAIM_THREAD);
+ *   bit 2        a BPF program is writing (TLD_SEQ_CLAIM_BPF);
+ *   bit 3        the thread waits to read (TLD_SEQ_WANT): BPF writers hold off;
+ *   bits 4..63   the version v. value[v & 1] (TLD_SEQ_COPY(seq)) is whole:
+ *                it holds the last value written, and no writer touches it.
+ *
+ * The protocol, as in the kernel's seqcount_latch:
+ *
+ *  - a writer claims seq with a compare-and-swap from an unclaimed s to
+ *    s | its claim bit, writes the copy that is not whole, and publishes
+ *    version v + 1, unclaimed, which makes that copy the whole one (BPF
+ *    adds TLD_SEQ_ONE - TLD_SEQ_CLAIM_BPF, which keeps TLD_SEQ_WANT).
+ *    Writers therefore exclude each other: user space and BPF (or BPF on two
+ *    CPUs) never mix the bytes of two writes, and the last writer's value
+ *    stays whole. A BPF writer does not claim while TLD_SEQ_WANT is set;
+ *  - a reader loads seq, copies the whole copy, and loads seq again. The
+ *    copy is whole unless a writer has started on that same copy meanwhile,
+ *    which takes two versions: the second load must be at most version
+ *    v + 1, unclaimed (TLD_SEQ_COPY_WHOLE()). The thread, in user space,
+ *    reads the same way; when BPF writers keep overtaking it (a copy pulled
+ *    from another CPU's cache can take longer than that CPU takes to write
+ *    one), it sets TLD_SEQ_WANT and then claims the word for the length of
+ *    one copy, and gives it back with the version unchanged.
+ *
+ * A writer that stops, wherever it stops, never keeps a reader from the
+ * whole copy: it only ever writes the other one. Who holds a claim says
+ * whether the writer is alive:
+ *
+ *  - the thread's claim: the thread is running (and done in nanoseconds) or
+ *    stopped, most often preempted in the middle of its write, which is
+ *    exactly when a scheduler looks at it (sched_switch, a tick). Readers
+ *    take the whole copy at once: no -EAGAIN. A thread cannot leave a claim
+ *    behind when it dies: its page goes with it;
+ *  - a BPF program's claim: BPF programs run to completion, so a reader
+ *    waits (TLD_SEQ_SPINS loads of seq at most) for the word to move, and
+ *    then reads. A claim that does not move is a writer that stopped in the
+ *    middle (a hand-written writer with a bug): readers get -EAGAIN and
+ *    writers -EBUSY until it is released, and no one gets half a value.
  *
  * bpf_tld_read_consistent() and bpf_tld_write_consistent() below follow it,
- * with at most TLD_SEQ_RETRIES attempts: nothing here loops unbounded, and
- * nothing waits for a writer that stopped in the middle (a program aborted
- * mid-write leaves seq odd: readers then get -EAGAIN, writers -EBUSY, and
- * no one gets half a value). A program that ignores the protocol and uses
- * bpf_tld_get() or bpf_tld_lookup() on the key gets a pointer to the entry,
- * counter first, and reads or writes it at its own risk.
+ * with at most TLD_SEQ_RETRIES attempts: nothing here loops unbounded. A
+ * program that ignores the protocol and uses bpf_tld_get() or
+ * bpf_tld_lookup() on the key gets a pointer to the entry, seq first, and
+ * reads or writes it at its own risk. The first bit of seq is always set so
+ * that a program built for the earlier one-copy format (whose counter was
+ * even at rest) sees a write that never ends, and reads and writes nothing.
  *
  * Ordering. The writer's compare-and-swap and fetch-add are atomic, which BPF
  * orders fully on every architecture. The reader's two loads of seq must not
@@ -988,18 +1021,67 @@ slow:
  * follows __TARGET_ARCH_x86 (tld-bpf-build, libbpf-cargo and scx_cargo pass
  * -D__TARGET_ARCH_<arch>); define TLD_SEQ_PORTABLE to take the atomic loads
  * everywhere.
+ *
+ * Values too large for the stack. A BPF program has 512 bytes of stack in
+ * all, so a consistent value of more than a few hundred bytes cannot be read
+ * into (or written from) a local variable: clang stops with "Looks like the
+ * BPF stack limit is exceeded", pointing at the read. The header cannot tell
+ * a local destination from a map value at compile time, so it leaves that
+ * check to clang. Use map memory instead, which the verifier knows the size
+ * of: a per-CPU scratch value (TLD_DEFINE_SCRATCH() and bpf_tld_scratch()
+ * below), the value of a map of your own, or a global variable.
+ *
+ *   TLD_DEFINE_SCRATCH(budget_log);     // at file scope
+ *
+ *   __tld_value_type_budget_log *v = bpf_tld_scratch(budget_log);
+ *
+ *   if (v && !bpf_tld_read_consistent(&tld, budget_log, v))
+ *           ... (*v)[0] ...             // or v->field for a struct
  */
 
-/* Where the value starts in a consistent hint's entry, after its counter. */
+/* Where the value's first copy starts in a consistent hint's entry. */
 #define TLD_SEQ_VALUE_OFFSET 8
+
+/* The bits of the sequence word (see above). */
+#define TLD_SEQ_LATCH		1ULL	/* always set: this format */
+#define TLD_SEQ_CLAIM_THREAD	2ULL	/* the thread is writing */
+#define TLD_SEQ_CLAIM_BPF	4ULL	/* a BPF program is writing */
+#define TLD_SEQ_CLAIMS		(TLD_SEQ_CLAIM_THREAD | TLD_SEQ_CLAIM_BPF)
+#define TLD_SEQ_WANT		8ULL	/* the thread waits to read */
+#define TLD_SEQ_ONE		16ULL	/* one version */
+
+/* Which copy (0 or 1) of the value is whole while the word reads @seq. */
+#define TLD_SEQ_COPY(seq) (((seq) >> 4) & 1)
+
+/* Whether a writer holds the word @seq (a write is in progress). */
+#define TLD_SEQ_WRITING(seq) (((seq) & TLD_SEQ_CLAIMS) != 0)
+
+/*
+ * Whether a copy taken while the word read @before (a latch word) is whole,
+ * given the word @after the copy: no writer started on that copy since,
+ * that is @after is at most version + 1, unclaimed.
+ */
+#define TLD_SEQ_COPY_WHOLE(before, after)					\
+	(((__u64)(after) & ~TLD_SEQ_WANT) - ((__u64)(before) & ~(TLD_SEQ_ONE - 1)) <= \
+	 (TLD_SEQ_ONE | TLD_SEQ_LATCH))
 
 /*
  * Attempts of a consistent read or write before it gives up. Each is a few
- * instructions; a write by the thread takes a few nanoseconds, so only a
- * writer that stopped in the middle outlasts them.
+ * instructions and one copy; only a writer that keeps starting on the copy
+ * being read (a BPF writer on another CPU, back to back) or a writer that
+ * holds the claim outlasts them.
  */
 #ifndef TLD_SEQ_RETRIES
 #define TLD_SEQ_RETRIES 16
+#endif
+
+/*
+ * Loads of seq a read makes, at most, waiting for a BPF program's claim to
+ * move. A BPF write of TLD_SEQ_MAX_SIZE bytes takes a few hundred
+ * nanoseconds; this many loads take about a microsecond.
+ */
+#ifndef TLD_SEQ_SPINS
+#define TLD_SEQ_SPINS 256
 #endif
 
 #define __tld_barrier() asm volatile("" ::: "memory")
@@ -1007,9 +1089,10 @@ slow:
 /*
  * The largest value bpf_tld_read_consistent() and bpf_tld_write_consistent()
  * copy. A copy is unrolled into loads and stores (BPF has no memcpy to call),
- * and beyond a few KiB clang runs out of stack for them; 1024 bytes leave a
- * program room for its own. A larger consistent hint works in user space, and
- * BPF can still reach its entry with bpf_tld_lookup().
+ * and beyond a few KiB clang runs out of registers and stack for them. A
+ * larger consistent hint works in user space, and BPF can still reach its
+ * entry with bpf_tld_lookup(). Values this large do not fit the stack: see
+ * "Values too large for the stack" above.
  */
 #define TLD_SEQ_MAX_SIZE 1024
 
@@ -1050,6 +1133,19 @@ do {										\
 #define __tld_seq_load(entry) ((__u64)__sync_fetch_and_add((__u64 *)(entry), 0))
 #endif
 
+/* Copy @i (0 or 1) of the value, a @type, in the consistent entry at @e. */
+#define __tld_seq_copy(e, type, i)						\
+	((type *)((void *)(e) + TLD_SEQ_VALUE_OFFSET + (i) * sizeof(type)))
+
+/*
+ * The copy that the word @seq names as whole. A branch rather than
+ * arithmetic on @seq: the CPU predicts it and starts the copy's loads
+ * without waiting for the load of the word, which is what the copy costs
+ * on top of a plain one.
+ */
+#define __tld_seq_whole_copy(e, type, seq)					\
+	(((seq) & TLD_SEQ_ONE) ? __tld_seq_copy(e, type, 1) : __tld_seq_copy(e, type, 0))
+
 /*
  * With a generated header, a consistent read or write of a key that is not
  * consistent is a compile-time error (TLD_CONSISTENT_<key> is 0). Without one,
@@ -1071,76 +1167,165 @@ do {										\
 		       "tld: bpf_tld_read_consistent() and bpf_tld_write_consistent() copy values of up to TLD_SEQ_MAX_SIZE (1024) bytes; " #key " is larger")
 
 /*
- * One read attempt of the consistent entry at @e: copies its value into @out
- * (a @type *) between two loads of the counter. 1 if the copy is whole.
+ * Whether the word of the consistent entry at @e moves away from @first
+ * within TLD_SEQ_SPINS loads: a BPF writer holding it is alive.
  */
+static __always_inline __attribute__((unused)) int
+__bpf_tld_seq_moved(void *e, __u64 first)
+{
+	int i;
+
+	bpf_for(i, 0, TLD_SEQ_SPINS) {
+		if (__tld_seq_load(e) != first)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * One read attempt of the consistent entry at @e, whose word read @before, a
+ * latch word (loaded before a compiler barrier): copies the whole copy into
+ * @out (a @type *) and loads the word again. 1 if the copy is whole: most
+ * often the word has not changed, which one compare tells.
+ */
+#define __bpf_tld_seq_copy_at(e, out, type, before)				\
+({										\
+	__u64 ___before = (before), ___after;					\
+										\
+	__tld_copy((out), __tld_seq_whole_copy(e, type, ___before), type);	\
+	__tld_barrier();							\
+	___after = __tld_seq_load(e);						\
+	___after == ___before || TLD_SEQ_COPY_WHOLE(___before, ___after);	\
+})
+
+/*
+ * The first attempt of a read, at the word @before: 1 if it copied a whole
+ * copy into @out, 0 if a writer overtook the copy, -1 if it did not try
+ * because @before is not a latch word or a BPF program holds it. A value of
+ * one piece is copied on one of two paths, one per copy, each reading at
+ * constant offsets after one test of the word: the branch is predicted, and
+ * the copy costs about a plain one. (The two asm lines differ so that clang
+ * cannot merge the paths back into one with a computed address.) Larger
+ * values take __bpf_tld_seq_copy_at().
+ */
+#define __bpf_tld_seq_first_copy(e, out, type, before)				\
+({										\
+	__u64 ___b = (before);							\
+	__u64 ___m = ___b & (TLD_SEQ_LATCH | TLD_SEQ_CLAIM_BPF | TLD_SEQ_ONE);	\
+	int ___w = -1;								\
+										\
+	if (sizeof(type) > __TLD_COPY_PIECE) {					\
+		if ((___m & ~TLD_SEQ_ONE) == TLD_SEQ_LATCH)			\
+			___w = __bpf_tld_seq_copy_at(e, out, type, ___b);	\
+	} else if (___m == TLD_SEQ_LATCH) {					\
+		__builtin_memcpy((out), __tld_seq_copy(e, type, 0), sizeof(type)); \
+		asm volatile("/* tld: copy 0 */" ::: "memory");		\
+		___w = __tld_seq_load(e) == ___b;				\
+	} else if (___m == (TLD_SEQ_LATCH | TLD_SEQ_ONE)) {			\
+		__builtin_memcpy((out), __tld_seq_copy(e, type, 1), sizeof(type)); \
+		asm volatile("/* tld: copy 1 */" ::: "memory");		\
+		___w = __tld_seq_load(e) == ___b;				\
+	}									\
+	/* The word moved: the copy may still be whole. */			\
+	if (!___w && sizeof(type) <= __TLD_COPY_PIECE)				\
+		___w = TLD_SEQ_COPY_WHOLE(___b, __tld_seq_load(e));		\
+	___w;									\
+})
+
+/* One read attempt of the consistent entry at @e: 1 if it copied a whole copy. */
 #define __bpf_tld_seq_try_read(e, out, type)					\
 ({										\
-	__u64 ___before, ___after;						\
-	int ___whole = 0;							\
+	__u64 ___now = __tld_seq_load(e);					\
+	int ___got = 0;								\
 										\
-	___before = __tld_seq_load(e);						\
 	__tld_barrier();							\
-	if (!(___before & 1)) {							\
-		__tld_copy((out), (type *)((e) + TLD_SEQ_VALUE_OFFSET), type);	\
-		__tld_barrier();						\
-		___after = __tld_seq_load(e);					\
-		___whole = ___after == ___before;				\
-	}									\
-	___whole;								\
+	if (___now & TLD_SEQ_LATCH)						\
+		___got = __bpf_tld_seq_copy_at(e, out, type, ___now);		\
+	___got;									\
 })
 
 /*
  * __bpf_tld_seq_read() - copy the value of the consistent entry at @entry
- * (8-aligned, or NULL) into @out, a pointer to @type, under its counter.
- * The first attempt is straight-line code; only a read that meets a write in
- * progress enters the bounded loop. Adds the attempts that had to start over
- * to *@retries unless @retries is a null constant. Return: 0, -ENOENT if
- * @entry is NULL, -EAGAIN if no attempt found the value whole (*@out is then
- * untouched or torn).
+ * (8-aligned, or NULL) into @out, a pointer to @type.
+ *
+ * The first attempt is straight-line code, and needs no second look at the
+ * word before it. A BPF program's claim is first waited for until it moves
+ * (__bpf_tld_seq_moved()), and a copy that a writer overtook is taken again,
+ * in a bounded loop. Adds the attempts that had to wait or start over to
+ * *@retries (a __u32 *, never NULL). The count is taken from the
+ * loop's index, which the verifier does not track, so that a caller may
+ * branch on it (a counter incremented in the loop would make every
+ * iteration a new state to verify, and the loop too long to verify).
+ *
+ * Return: 0, -ENOENT if @entry is NULL, -EAGAIN if no attempt found a whole
+ * copy (*@out then holds zeros, or a torn copy).
  */
 #define __bpf_tld_seq_read(entry, out, type, retries)				\
 ({										\
 	void *___e = (entry);							\
 	type *___out = (out);							\
-	int ___ret = -ENOENT;							\
-	int ___i;								\
+	int ___ret = -ENOENT, ___whole = 0, ___i;				\
+	__u32 ___n = 1;								\
 										\
 	if (___e) {								\
+		__u64 ___first = __tld_seq_load(___e);				\
+										\
+		__tld_barrier();						\
 		___ret = 0;							\
-		if (!__bpf_tld_seq_try_read(___e, ___out, type)) {		\
-			___ret = -EAGAIN;					\
-			if (retries)						\
-				(*(retries))++;					\
+		___whole = __bpf_tld_seq_first_copy(___e, ___out, type, ___first); \
+		if (___whole > 0) {						\
+			___n = 0;						\
+		} else if (___whole < 0) {					\
+			___whole = 0;						\
+			/* Every path writes *@out before the loop: clang */	\
+			/* may keep it in registers, which the verifier */	\
+			/* refuses to spill while they hold nothing. */		\
+			__builtin_memset(___out, 0, sizeof(type));		\
+			if ((___first & TLD_SEQ_CLAIM_BPF) &&			\
+			    !__bpf_tld_seq_moved(___e, ___first))		\
+				___ret = -EAGAIN; /* a BPF writer that stopped */ \
+		}								\
+		if (!___ret && !___whole) {					\
 			bpf_for(___i, 1, TLD_SEQ_RETRIES) {			\
 				if (__bpf_tld_seq_try_read(___e, ___out, type)) { \
-					___ret = 0;				\
+					___whole = 1;				\
+					___n += ___i - 1;			\
 					break;					\
 				}						\
-				if (retries)					\
-					(*(retries))++;				\
+			}							\
+			if (!___whole) {					\
+				___ret = -EAGAIN;				\
+				___n += TLD_SEQ_RETRIES - 1;			\
 			}							\
 		}								\
+		*(retries) += ___n;						\
 	}									\
 	___ret;									\
 })
 
 /*
- * One write attempt on the consistent entry at @e: claims the counter
- * (compare-and-swap from even to odd), copies *@in (a @type), and makes the
- * counter even again. 1 if it wrote, 0 if another writer held the counter.
+ * One write attempt on the consistent entry at @e: claims the word for BPF
+ * (compare-and-swap from unclaimed to TLD_SEQ_CLAIM_BPF set), copies *@in (a
+ * @type) into the copy that is not whole, and publishes it. 1 if it wrote,
+ * 0 if another writer held the word, the thread waits to read it
+ * (TLD_SEQ_WANT), or it is not a latch word.
  */
 #define __bpf_tld_seq_try_write(e, in, type)					\
 ({										\
 	__u64 ___seq = *(volatile __u64 *)(e);					\
 	int ___done = 0;							\
 										\
-	if (!(___seq & 1) &&							\
-	    __sync_val_compare_and_swap((__u64 *)(e), ___seq, ___seq + 1) == ___seq) { \
-		__tld_copy((type *)((e) + TLD_SEQ_VALUE_OFFSET), (in), type);	\
-		/* A fetching add is fully ordered on every JIT: the value */	\
-		/* is visible before the counter is even again. */		\
-		___seq = __sync_fetch_and_add((__u64 *)(e), 1);			\
+	if ((___seq & (TLD_SEQ_LATCH | TLD_SEQ_CLAIMS | TLD_SEQ_WANT)) == TLD_SEQ_LATCH && \
+	    __sync_val_compare_and_swap((__u64 *)(e), ___seq,			\
+					___seq | TLD_SEQ_CLAIM_BPF) == ___seq) { \
+		__tld_copy(__tld_seq_whole_copy(e, type, ___seq + TLD_SEQ_ONE), \
+			   (in), type);						\
+		/* Clears the claim and adds one version, keeping a */	\
+		/* TLD_SEQ_WANT the thread set meanwhile. A fetching add */	\
+		/* is fully ordered on every JIT: the copy is visible */	\
+		/* before the new version. */					\
+		___seq = __sync_fetch_and_add((__u64 *)(e),			\
+					      TLD_SEQ_ONE - TLD_SEQ_CLAIM_BPF);	\
 		barrier_var(___seq);						\
 		___done = 1;							\
 	}									\
@@ -1151,7 +1336,7 @@ do {										\
  * __bpf_tld_seq_write() - write *@in, a @type, as the value of the consistent
  * entry at @entry (8-aligned, or NULL). The first attempt is straight-line
  * code, then a bounded loop. Return: 0, -ENOENT if @entry is NULL, -EBUSY if
- * another writer held the counter for every attempt (nothing was written).
+ * another writer held the word for every attempt (nothing was written).
  */
 #define __bpf_tld_seq_write(entry, in, type)					\
 ({										\
@@ -1175,10 +1360,10 @@ do {										\
 	___ret;									\
 })
 
-/* A consistent key's entry, 8-aligned, or NULL: counter and value. */
+/* A consistent key's entry, 8-aligned, or NULL: the word and both copies. */
 #define __bpf_tld_consistent_entry(tld, key)					\
 	__bpf_tld_lookup(tld, key,						\
-			 TLD_SEQ_VALUE_OFFSET + sizeof(__tld_value_type_##key), 1)
+			 TLD_SEQ_VALUE_OFFSET + 2 * sizeof(__tld_value_type_##key), 1)
 
 /**
  * bpf_tld_read_consistent() - copy a consistent hint's value, never half of
@@ -1186,10 +1371,15 @@ do {										\
  * @tld: a handle set up by bpf_tld_init()
  * @key: the key, a bare identifier
  * @out: where to copy it: a pointer to the key's value type,
- *       __tld_value_type_<key> (e.g. struct Budget *)
+ *       __tld_value_type_<key> (e.g. struct Budget *). A value of more than
+ *       a few hundred bytes does not fit the stack: point @out into map
+ *       memory (see "Values too large for the stack" above).
  *
- * Copies the value under its sequence counter, trying again while a writer
- * is in the middle of a write, TLD_SEQ_RETRIES times at most.
+ * Copies the whole copy of the value. Never waits for the thread: a thread
+ * preempted in the middle of its write (at sched_switch, say) leaves the
+ * last whole value readable. Waits a bounded time for a BPF program that
+ * is writing, and tries again while writers overtake the copy,
+ * TLD_SEQ_RETRIES times at most.
  *
  * The generated header declares __tld_value_type_<key> for every consistent
  * key (and refuses a key that is not consistent at compile time). Without it,
@@ -1198,17 +1388,23 @@ do {										\
  *   typedef struct Budget __tld_value_type_budget;
  *
  * Return: 0 on success; -ENOENT if @key is absent (as for bpf_tld_lookup(),
- * including a process that declared it with another size) or bpf_tld_init()
- * failed; -EAGAIN if every attempt met a write in progress (a writer that
- * stopped in the middle leaves the counter odd). On error *@out may be
- * untouched or hold a torn copy: do not use it.
+ * including a process that declared it with another size, or with the
+ * earlier one-copy format) or bpf_tld_init() failed; -EAGAIN if a BPF
+ * program holds the claim without moving (a writer that stopped), if writers
+ * overtook every attempt, or if the entry is not in this format. On error
+ * *@out may be untouched, zeroed or hold a torn copy: do not use it.
  */
 #define bpf_tld_read_consistent(tld, key, out)					\
-	bpf_tld_read_consistent_stats(tld, key, out, (__u32 *)0)
+({										\
+	__u32 ___unused_retries = 0;						\
+										\
+	bpf_tld_read_consistent_stats(tld, key, out, &___unused_retries);	\
+})
 
 /**
  * bpf_tld_read_consistent_stats() - bpf_tld_read_consistent(), and add the
- * attempts that had to start over to *@retries (a __u32 *).
+ * attempts that had to wait for a BPF writer or start over to *@retries (a
+ * __u32 *, not NULL). Branching on the count is fine, inside a loop too.
  */
 #define bpf_tld_read_consistent_stats(tld, key, out, retries)			\
 ({										\
@@ -1223,14 +1419,17 @@ do {										\
  * @tld: a handle set up by bpf_tld_init()
  * @key: the key, a bare identifier
  * @in:  the value: a pointer to the key's value type, __tld_value_type_<key>
+ *       (in map memory if it is too large for the stack)
  *
- * Claims the counter (odd), copies *@in, and makes it even again, so that no
- * reader (BPF or the thread) sees half of it. When another writer holds the
- * counter (the thread in the middle of a set(), or BPF on another CPU), tries
- * again, TLD_SEQ_RETRIES times at most; it never waits for long.
+ * Claims the word, copies *@in into the copy that is not whole, and
+ * publishes it, so that no reader (BPF or the thread) sees half of it. When
+ * another writer holds the word (the thread in the middle of a set(), or BPF
+ * on another CPU), tries again, TLD_SEQ_RETRIES times at most; it never
+ * waits for long.
  *
  * Return: 0 on success; -ENOENT as for bpf_tld_read_consistent(); -EBUSY if
- * another writer held the counter for every attempt (nothing was written).
+ * another writer held the word for every attempt, or the thread was waiting
+ * to read it (nothing was written).
  */
 #define bpf_tld_write_consistent(tld, key, in)					\
 ({										\
@@ -1238,6 +1437,38 @@ do {										\
 	__tld_check_value_type(key, in, "source");				\
 	__bpf_tld_seq_write(__bpf_tld_consistent_entry(tld, key), (in),		\
 			    __tld_value_type_##key);				\
+})
+
+/**
+ * TLD_DEFINE_SCRATCH() - define a per-CPU scratch value for consistent key
+ * @k, for a value too large for the stack. At file scope.
+ *
+ * A per-CPU array map with one value of __tld_value_type_<k>, named
+ * tld_scratch_<k>. A program has its CPU's value to itself while it runs
+ * (it is not migrated), but every program of the object that uses it on
+ * that CPU shares it: a program that may interrupt another one using it (a
+ * tracing program that runs in an interrupt, say) needs a scratch value of
+ * its own. The map's value is sized, not typed, so that skeleton generators
+ * do not give it a type of their own.
+ */
+#define TLD_DEFINE_SCRATCH(k)							\
+	struct {								\
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);			\
+		__uint(max_entries, 1);						\
+		__uint(key_size, sizeof(__u32));				\
+		__uint(value_size, sizeof(__tld_value_type_##k));		\
+	} tld_scratch_##k SEC(".maps")
+
+/**
+ * bpf_tld_scratch() - this CPU's scratch value for consistent key @k
+ * (TLD_DEFINE_SCRATCH()): a __tld_value_type_<k> *, NULL only if the map
+ * lookup fails.
+ */
+#define bpf_tld_scratch(k)							\
+({										\
+	__u32 ___zero = 0;							\
+										\
+	(__tld_value_type_##k *)bpf_map_lookup_elem(&tld_scratch_##k, &___zero); \
 })
 
 #endif /* __TLD_TASK_LOCAL_DATA_BPF_H */

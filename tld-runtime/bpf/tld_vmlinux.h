@@ -43,8 +43,15 @@ enum {
 	true = 1,
 };
 
-/* uapi <linux/bpf.h>: only the values this project uses. */
+/*
+ * uapi <linux/bpf.h>: only the values this project uses. The array types hold
+ * a program's scratch space, e.g. a consistent value too large for the
+ * 512-byte stack (see task_local_data.bpf.h, "Values too large for the
+ * stack").
+ */
 enum bpf_map_type {
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
 

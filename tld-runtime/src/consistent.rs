@@ -1,9 +1,10 @@
 //! Consistent hints: values that BPF programs and Rust never see half-written.
 //!
-//! `#[task_local_data(consistent)]` makes a static a [`ConsistentTaskLocal<T>`]: its value is
-//! guarded by a sequence counter stored with it in the thread's page, so that a BPF program
-//! reading a multi-field struct while the thread updates it (or the thread reading it while a
-//! BPF program writes it) gets either the old value or the new one, never a mix.
+//! `#[task_local_data(consistent)]` makes a static a [`ConsistentTaskLocal<T>`]: its entry in
+//! the thread's page holds two copies of the value and a sequence word that says which copy is
+//! whole, so that a BPF program reading a multi-field struct while the thread updates it (or
+//! the thread reading it while a BPF program writes it) gets either the old value or the new
+//! one, never a mix, and never has to wait for a writer that was preempted.
 //!
 //! ```
 //! use tld_runtime::{task_local_data, TldType};
@@ -35,66 +36,79 @@ use crate::c_type::CType;
 use crate::error::Error;
 use crate::handle::{assert_hint_type, block_slot, slot_slow};
 use crate::registry::{sealed, Hint, LayoutToken, Site};
-use crate::seqlock::{Busy, Entry};
+use crate::seqlock::{Busy, Entry, ReadError};
 use crate::types::TldType;
 use crate::wire;
 
 pub use crate::seqlock::{retries, Retries, MAX_WAIT};
 
-/// A per-thread value guarded by a sequence counter, so that no reader, in BPF or in Rust, ever
-/// sees half of an update.
+/// A per-thread value kept in two copies under a sequence word, so that no reader, in BPF or in
+/// Rust, ever sees half of an update, and none waits for a writer that stopped.
 ///
 /// Declare one with `#[task_local_data(consistent)]`, which turns `static NAME: T = init;` into
 /// `static NAME: ConsistentTaskLocal<T>`. It has the methods of [`TaskLocal`](crate::TaskLocal)
 /// and works the same way (a plain memory access on the thread's page, no syscall, no lock
-/// shared between threads), with the counter around every access:
+/// shared between threads), with the sequence word around every access:
 ///
-/// - [`set`](Self::set) claims the counter (odd), writes the value, and publishes it (even);
-/// - [`get`](Self::get) copies the value between two loads of the counter and tries again if a
-///   write was in progress, so it never returns a mix of two writes;
+/// - [`set`](Self::set) claims the word, writes the copy that is not whole, and publishes it as
+///   the whole one;
+/// - [`get`](Self::get) copies the whole copy between two loads of the word and takes it again
+///   if a writer started on it meanwhile, so it never returns a mix of two writes;
 /// - [`try_get`](Self::try_get) and [`try_set`](Self::try_set) say when they had to give up.
 ///
 /// Scoped hints work the same way: [`scoped`](Self::scoped), [`set_scoped`](Self::set_scoped),
-/// and futures carry it with [`with_hints`](crate::HintFutureExt::with_hints)
-/// (`fut.with_hints((&BUDGET, budget))`; `with_hint` takes plain hints).
+/// and futures carry it like a plain hint, with [`with_hint`](crate::HintFutureExt::with_hint) or
+/// [`with_hints`](crate::HintFutureExt::with_hints) (`fut.with_hint(&BUDGET, budget)`).
 ///
 /// # In the page
 ///
-/// The hint is published under its key with the size `8 + round_up(size_of::<T>(), 8)`:
-/// a `u64` counter, then the value at byte 8. In C:
+/// The hint is published under its key with the size `8 + round_up(2 * size_of::<T>(), 8)`: a
+/// `u64` sequence word, then two copies of the value, from byte 8. In C:
 ///
 /// ```text
-/// struct tld_consistent_<key> { __u64 seq; T value; };   /* seq odd: a write is in progress */
+/// struct tld_consistent_<key> { __u64 seq; T value[2]; };   /* value[(seq >> 3) & 1] is whole */
 /// ```
 ///
-/// BPF programs read it with `bpf_tld_read_consistent(&tld, key, &out)` and write it with
-/// `bpf_tld_write_consistent(&tld, key, &in)` (`task_local_data.bpf.h`), which follow the same
-/// protocol. A program that does not know the protocol (scx's header, a raw `bpf_tld_lookup`)
-/// still finds the key, and sees the counter followed by the value.
+/// The word's bit 0 is always 1; bit 1 is set while the thread writes, bit 2 while a BPF
+/// program writes; the rest is a version that each write moves on by one, and whose lowest bit
+/// names the whole copy. BPF programs read it with `bpf_tld_read_consistent(&tld, key, &out)`
+/// and write it with `bpf_tld_write_consistent(&tld, key, &in)` (`task_local_data.bpf.h`), which
+/// follow the same protocol. A program that does not know the protocol (scx's header, a raw
+/// `bpf_tld_lookup`) still finds the key, and sees the word followed by the two copies.
 ///
 /// # Two writers
 ///
-/// Writers claim the counter with a compare-and-swap from even to odd, so they exclude each
-/// other: when the thread's `set` and a BPF program's write (or BPF programs on two CPUs) meet,
-/// one of them completes first and the other then writes its whole value; the last one wins.
-/// Bytes of two writes are never mixed, in the page or in what any reader returns. A BPF writer
-/// never waits long: it retries a few times and returns `-EBUSY`. A Rust writer waits for up to
-/// [`MAX_WAIT`].
+/// Writers claim the word with a compare-and-swap, so they exclude each other: when the
+/// thread's `set` and a BPF program's write (or BPF programs on two CPUs) meet, one of them
+/// completes first and the other then writes its whole value; the last one wins. Bytes of two
+/// writes are never mixed, in the page or in what any reader returns. A BPF writer never waits
+/// long: it retries a few times and returns `-EBUSY`. A Rust writer waits for up to
+/// [`MAX_WAIT`] for a BPF writer.
 ///
 /// # A writer that stops in the middle
 ///
-/// A BPF program can leave the counter odd (a writer aborted mid-write, or a buggy one). Then
-/// BPF readers return `-EAGAIN`, and on the Rust side, after waiting [`MAX_WAIT`] at most:
+/// No writer ever touches the whole copy, so a writer that stops never keeps a reader from
+/// it. What readers do depends on who stopped:
 ///
-/// - [`try_get`](Self::try_get) returns [`Error::HintBusy`], and [`get`](Self::get) returns the
-///   hint's initial value (never the bytes in the page, which may be half-written);
-/// - [`try_set`](Self::try_set) returns [`Error::HintBusy`] and [`set`](Self::set) stores
-///   nothing: the value and the counter stay as the other writer left them, so that a writer
-///   that was only slow still finishes its own, whole write;
-/// - [`replace`](Self::replace) stores nothing and returns the initial value.
+/// - **The thread**, preempted in the middle of a `set` (or interrupted there by a signal
+///   handler of its own): BPF readers, at `sched_switch` say, read the whole copy at once,
+///   never `-EAGAIN`. A BPF writer returns `-EBUSY` until the thread has finished.
+/// - **A BPF program** that claimed the word and never published (a writer that crashed, or a
+///   buggy hand-written one): BPF programs run to completion, so a claim that does not move is
+///   treated as dead. BPF readers wait a bounded time and return `-EAGAIN`, BPF writers
+///   `-EBUSY`; in Rust, after [`MAX_WAIT`] at most:
+///   - [`try_get`](Self::try_get) returns [`Error::HintBusy`], and [`get`](Self::get) returns
+///     the last whole value (which that writer never touched);
+///   - [`try_set`](Self::try_set) returns [`Error::HintBusy`] and [`set`](Self::set) stores
+///     nothing: the word stays as the other writer left it, so that a writer that was only slow
+///     still finishes its own, whole write;
+///   - [`replace`](Self::replace) stores nothing and returns the value the hint keeps.
 ///
-/// The hint works again as soon as the counter is even. A signal handler that interrupts the
-/// thread's own `set` of the same hint meets the same odd counter, and gets the same results.
+///   The hint works again as soon as the claim is released.
+///
+/// A `get` returns the hint's initial value only when no whole copy can be had at all: the
+/// entry's word is not one this protocol wrote (bytes a writer did not mean), or writers kept
+/// overwriting the copy being taken for all of [`MAX_WAIT`].
 ///
 /// Without a page (before the runtime is set up, or for a thread being torn down) the hint
 /// behaves like a [`TaskLocal`](crate::TaskLocal): see there.
@@ -112,11 +126,11 @@ pub use crate::seqlock::{retries, Retries, MAX_WAIT};
 /// assert_eq!(WINDOW.key(), "window");
 /// ```
 pub struct ConsistentTaskLocal<T: TldType> {
-    /// Byte offset of this hint's entry (its counter) in a thread's block; 0 until the layout
-    /// has run, or for a hint the layout never saw.
+    /// Byte offset of this hint's entry (its sequence word) in a thread's block; 0 until the
+    /// layout has run, or for a hint the layout never saw.
     offset: AtomicU32,
     site: Site,
-    /// The initial entry: a counter of 0 and the initial value.
+    /// The initial entry: a new sequence word and the initial value in both copies.
     init: InitEntry<T>,
 }
 
@@ -124,29 +138,30 @@ pub struct ConsistentTaskLocal<T: TldType> {
 #[repr(C)]
 struct InitEntry<T> {
     seq: u64,
-    value: T,
+    value: [T; 2],
 }
 
 impl<T: TldType> ConsistentTaskLocal<T> {
     /// Used by the `#[task_local_data(consistent)]` expansion. Not public API.
     ///
     /// A type the format cannot hold (size 0, alignment over 8, too large to fit a 4 KiB page's
-    /// data area with its counter) is a compile-time error here too, whoever calls it.
+    /// data area twice, with the sequence word) is a compile-time error here too, whoever calls
+    /// it.
     #[doc(hidden)]
     pub const fn __new(site: Site, init: T) -> Self {
         const {
             assert_hint_type::<T>(
                 wire::MAX_CONSISTENT_SIZE,
-                "tld: a consistent hint's type must fit in a page's data area with its 8-byte \
-                 counter (4080 bytes)",
+                "tld: a consistent hint's type must fit in a page's data area twice, with its \
+                 8-byte sequence word (2040 bytes at most)",
             )
         }
         ConsistentTaskLocal {
             offset: AtomicU32::new(0),
             site,
             init: InitEntry {
-                seq: 0,
-                value: init,
+                seq: wire::SEQ_INIT,
+                value: [init, init],
             },
         }
     }
@@ -163,27 +178,32 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 
     /// The value every thread starts with.
     pub fn initial_value(&self) -> T {
-        self.init.value
+        self.init.value[0]
     }
 
     /// The calling thread's entry, if it has a page and the layout knows this hint.
     #[inline(always)]
-    fn entry(&'static self) -> Option<Entry<T::Raw>> {
+    fn entry(&self) -> Option<Entry<T::Raw>> {
         // SAFETY: only the layout sets `offset` (through `Hint::place`), for this hint's
         // `Hint::size()` bytes at a multiple of 8.
         let p = unsafe { block_slot(&self.offset) }?;
-        // SAFETY: `p` is 8-aligned and the entry's counter and value lie inside the block;
-        // `T::Raw` has `T`'s alignment (<= 8). The counter is only accessed through `Entry`.
+        // SAFETY: `p` is 8-aligned and the entry's word and both copies lie inside the block;
+        // `T::Raw` has `T`'s alignment (<= 8) and is `Pod`. The word is only accessed through
+        // `Entry`.
         Some(unsafe { Entry::at(p) })
     }
 
     /// The calling thread's entry, giving the thread its page first if needed. `None` while the
     /// thread is being set up or torn down (a re-entrant access).
+    ///
+    /// A handle that the layout did not place (one made by hand with `__new`, which need not be
+    /// a static) lives in the thread's fallback storage under its address and length (see
+    /// `TaskLocal::slot_slow`): the storage always covers the whole entry.
     #[cold]
     #[inline(never)]
-    fn entry_slow(&'static self) -> Option<Entry<T::Raw>> {
-        // SAFETY: as in `entry`; the fallback storage holds `init_bytes()` (counter and value),
-        // 8-aligned.
+    fn entry_slow(&self) -> Option<Entry<T::Raw>> {
+        // SAFETY: as in `entry`; the fallback storage holds `init_bytes()` (the word and both
+        // copies), 8-aligned.
         let p = unsafe {
             slot_slow(
                 &self.offset,
@@ -199,12 +219,22 @@ impl<T: TldType> ConsistentTaskLocal<T> {
         Error::HintBusy { key: self.site.key }
     }
 
+    /// The value `get` returns for a read that gave up: the last whole value of a stopped
+    /// writer, or the initial value when there is no whole copy at all.
+    #[cold]
+    fn fallback(&self, e: ReadError<T::Raw>) -> T {
+        match e {
+            ReadError::Stalled(raw) => T::from_raw(raw),
+            ReadError::Busy => self.init.value[0],
+        }
+    }
+
     /// Writes the calling thread's copy, as one whole for every reader.
     ///
-    /// If another writer holds the hint for all of [`MAX_WAIT`] (see the type's documentation),
+    /// If a BPF program holds the hint for all of [`MAX_WAIT`] (see the type's documentation),
     /// nothing is stored; [`try_set`](Self::try_set) says so.
     #[inline]
-    pub fn set(&'static self, value: T) {
+    pub fn set(&self, value: T) {
         match self.entry() {
             Some(e) => {
                 let _ = e.write(|| value.into_raw());
@@ -216,11 +246,11 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     }
 
     /// Writes the calling thread's copy, as one whole for every reader, or says why not:
-    /// [`Error::HintBusy`] if another writer held the hint for all of [`MAX_WAIT`],
-    /// [`Error::ThreadBusy`] in a re-entrant access during the thread's setup. Nothing is
-    /// stored on error.
+    /// [`Error::HintBusy`] if a BPF program held the hint for all of [`MAX_WAIT`] (or this is a
+    /// signal handler interrupting the thread's own write of it), [`Error::ThreadBusy`] in a
+    /// re-entrant access during the thread's setup. Nothing is stored on error.
     #[inline]
-    pub fn try_set(&'static self, value: T) -> Result<(), Error> {
+    pub fn try_set(&self, value: T) -> Result<(), Error> {
         match self.entry() {
             Some(e) => e.write(|| value.into_raw()).map_err(|Busy| self.busy()),
             None => self.try_set_slow(value),
@@ -229,33 +259,45 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 
     #[cold]
     #[inline(never)]
-    fn try_set_slow(&'static self, value: T) -> Result<(), Error> {
+    fn try_set_slow(&self, value: T) -> Result<(), Error> {
         let e = self.entry_slow().ok_or(Error::ThreadBusy)?;
         e.write(|| value.into_raw()).map_err(|Busy| self.busy())
     }
 
-    /// Reads the calling thread's copy, including whatever a BPF program wrote into it, never
-    /// half of a write.
+    /// Reads the calling thread's copy, including whatever a BPF program wrote into it: the last
+    /// value written whole, never half of a write.
     ///
-    /// If writes keep the value from being read whole for all of [`MAX_WAIT`] (a writer that
-    /// stopped in the middle), returns the hint's initial value; [`try_get`](Self::try_get)
-    /// says so instead.
+    /// A read never waits for the thread's own write (preempted, or interrupted by a signal
+    /// handler), and waits for a BPF writer only until its write is published. If a BPF program
+    /// held the hint without publishing for all of [`MAX_WAIT`] (a writer that stopped), this
+    /// returns the last whole value, which that writer never touched; [`try_get`](Self::try_get)
+    /// says so instead. Only when no whole copy can be had at all (see the type's documentation)
+    /// does it return the hint's initial value.
     #[inline]
-    pub fn get(&'static self) -> T {
-        let raw = match self.entry() {
-            Some(e) => e.read().ok(),
-            None => self.try_get_slow().ok().map(T::into_raw),
-        };
-        match raw {
-            Some(raw) => T::from_raw(raw),
-            None => self.init.value,
+    pub fn get(&self) -> T {
+        match self.entry() {
+            Some(e) => match e.read() {
+                Ok(raw) => T::from_raw(raw),
+                Err(err) => self.fallback(err),
+            },
+            None => self.get_slow(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_slow(&self) -> T {
+        match self.entry_slow().map(Entry::read) {
+            Some(Ok(raw)) => T::from_raw(raw),
+            Some(Err(err)) => self.fallback(err),
+            None => self.init.value[0],
         }
     }
 
     /// Reads the calling thread's copy, never half of a write, or says why it cannot:
-    /// [`Error::HintBusy`] if writes kept the value from being read whole for all of
-    /// [`MAX_WAIT`] (a BPF program left the counter odd), [`Error::ThreadBusy`] in a re-entrant
-    /// access during the thread's setup.
+    /// [`Error::HintBusy`] if a BPF program held the hint without publishing for all of
+    /// [`MAX_WAIT`] (a writer that stopped) or no whole copy could be had, [`Error::ThreadBusy`]
+    /// in a re-entrant access during the thread's setup.
     ///
     /// ```
     /// use tld_runtime::{task_local_data, Error};
@@ -265,23 +307,23 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     ///
     /// match RANGE.try_get() {
     ///     Ok([lo, hi]) => assert!(lo <= hi),
-    ///     Err(Error::HintBusy { key }) => eprintln!("{key}: a writer stopped mid-write"),
+    ///     Err(Error::HintBusy { key }) => eprintln!("{key}: a BPF writer stopped mid-write"),
     ///     Err(e) => eprintln!("{e}"),
     /// }
     /// ```
     #[inline]
-    pub fn try_get(&'static self) -> Result<T, Error> {
+    pub fn try_get(&self) -> Result<T, Error> {
         match self.entry() {
-            Some(e) => e.read().map(T::from_raw).map_err(|Busy| self.busy()),
+            Some(e) => e.read().map(T::from_raw).map_err(|_| self.busy()),
             None => self.try_get_slow(),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn try_get_slow(&'static self) -> Result<T, Error> {
+    fn try_get_slow(&self) -> Result<T, Error> {
         let e = self.entry_slow().ok_or(Error::ThreadBusy)?;
-        e.read().map(T::from_raw).map_err(|Busy| self.busy())
+        e.read().map(T::from_raw).map_err(|_| self.busy())
     }
 
     /// Writes the calling thread's copy and returns the value it replaces, like
@@ -289,30 +331,36 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     ///
     /// Unlike [`TaskLocal::replace`](crate::TaskLocal::replace), this is one step for every
     /// writer that follows the protocol: no BPF write can fall between the read and the store.
-    /// If another writer holds the hint for all of [`MAX_WAIT`], nothing is stored and the
-    /// initial value is returned.
+    /// If a BPF program holds the hint for all of [`MAX_WAIT`], nothing is stored and the value
+    /// the hint keeps is returned (as [`get`](Self::get) reads it).
     #[inline]
-    pub fn replace(&'static self, value: T) -> T {
-        let old = match self.entry() {
-            Some(e) => e.replace(|| value.into_raw()).ok(),
+    pub fn replace(&self, value: T) -> T {
+        match self.entry() {
+            Some(e) => match e.replace(|| value.into_raw()) {
+                Ok(old) => T::from_raw(old),
+                Err(Busy) => self.get(),
+            },
             None => self.replace_slow(value),
-        };
-        old.map_or(self.init.value, T::from_raw)
+        }
     }
 
     #[cold]
     #[inline(never)]
-    fn replace_slow(&'static self, value: T) -> Option<T::Raw> {
-        self.entry_slow()?.replace(|| value.into_raw()).ok()
+    fn replace_slow(&self, value: T) -> T {
+        match self.entry_slow().map(|e| e.replace(|| value.into_raw())) {
+            Some(Ok(old)) => T::from_raw(old),
+            Some(Err(Busy)) => self.get_slow(),
+            None => self.init.value[0],
+        }
     }
 
     /// Reads the calling thread's copy, lets `f` change it, and writes it back.
     ///
     /// Each of the read and the write is whole, but the two are not one step: a BPF program
-    /// that writes the hint in between loses its write. (`f` runs without holding the counter,
+    /// that writes the hint in between loses its write. (`f` runs without holding the claim,
     /// so it may be slow, and may access this hint itself.)
     #[inline]
-    pub fn update<R>(&'static self, f: impl FnOnce(&mut T) -> R) -> R {
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut value = self.get();
         let result = f(&mut value);
         self.set(value);
@@ -322,10 +370,10 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 
 impl<T: TldType> sealed::Sealed for ConsistentTaskLocal<T> {}
 
-// SAFETY: `size` is the entry of `init_bytes` (counter and value) rounded up as the wire format
-// says, `align` is 8 (the counter's), `init_bytes` covers the counter and `T`'s bytes, and the
-// handle accesses a thread's block only through `Entry` at the offset `place` stores, within
-// `size` bytes.
+// SAFETY: `size` is the entry of `init_bytes` (the word and two copies) rounded up as the wire
+// format says, `align` is 8 (the word's), `init_bytes` covers the word and both copies of `T`,
+// and the handle accesses a thread's block only through `Entry` at the offset `place` stores,
+// within `size` bytes.
 unsafe impl<T: TldType> Hint for ConsistentTaskLocal<T> {
     fn site(&self) -> &Site {
         &self.site
@@ -343,13 +391,14 @@ unsafe impl<T: TldType> Hint for ConsistentTaskLocal<T> {
         true
     }
     fn init_bytes(&self) -> &[u8] {
-        // SAFETY: `InitEntry` is `repr(C)`: the counter's 8 bytes, then `T` at offset 8 (its
-        // alignment is at most 8), which `TldType` promises has no padding; so the first
-        // `8 + size_of::<T>()` bytes are initialized. Trailing padding is left out.
+        // SAFETY: `InitEntry` is `repr(C)`: the word's 8 bytes, then `[T; 2]` at offset 8 (its
+        // alignment is at most 8), two `T`s with nothing between them, which `TldType`
+        // promises have no padding; so the first `8 + 2 * size_of::<T>()` bytes are
+        // initialized. Trailing padding is left out.
         unsafe {
             std::slice::from_raw_parts(
                 (&self.init as *const InitEntry<T>).cast::<u8>(),
-                wire::SEQ_VALUE_OFFSET + std::mem::size_of::<T>(),
+                wire::seq_copy_offset(std::mem::size_of::<T>(), 2),
             )
         }
     }
@@ -365,7 +414,7 @@ impl<T: TldType + std::fmt::Debug> std::fmt::Debug for ConsistentTaskLocal<T> {
         f.debug_struct("ConsistentTaskLocal")
             .field("key", &self.site.key)
             .field("type", &self.site.type_name)
-            .field("init", &self.init.value)
+            .field("init", &self.init.value[0])
             .finish()
     }
 }

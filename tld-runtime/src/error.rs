@@ -151,14 +151,15 @@ pub enum Error {
     #[error("the calling thread is being set up or torn down (a re-entrant call)")]
     ThreadBusy,
 
-    /// A consistent hint stayed in the middle of a write for all of
-    /// [`consistent::MAX_WAIT`](crate::consistent::MAX_WAIT) (EAGAIN): another writer holds its
-    /// counter odd. That is a BPF program that stopped in the middle of a write (or was
-    /// preempted there for that long), or this thread's own write of the hint, interrupted by a
-    /// signal handler. Nothing was read or written.
+    /// A consistent hint could not be read or written (EAGAIN): a BPF program held its claim
+    /// without moving for all of [`consistent::MAX_WAIT`](crate::consistent::MAX_WAIT) (a writer
+    /// that stopped in the middle of a write), or, for a write, this is a signal handler that
+    /// interrupted the thread's own write of the hint. Nothing was written; `get` still returns
+    /// the last whole value.
     #[error(
-        "the consistent hint \"{key}\" is in the middle of a write: its counter stayed odd for \
-         {} µs (a writer stopped mid-write?)",
+        "the consistent hint \"{key}\" is held by a writer that does not move: a BPF program \
+         held its claim for {} µs (a writer stopped mid-write?), or a signal handler interrupted \
+         this thread's own write",
         crate::seqlock::MAX_WAIT.as_micros()
     )]
     HintBusy {

@@ -100,7 +100,7 @@ impl<T: TldType> TaskLocal<T> {
 
     /// Where the calling thread's copy lives, if it has a page and the layout knows this hint.
     #[inline(always)]
-    fn slot(&'static self) -> Option<*mut T::Raw> {
+    fn slot(&self) -> Option<*mut T::Raw> {
         // SAFETY: only the layout sets `offset` (through `Hint::place`), for this hint's
         // `size_of::<T>()` bytes at a multiple of 8, which suffices for `T` (alignment <= 8,
         // checked in `__new`).
@@ -109,9 +109,15 @@ impl<T: TldType> TaskLocal<T> {
 
     /// Where the calling thread's copy lives, giving the thread its page first if needed.
     /// `None` while the thread is being set up or torn down (a re-entrant access).
+    ///
+    /// A handle that the layout did not place (one made by hand with `__new`, which need not be
+    /// a static) lives in the thread's fallback storage under its address. Another handle may
+    /// take that address once this one is gone; the fallback finds storage by address and
+    /// length, so the slot always has `size_of::<T>()` bytes, and any bytes are a valid
+    /// `T::Raw`.
     #[cold]
     #[inline(never)]
-    fn slot_slow(&'static self) -> Option<*mut T::Raw> {
+    fn slot_slow(&self) -> Option<*mut T::Raw> {
         // SAFETY: as in `slot`; the fallback is `init_bytes().len()` bytes, 8-aligned.
         unsafe {
             slot_slow(
@@ -125,7 +131,7 @@ impl<T: TldType> TaskLocal<T> {
 
     #[cold]
     #[inline(never)]
-    fn set_slow(&'static self, raw: T::Raw) {
+    fn set_slow(&self, raw: T::Raw) {
         if let Some(p) = self.slot_slow() {
             // SAFETY: as in `set`.
             unsafe { p.write_volatile(raw) }
@@ -134,7 +140,7 @@ impl<T: TldType> TaskLocal<T> {
 
     #[cold]
     #[inline(never)]
-    fn get_slow(&'static self) -> T {
+    fn get_slow(&self) -> T {
         match self.slot_slow() {
             // SAFETY: as in `get`.
             Some(p) => T::from_raw(unsafe { p.read_volatile() }),
@@ -146,7 +152,7 @@ impl<T: TldType> TaskLocal<T> {
     ///
     /// A plain store to the thread's page. BPF programs that look the key up see it at once.
     #[inline]
-    pub fn set(&'static self, value: T) {
+    pub fn set(&self, value: T) {
         let raw = value.into_raw();
         match self.slot() {
             // SAFETY: `p` points at this thread's aligned, live copy (see `slot`). BPF may
@@ -158,7 +164,7 @@ impl<T: TldType> TaskLocal<T> {
 
     /// Reads the calling thread's copy, including whatever a BPF program wrote into it.
     #[inline]
-    pub fn get(&'static self) -> T {
+    pub fn get(&self) -> T {
         match self.slot() {
             // SAFETY: as in `set`; every bit pattern is a valid `T::Raw` (it is `Pod`).
             Some(p) => T::from_raw(unsafe { p.read_volatile() }),
@@ -170,7 +176,7 @@ impl<T: TldType> TaskLocal<T> {
     ///
     /// This is not atomic with respect to BPF programs writing the same hint in between.
     #[inline]
-    pub fn update<R>(&'static self, f: impl FnOnce(&mut T) -> R) -> R {
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut value = self.get();
         let result = f(&mut value);
         self.set(value);
@@ -241,7 +247,7 @@ impl<T: TldType> TaskLocal<T> {
     /// assert_eq!(PRIORITY.get(), 7);
     /// ```
     #[inline]
-    pub fn replace(&'static self, value: T) -> T {
+    pub fn replace(&self, value: T) -> T {
         let raw = value.into_raw();
         match self.slot() {
             // SAFETY: as in `set` and `get`: `p` points at this thread's aligned, live copy,
@@ -253,7 +259,7 @@ impl<T: TldType> TaskLocal<T> {
 
     #[cold]
     #[inline(never)]
-    fn replace_slow(&'static self, raw: T::Raw) -> T {
+    fn replace_slow(&self, raw: T::Raw) -> T {
         match self.slot_slow() {
             // SAFETY: as in `replace`.
             Some(p) => T::from_raw(unsafe { replace_volatile(p, raw) }),

@@ -50,10 +50,11 @@
 //!   consistent hint, else 0) and `__tld_type_<key>` (its C type), which
 //!   `bpf_tld_get(&tld, key)` uses;
 //! - for a consistent key, also `__tld_value_type_<key>` (the value's C type) and
-//!   `struct tld_consistent_<key> { __u64 seq; __tld_value_type_<key> value; }`, which is its
-//!   `__tld_type_<key>`, with `_Static_assert`s on the counter's and the value's places and the
-//!   entry's size; `bpf_tld_read_consistent(&tld, key, &out)` and
-//!   `bpf_tld_write_consistent(&tld, key, &in)` copy the value under the counter;
+//!   `struct tld_consistent_<key> { __u64 seq; __tld_value_type_<key> value[2]; }` (the
+//!   sequence word and two copies of the value), which is its `__tld_type_<key>`, with
+//!   `_Static_assert`s on the word's and the copies' places and the entry's size;
+//!   `bpf_tld_read_consistent(&tld, key, &out)` and `bpf_tld_write_consistent(&tld, key, &in)`
+//!   copy the value under the word's protocol;
 //! - `struct tld_offsets`, one `__s16` per key;
 //! - `#include "task_local_data.bpf.h"`.
 //!
@@ -162,8 +163,8 @@ fn render(hints: Vec<&'static dyn Hint>, page_size: usize) -> Result<String, Err
     out.push_str(
         "/* Keys: name string, size in bytes, C type, and offset in a thread's page when the\n \
          * page carries this layout's fingerprint. A consistent key's entry is a sequence\n \
-         * counter followed by its value (struct tld_consistent_<key>): read and write it with\n \
-         * bpf_tld_read_consistent() and bpf_tld_write_consistent(). */\n",
+         * word followed by two copies of its value (struct tld_consistent_<key>): read and\n \
+         * write it with bpf_tld_read_consistent() and bpf_tld_write_consistent(). */\n",
     );
     for (h, offset) in hints.iter().zip(&plan.offsets) {
         let site = h.site();
@@ -250,8 +251,8 @@ fn kernel_types_prelude() -> &'static str {
     &BPF_HEADER[start..end]
 }
 
-/// Writes a consistent key's entry: the value's type, the entry struct (counter, then value) and
-/// the assertions that pin both to what the runtime publishes.
+/// Writes a consistent key's entry: the value's type, the entry struct (the sequence word, then
+/// two copies of the value) and the assertions that pin both to what the runtime publishes.
 fn write_consistent_entry(
     out: &mut String,
     key: &str,
@@ -268,9 +269,9 @@ fn write_consistent_entry(
     let _ = writeln!(out, "struct {entry} {{");
     let _ = writeln!(
         out,
-        "\t__u64 seq;\t/* odd while a writer is in the middle of a write */"
+        "\t__u64 seq;\t/* value[TLD_SEQ_COPY(seq)] is whole; see task_local_data.bpf.h */"
     );
-    let _ = writeln!(out, "\t__tld_value_type_{key} value;");
+    let _ = writeln!(out, "\t__tld_value_type_{key} value[2];");
     let _ = writeln!(out, "}};");
     let _ = writeln!(out, "typedef struct {entry} __tld_type_{key};");
     let _ = writeln!(
@@ -280,17 +281,22 @@ fn write_consistent_entry(
     );
     let _ = writeln!(
         out,
-        "_Static_assert(__builtin_offsetof(struct {entry}, seq) == {}, \"tld: the counter of consistent key {key} is misplaced\");",
+        "_Static_assert(__builtin_offsetof(struct {entry}, seq) == {}, \"tld: the sequence word of consistent key {key} is misplaced\");",
         wire::SEQ_OFFSET,
     );
     let _ = writeln!(
         out,
-        "_Static_assert(__builtin_offsetof(struct {entry}, value) == {}, \"tld: the value of consistent key {key} does not follow its counter\");",
+        "_Static_assert(__builtin_offsetof(struct {entry}, value) == {}, \"tld: the first copy of consistent key {key} does not follow its sequence word\");",
         wire::SEQ_VALUE_OFFSET,
     );
     let _ = writeln!(
         out,
-        "_Static_assert(sizeof(__tld_type_{key}) == {size}, \"tld: the entry of consistent key {key} is not its counter and value\");\n",
+        "_Static_assert(__builtin_offsetof(struct {entry}, value[1]) == {}, \"tld: the second copy of consistent key {key} does not follow the first\");",
+        wire::seq_copy_offset(value.size(), 1),
+    );
+    let _ = writeln!(
+        out,
+        "_Static_assert(sizeof(__tld_type_{key}) == {size}, \"tld: the entry of consistent key {key} is not its sequence word and two copies\");\n",
     );
 }
 

@@ -65,8 +65,14 @@ impl Plan {
 }
 
 /// FNV-1a over the page size and every key and size in order, and a mark after each consistent
-/// hint's size; never 0. Layouts without consistent hints hash exactly as before they existed.
+/// hint's size ([`CONSISTENT_MARK`]); never 0. Layouts without consistent hints hash exactly as
+/// before they existed.
 fn fingerprint(hints: &[&'static dyn Hint], page_size: usize) -> u64 {
+    fingerprint_with(hints, page_size, CONSISTENT_MARK)
+}
+
+/// [`fingerprint`] with `mark` after each consistent hint's size.
+fn fingerprint_with(hints: &[&'static dyn Hint], page_size: usize, mark: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {
@@ -82,14 +88,17 @@ fn fingerprint(hints: &[&'static dyn Hint], page_size: usize) -> u64 {
         eat(&(hint.size() as u64).to_le_bytes());
         if hint.consistent() {
             // No key starts with this byte, so the mark cannot be mistaken for the next key.
-            eat(CONSISTENT_MARK);
+            eat(mark);
         }
     }
     h.max(1)
 }
 
-/// What the fingerprint adds after the size of a consistent hint.
-pub const CONSISTENT_MARK: &[u8] = b"\x01seq";
+/// What the fingerprint adds after the size of a consistent hint: the format of its entry. The
+/// first format (one copy under a counter) hashed `\x01seq`; the latch (a sequence word and two
+/// copies) hashes `\x02latch`, so that a program compiled for one never takes the fast path on
+/// a page laid out for the other, whatever the sizes.
+pub const CONSISTENT_MARK: &[u8] = b"\x02latch";
 
 /// One laid-out hint.
 pub struct Entry {
@@ -299,20 +308,25 @@ mod tests {
     static PLAIN: crate::TaskLocal<[u8; 16]> = crate::TaskLocal::__new(site("a"), [7; 16]);
     static GUARDED: crate::ConsistentTaskLocal<[u16; 3]> =
         crate::ConsistentTaskLocal::__new(site("b"), [0x0101, 0x0202, 0x0303]);
-    static PLAIN_LIKE_GUARDED: crate::TaskLocal<[u8; 16]> =
-        crate::TaskLocal::__new(site("b"), [0; 16]);
+    static PLAIN_LIKE_GUARDED: crate::TaskLocal<[u8; 24]> =
+        crate::TaskLocal::__new(site("b"), [0; 24]);
 
     #[test]
-    fn a_consistent_hint_is_its_counter_then_its_value() {
+    fn a_consistent_hint_is_its_sequence_word_then_two_copies() {
         let layout = Layout::build(vec![&PLAIN, &GUARDED], 4096);
         assert!(layout.problem.is_none());
-        // "a" at 16 (16 bytes), then "b": an 8-byte counter and 6 bytes of value, padded to 16.
+        // "a" at 16 (16 bytes), then "b": an 8-byte word and two 6-byte copies, padded to 24.
         assert_eq!(layout.plan.offsets, [16, 32]);
-        assert_eq!(GUARDED.size(), 16);
-        let entry = &layout.template[32..48];
-        assert_eq!(entry[..8], [0; 8], "the counter starts even, at 0");
-        assert_eq!(entry[8..14], [1, 1, 2, 2, 3, 3]);
-        assert_eq!(entry[14..], [0, 0], "padding");
+        assert_eq!(GUARDED.size(), 24);
+        let entry = &layout.template[32..56];
+        assert_eq!(
+            entry[..8],
+            wire::SEQ_INIT.to_ne_bytes(),
+            "version 0, nobody writing"
+        );
+        assert_eq!(entry[8..14], [1, 1, 2, 2, 3, 3], "copy 0");
+        assert_eq!(entry[14..20], [1, 1, 2, 2, 3, 3], "copy 1");
+        assert_eq!(entry[20..], [0; 4], "padding");
         assert_eq!(layout.template[16..32], [7; 16]);
     }
 
@@ -322,5 +336,12 @@ mod tests {
         let plain = fingerprint(&[&PLAIN, &PLAIN_LIKE_GUARDED], 4096);
         assert_eq!(GUARDED.size(), PLAIN_LIKE_GUARDED.size());
         assert_ne!(guarded, plain);
+    }
+
+    #[test]
+    fn the_fingerprint_tells_the_latch_from_the_first_consistent_format() {
+        // A header generated for the one-copy format hashed this mark, whatever its sizes.
+        let first = fingerprint_with(&[&PLAIN, &GUARDED], 4096, b"\x01seq");
+        assert_ne!(fingerprint(&[&PLAIN, &GUARDED], 4096), first);
     }
 }

@@ -97,8 +97,8 @@ pub use wire::Generation;
 /// most 61 bytes. See the crate documentation for an example.
 ///
 /// `#[task_local_data(consistent)]` makes it a [`ConsistentTaskLocal<T>`] instead: its value is
-/// guarded by a sequence counter, so that no reader, in BPF or Rust, ever sees half of an
-/// update. Both arguments combine: `#[task_local_data(key = "budget", consistent)]`.
+/// kept in two copies under a sequence word, so that no reader, in BPF or Rust, ever sees half
+/// of an update. Both arguments combine: `#[task_local_data(key = "budget", consistent)]`.
 pub use tld_macros::task_local_data;
 
 /// Derives [`TldType`] for a `#[repr(C)]` struct of plain-data fields, and records its C

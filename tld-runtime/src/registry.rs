@@ -57,11 +57,11 @@ pub unsafe trait Hint: Sync + 'static + sealed::Sealed {
     fn size(&self) -> usize;
     /// The alignment the hint needs in a page.
     fn align(&self) -> usize;
-    /// The C description of the value's type (for a consistent hint, of the value that follows
-    /// the counter).
+    /// The C description of the value's type (for a consistent hint, of each of the two copies
+    /// that follow the sequence word).
     fn c_type(&self) -> &'static CType;
-    /// Whether the value is guarded by a sequence counter (`#[task_local_data(consistent)]`):
-    /// the entry is then a `u64` counter followed by the value.
+    /// Whether the value is kept in two copies under a sequence word
+    /// (`#[task_local_data(consistent)]`): the entry is then a `u64` word followed by the copies.
     fn consistent(&self) -> bool {
         false
     }

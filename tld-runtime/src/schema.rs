@@ -72,13 +72,14 @@
 //!   - `{"kind": "opaque", "c_type", "size"}`: any other scalar.
 //!
 //!   All multi-byte values are in the machine's byte order.
-//! - A `consistent` key (`#[task_local_data(consistent)]`) holds a sequence counter and then its
-//!   value. Its `type` describes both, so that a reader that does not know the protocol still
-//!   decodes it: a struct named `tld_consistent_<key>` (its `c_type` in the generated header)
-//!   with the fields `seq` (a `__u64` at offset 0, odd while a writer is in the middle of a
-//!   write) and `value` (the value's type, at offset 8); its `rust_type` is the value's. A reader
-//!   that knows the protocol takes the value only when `seq` is even and the same before and
-//!   after the copy (`docs/wire-format.md`).
+//! - A `consistent` key (`#[task_local_data(consistent)]`) holds a sequence word and then two
+//!   copies of its value. Its `type` describes them, so that a reader that does not know the
+//!   protocol still decodes it: a struct named `tld_consistent_<key>` (its `c_type` in the
+//!   generated header) with the fields `seq` (a `__u64` at offset 0) and `value` (an array of
+//!   two of the value's type, at offset 8); its `rust_type` is the value's. The whole copy is
+//!   `value[(seq >> 3) & 1]`; a reader that knows the protocol takes it when the word, loaded
+//!   again after the copy, is at most one version further and unclaimed
+//!   (`docs/wire-format.md`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -170,8 +171,8 @@ fn render(hints: &[&'static dyn Hint], page_size: usize) -> Result<String, Error
     Ok(out)
 }
 
-/// The C spelling and `type` of a consistent key's entry: a struct of the counter and the value,
-/// as the generated header declares it.
+/// The C spelling and `type` of a consistent key's entry: a struct of the sequence word and two
+/// copies of the value, as the generated header declares it.
 fn consistent_entry(
     key: &str,
     rust_type: &str,
@@ -197,12 +198,29 @@ fn consistent_entry(
                 Json::Obj(vec![
                     ("name", Json::Str("value".into())),
                     ("offset", Json::Num(wire::SEQ_VALUE_OFFSET as u64)),
-                    ("type", describe(value)),
+                    ("type", describe_copies(value)),
                 ]),
             ]),
         ),
     ]);
     (c_type, ty)
+}
+
+/// The `type` description of the two copies of a consistent value of type `value`: an array of
+/// two.
+fn describe_copies(value: &'static CType) -> Json {
+    let (_, dims) = value.split_array();
+    let mut c_type = format!("{}[2]", value.base_spelling());
+    for d in dims {
+        let _ = write!(c_type, "[{d}]");
+    }
+    Json::Obj(vec![
+        ("kind", Json::Str("array".into())),
+        ("c_type", Json::Str(c_type)),
+        ("size", Json::Num(2 * value.size() as u64)),
+        ("len", Json::Num(2)),
+        ("elem", describe(value)),
+    ])
 }
 
 /// The C spelling of a type without a declarator: `__u32`, `struct S`, `__u16[4]`.

@@ -8,7 +8,12 @@
 //!
 //! All three restore on early return and on panic (the restore runs while unwinding). Consistent
 //! hints ([`ConsistentTaskLocal`]) have `scoped` and `set_scoped` too, and travel with futures
-//! through [`HintFutureExt::with_hints`].
+//! like plain ones, through [`HintFutureExt::with_hint`] or [`HintFutureExt::with_hints`].
+//!
+//! Hinted futures compose: `join!`, `select!`, `FuturesUnordered` and `spawn` take them like any
+//! future. A hint pair `(&HINT, value)` is a [`HintSet`] whatever the reference's lifetime, so
+//! that rustc can prove a spawned task `Send` when it holds hinted futures across an `.await`
+//! (that proof forgets every lifetime in the types the task holds).
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -124,14 +129,14 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 ///
 /// Not `Send` and not `Sync`: it restores the thread it was made on.
 #[must_use = "the hint is restored when the guard is dropped"]
-pub struct HintGuard<T: TldType, H: sealed::Handle<T> = TaskLocal<T>> {
+pub struct HintGuard<T: TldType, H: sealed::Handle<Value = T> = TaskLocal<T>> {
     hint: &'static H,
     previous: T,
     /// A raw pointer is neither `Send` nor `Sync`, and neither is the guard.
     _not_send: PhantomData<*const ()>,
 }
 
-impl<T: TldType, H: sealed::Handle<T>> HintGuard<T, H> {
+impl<T: TldType, H: sealed::Handle<Value = T>> HintGuard<T, H> {
     #[inline(always)]
     fn new(hint: &'static H, value: T) -> Self {
         let previous = hint.replace(value);
@@ -148,14 +153,16 @@ impl<T: TldType, H: sealed::Handle<T>> HintGuard<T, H> {
     }
 }
 
-impl<T: TldType, H: sealed::Handle<T>> Drop for HintGuard<T, H> {
+impl<T: TldType, H: sealed::Handle<Value = T>> Drop for HintGuard<T, H> {
     #[inline]
     fn drop(&mut self) {
         self.hint.set(self.previous);
     }
 }
 
-impl<T: TldType + std::fmt::Debug, H: sealed::Handle<T>> std::fmt::Debug for HintGuard<T, H> {
+impl<T: TldType + std::fmt::Debug, H: sealed::Handle<Value = T>> std::fmt::Debug
+    for HintGuard<T, H>
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HintGuard")
             .field("key", &self.hint.key())
@@ -164,13 +171,14 @@ impl<T: TldType + std::fmt::Debug, H: sealed::Handle<T>> std::fmt::Debug for Hin
     }
 }
 
-impl<T: TldType> sealed::Handle<T> for TaskLocal<T> {
+impl<T: TldType> sealed::Handle for TaskLocal<T> {
+    type Value = T;
     #[inline(always)]
-    fn replace(&'static self, value: T) -> T {
+    fn replace(&self, value: T) -> T {
         TaskLocal::replace(self, value)
     }
     #[inline(always)]
-    fn set(&'static self, value: T) {
+    fn set(&self, value: T) {
         TaskLocal::set(self, value)
     }
     fn key(&self) -> &'static str {
@@ -178,13 +186,14 @@ impl<T: TldType> sealed::Handle<T> for TaskLocal<T> {
     }
 }
 
-impl<T: TldType> sealed::Handle<T> for ConsistentTaskLocal<T> {
+impl<T: TldType> sealed::Handle for ConsistentTaskLocal<T> {
+    type Value = T;
     #[inline(always)]
-    fn replace(&'static self, value: T) -> T {
+    fn replace(&self, value: T) -> T {
         ConsistentTaskLocal::replace(self, value)
     }
     #[inline(always)]
-    fn set(&'static self, value: T) {
+    fn set(&self, value: T) {
         ConsistentTaskLocal::set(self, value)
     }
     fn key(&self) -> &'static str {
@@ -195,11 +204,13 @@ impl<T: TldType> sealed::Handle<T> for ConsistentTaskLocal<T> {
 mod sealed {
     /// A hint handle that scoped hints set and restore: [`TaskLocal`](crate::TaskLocal) or
     /// [`ConsistentTaskLocal`](crate::ConsistentTaskLocal).
-    pub trait Handle<T>: Sync + 'static {
+    pub trait Handle: Sync + 'static {
+        /// The hint's type.
+        type Value: crate::TldType;
         /// Stores `value` and returns the value before.
-        fn replace(&'static self, value: T) -> T;
+        fn replace(&self, value: Self::Value) -> Self::Value;
         /// Stores `value`.
-        fn set(&'static self, value: T);
+        fn set(&self, value: Self::Value);
         /// The hint's key.
         fn key(&self) -> &'static str;
     }
@@ -219,17 +230,20 @@ mod sealed {
 
 /// One or more hints and their values, carried by a [`Hinted`] future.
 ///
-/// Implemented for a pair `(&'static TaskLocal<T>, T)` or `(&'static ConsistentTaskLocal<T>, T)`
-/// and for tuples of up to eight `HintSet`s, so several hints travel together:
-/// `fut.with_hints(((&PRIORITY, 10), (&LATENCY, hint)))`. A consistent hint travels through
-/// [`with_hints`](HintFutureExt::with_hints), alone (`fut.with_hints((&BUDGET, budget))`) or in a
-/// tuple. Sealed: it cannot be implemented outside this crate.
+/// Implemented for a pair `(&TaskLocal<T>, T)` or `(&ConsistentTaskLocal<T>, T)`, and for tuples
+/// of up to eight `HintSet`s, so several hints travel together:
+/// `fut.with_hints(((&PRIORITY, 10), (&LATENCY, hint), (&BUDGET, budget)))`. A pair is a
+/// `HintSet` for a reference of any lifetime, which is what lets a task that holds hinted
+/// futures across an `.await` (in `join!`, `select!`, a `FuturesUnordered`) be spawned: rustc
+/// proves such a task `Send` with the lifetimes of the types it holds forgotten. Sealed: it
+/// cannot be implemented outside this crate.
 pub trait HintSet: sealed::Apply {}
 
-/// A hint and its value as a `HintSet`: for each handle type with a `replace`.
+/// A hint and its value as a `HintSet`: for each handle type with a `replace`, and a reference
+/// of any lifetime (the handles' methods take `&self`).
 macro_rules! pair_sets {
     ($($handle:ident),+) => {$(
-        impl<T: TldType> sealed::Apply for (&'static $handle<T>, T) {
+        impl<T: TldType> sealed::Apply for (&$handle<T>, T) {
             type Saved = T;
             #[inline(always)]
             fn enter(&self) -> T {
@@ -241,7 +255,7 @@ macro_rules! pair_sets {
             }
         }
 
-        impl<T: TldType> HintSet for (&'static $handle<T>, T) {}
+        impl<T: TldType> HintSet for (&$handle<T>, T) {}
     )+};
 }
 
@@ -330,7 +344,8 @@ tuple_sets! {
 /// ```
 pub trait HintFutureExt: Future + Sized {
     /// Wraps the future so that `hint` is `value` on the polling thread during each of its
-    /// polls.
+    /// polls. `hint` is a plain hint ([`TaskLocal`]) or a consistent one
+    /// ([`ConsistentTaskLocal`]).
     ///
     /// Chain calls to carry several hints, or use [`with_hints`](Self::with_hints). A wrapper
     /// inside another (a hinted future awaited by a hinted task) wins during its own polls, and
@@ -342,11 +357,25 @@ pub trait HintFutureExt: Future + Sized {
     ///
     /// A wrapper that is never polled touches no hint, and dropping a wrapper drops the inner
     /// future without setting the hint.
-    fn with_hint<T: TldType>(
+    ///
+    /// ```
+    /// use tld_runtime::{task_local_data, HintFutureExt};
+    ///
+    /// #[task_local_data]
+    /// static PRIORITY: i32 = 0;
+    /// #[task_local_data(consistent)]
+    /// static WINDOW_NS: [u64; 2] = [0, 0];
+    ///
+    /// async fn handle() {}
+    ///
+    /// let task = handle().with_hint(&PRIORITY, 10).with_hint(&WINDOW_NS, [100, 200]);
+    /// # drop(task);
+    /// ```
+    fn with_hint<H: sealed::Handle>(
         self,
-        hint: &'static TaskLocal<T>,
-        value: T,
-    ) -> Hinted<Self, (&'static TaskLocal<T>, T)> {
+        hint: &'static H,
+        value: H::Value,
+    ) -> Hinted<Self, (&'static H, H::Value)> {
         Hinted {
             inner: self,
             hints: (hint, value),

@@ -40,7 +40,7 @@ thread_local! {
     /// The thread has handed its block to the kernel at least once.
     static EXPOSED: Cell<bool> = const { Cell::new(false) };
     /// Storage for values that have no place in a block (see [`fallback_slot`]).
-    static FALLBACK: RefCell<Vec<(usize, Box<[u64]>)>> = const { RefCell::new(Vec::new()) };
+    static FALLBACK: RefCell<Vec<Fallback>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The calling thread's block, or null. The hot path: one TLS load.
@@ -93,16 +93,31 @@ pub fn clear_exposed() {
     EXPOSED.with(|e| e.set(false));
 }
 
+/// One value in a thread's fallback storage.
+struct Fallback {
+    /// The value's id (a handle's address).
+    id: usize,
+    /// The value's length in bytes.
+    len: usize,
+    /// Its storage, at least `len` bytes, 8-aligned.
+    buf: Box<[u64]>,
+}
+
 /// Per-thread storage for a value that has no place in the thread's block: a hint that the
 /// layout did not place, or any value on a thread whose block is gone. `id` names the value;
 /// `init` is its first content. The values stay private to the thread. Returns `None` while
 /// the thread's thread-locals are being destroyed, or when called re-entrantly.
+///
+/// The storage returned is 8-aligned and at least `init.len()` bytes long, whatever other
+/// values used the same `id` before: a slot is found by `id` and length together. (A handle's
+/// `id` is its address, and a handle that is not a static may die and leave its address to
+/// another of another size.)
 pub fn fallback_slot(id: usize, init: &[u8]) -> Option<*mut u8> {
     FALLBACK
         .try_with(|slots| {
             let mut slots = slots.try_borrow_mut().ok()?;
-            if let Some((_, buf)) = slots.iter_mut().find(|(k, _)| *k == id) {
-                return Some(buf.as_mut_ptr().cast::<u8>());
+            if let Some(slot) = slots.iter_mut().find(|s| s.id == id && s.len == init.len()) {
+                return Some(slot.buf.as_mut_ptr().cast::<u8>());
             }
             let mut buf = vec![0u64; init.len().div_ceil(8).max(1)].into_boxed_slice();
             // SAFETY: `buf` has at least `init.len()` bytes, and the two do not overlap.
@@ -114,9 +129,38 @@ pub fn fallback_slot(id: usize, init: &[u8]) -> Option<*mut u8> {
                 )
             };
             let p = buf.as_mut_ptr().cast::<u8>();
-            slots.push((id, buf));
+            slots.push(Fallback {
+                id,
+                len: init.len(),
+                buf,
+            });
             Some(p)
         })
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fallback_slot_is_found_by_id_and_length() {
+        std::thread::spawn(|| {
+            let small = fallback_slot(1, &[7; 4]).unwrap();
+            // SAFETY: the slot holds at least 4 bytes.
+            unsafe { small.write(9) };
+            assert_eq!(fallback_slot(1, &[7; 4]), Some(small), "the same value");
+            // Another value of another size under the same id gets storage of its own size.
+            let large = fallback_slot(1, &[3; 4000]).unwrap();
+            assert_ne!(large, small);
+            // SAFETY: the slot holds at least 4000 bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(large, 4000) };
+            assert!(bytes.iter().all(|&b| b == 3));
+            // SAFETY: as above.
+            assert_eq!(unsafe { small.read() }, 9);
+        })
+        .join()
+        .unwrap();
+    }
 }

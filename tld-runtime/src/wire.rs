@@ -18,7 +18,10 @@
 //!   6.18 readers take start from the page's first u64, 7.x readers from the map value;
 //!   tld-runtime writes both
 //!
-//! a consistent hint's entry:         u64 seq (odd while a writer writes) | value
+//! a consistent hint's entry:        u64 seq | value copy 0 | value copy 1
+//!   seq: bit 0 always 1 | bit 1: the thread writes | bit 2: BPF writes
+//!        | bit 3: the thread waits to read | bits 4..: version v
+//!   copy (v & 1) holds the last whole value; writers fill the other copy, then publish v + 1
 //! ```
 //!
 //! The full description, with the publication rules and the kernel's lifetime rules, is in
@@ -148,24 +151,71 @@ pub const VALUE_ALIGN: usize = 8;
 /// The largest alignment a hint's type may have.
 pub const MAX_HINT_ALIGN: usize = VALUE_ALIGN;
 
-/// Offset of the sequence counter in a consistent hint's entry: a `u64`, odd while a writer is
-/// in the middle of a write, even otherwise.
+/// Offset of the sequence word in a consistent hint's entry: a `u64` that says which of the
+/// entry's two copies of the value is whole, and who is writing the other (the `SEQ_*`
+/// constants below).
 pub const SEQ_OFFSET: usize = 0;
-/// Offset of the value in a consistent hint's entry, after its counter.
+/// Offset of the first copy of the value in a consistent hint's entry, after its sequence word.
+/// The second copy follows the first directly, at `SEQ_VALUE_OFFSET + size_of::<T>()` (C's
+/// `T value[2]`).
 pub const SEQ_VALUE_OFFSET: usize = 8;
 
-/// The size a consistent hint whose value has `value_size` bytes publishes: the counter, then
-/// the value padded to 8 bytes (the size of C's `struct { __u64 seq; T value; }`).
+/// Bit 0 of a consistent hint's sequence word, always set: it marks the two-copy format. A
+/// reader or writer of the earlier one-copy format (whose counter was even at rest) sees a
+/// write that never ends and gives up, instead of reading or writing the wrong bytes.
+pub const SEQ_LATCH: u64 = 1;
+/// Bit 1 of the sequence word: the thread itself (user space) is writing the copy that is not
+/// whole.
+pub const SEQ_CLAIM_THREAD: u64 = 2;
+/// Bit 2 of the sequence word: a BPF program is writing the copy that is not whole.
+pub const SEQ_CLAIM_BPF: u64 = 4;
+/// Both claim bits.
+pub const SEQ_CLAIMS: u64 = SEQ_CLAIM_THREAD | SEQ_CLAIM_BPF;
+/// Bit 3 of the sequence word: the thread waits to read, and BPF writers hold off until it has.
+/// The thread sets it when BPF writers keep it from taking a whole copy (writing back to back,
+/// faster than it copies), then claims the word between two writes and reads under its claim.
+pub const SEQ_WANT: u64 = 8;
+/// The version is the sequence word shifted right by this many bits; each write adds 1.
+pub const SEQ_VERSION_SHIFT: u32 = 4;
+/// What one write adds to the sequence word (one version).
+pub const SEQ_ONE: u64 = 1 << SEQ_VERSION_SHIFT;
+/// The sequence word of a new entry: version 0, nobody writing, copy 0 whole.
+pub const SEQ_INIT: u64 = SEQ_LATCH;
+
+/// Which copy (0 or 1) of a consistent hint's value is whole while the sequence word is `seq`:
+/// the version's lowest bit.
+pub const fn seq_copy(seq: u64) -> usize {
+    ((seq >> SEQ_VERSION_SHIFT) & 1) as usize
+}
+
+/// Whether a copy of the value taken while the sequence word read `before` (and was a latch
+/// word) is whole, given the word read again after the copy, `after`: true if no writer has
+/// started on that copy since, that is if at most the write in progress at `before` has been
+/// published (`after` is at most version + 1, unclaimed).
+pub const fn seq_copy_whole(before: u64, after: u64) -> bool {
+    (after & !SEQ_WANT).wrapping_sub(before & !(SEQ_ONE - 1)) <= SEQ_ONE | SEQ_LATCH
+}
+
+/// The offset of copy `i` (0 or 1) of a consistent hint's value of `value_size` bytes, from
+/// the start of its entry.
+pub const fn seq_copy_offset(value_size: usize, i: usize) -> usize {
+    SEQ_VALUE_OFFSET + i * value_size
+}
+
+/// The size a consistent hint whose value has `value_size` bytes publishes: the sequence word,
+/// then two copies of the value, padded to 8 bytes (the size of C's
+/// `struct { __u64 seq; T value[2]; }`).
 pub const fn consistent_size(value_size: usize) -> usize {
-    SEQ_VALUE_OFFSET + round8(value_size)
+    SEQ_VALUE_OFFSET + round8(2 * value_size)
 }
 
 /// The page size the compile-time limits assume (4 KiB, as on x86-64).
 pub const BASE_PAGE_SIZE: usize = 4096;
 /// The largest hint on 4 KiB pages: the page less `start`.
 pub const MAX_HINT_SIZE: usize = BASE_PAGE_SIZE - DATA_START;
-/// The largest value of a consistent hint on 4 KiB pages: room for its counter must remain.
-pub const MAX_CONSISTENT_SIZE: usize = MAX_HINT_SIZE - SEQ_VALUE_OFFSET;
+/// The largest value of a consistent hint on 4 KiB pages: its sequence word and two copies of it
+/// must fit.
+pub const MAX_CONSISTENT_SIZE: usize = (MAX_HINT_SIZE - SEQ_VALUE_OFFSET) / 2;
 
 /// The number of entries a metadata page of `page_size` bytes holds: 63 on 4 KiB pages.
 pub const fn max_entries(page_size: usize) -> usize {
@@ -206,9 +256,50 @@ mod tests {
         assert_eq!(round8(1), 8);
         assert_eq!(round8(8), 8);
         assert_eq!(round8(1001), 1008);
-        assert_eq!(consistent_size(32), 40);
-        assert_eq!(consistent_size(6), 16);
+        assert_eq!(consistent_size(32), 72);
+        assert_eq!(consistent_size(6), 24);
         assert_eq!(consistent_size(MAX_CONSISTENT_SIZE), MAX_HINT_SIZE);
+        assert_eq!(MAX_CONSISTENT_SIZE, 2040);
+        assert_eq!(seq_copy_offset(6, 1), 14);
+    }
+
+    #[test]
+    fn the_sequence_word() {
+        assert_eq!(seq_copy(SEQ_INIT), 0);
+        let v7 = (7 * SEQ_ONE) | SEQ_LATCH;
+        assert_eq!(seq_copy(v7), 1);
+        assert_eq!(
+            seq_copy(v7 | SEQ_CLAIM_BPF),
+            1,
+            "a claim does not move the whole copy"
+        );
+        assert_eq!(seq_copy(v7 | SEQ_CLAIM_BPF | SEQ_WANT), 1);
+        assert_eq!(seq_copy(v7 + SEQ_ONE), 0);
+        // Taken at version 7: whole while nobody has started on copy 1 again.
+        for before in [v7, v7 | SEQ_CLAIM_THREAD, v7 | SEQ_CLAIM_BPF] {
+            assert!(seq_copy_whole(before, v7));
+            assert!(seq_copy_whole(before, v7 | SEQ_CLAIM_BPF));
+            assert!(seq_copy_whole(before, v7 + SEQ_ONE));
+            assert!(
+                seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_WANT),
+                "a reader waits"
+            );
+            assert!(seq_copy_whole(before, v7 | SEQ_WANT | SEQ_CLAIM_BPF));
+            assert!(!seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_CLAIM_THREAD));
+            assert!(!seq_copy_whole(before, (v7 + SEQ_ONE) | SEQ_CLAIM_BPF));
+            assert!(!seq_copy_whole(before, v7 + 2 * SEQ_ONE));
+            assert!(
+                !seq_copy_whole(before, v7 - SEQ_ONE),
+                "a word that went back"
+            );
+        }
+        // Around the wrap of the version.
+        let last = !(SEQ_ONE - 1) | SEQ_LATCH;
+        assert!(seq_copy_whole(last, last.wrapping_add(SEQ_ONE)));
+        assert!(!seq_copy_whole(
+            last,
+            last.wrapping_add(SEQ_ONE) | SEQ_CLAIM_BPF
+        ));
     }
 
     #[test]

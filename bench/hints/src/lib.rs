@@ -46,6 +46,6 @@ hints!(
 #[task_local_data(key = "bench_plain32")]
 pub static PLAIN32: [u64; 4] = [0; 4];
 
-/// The same 32 bytes as a consistent hint, guarded by its sequence counter (C1, C2).
+/// The same 32 bytes as a consistent hint: two copies under a sequence word (C1, C2).
 #[task_local_data(key = "bench_seq32", consistent)]
 pub static SEQ32: [u64; 4] = [0; 4];

@@ -78,7 +78,7 @@ pub struct Budget {
     pub request_id: u64,
 }
 
-/// Key "budget": a consistent hint, guarded by a sequence counter in the page, so that BPF
+/// Key "budget": a consistent hint, two copies under a sequence word in the page, so that BPF
 /// never sees one field of a new budget with another of the old one.
 #[task_local_data(consistent)]
 pub static BUDGET: Budget = Budget {

@@ -65,7 +65,7 @@ pub static VALUE4: TestStruct = TestStruct {
 #[task_local_data]
 pub static DUMMY: [u8; 1000] = [0; 1000];
 
-/// A consistent 32-byte struct: its value is guarded by a sequence counter, so BPF and Rust read
+/// A consistent 32-byte struct: two copies under a sequence word, so BPF and Rust read
 /// it whole (`tests/tests/consistent.rs`). Key "seq_value4".
 #[task_local_data(consistent)]
 pub static SEQ_VALUE4: TestStruct = TestStruct {
@@ -79,3 +79,9 @@ pub static SEQ_VALUE4: TestStruct = TestStruct {
 /// "seq_small".
 #[task_local_data(consistent)]
 pub static SEQ_SMALL: [u16; 3] = [1, 2, 3];
+
+/// A consistent value of 1024 bytes, the most BPF copies at once (`TLD_SEQ_MAX_SIZE`): too large
+/// for a BPF program's stack, so `bpf/tld_consistent.bpf.c` copies it through a per-CPU map
+/// value. Every writer writes 128 equal words. Key "seq_big".
+#[task_local_data(consistent)]
+pub static SEQ_BIG: [u64; 128] = [0; 128];

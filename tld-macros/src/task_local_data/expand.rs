@@ -118,9 +118,9 @@ fn type_checks(item: &HintStatic, type_name: &str, consistent: bool) -> TokenStr
         (
             quote!(::tld_runtime::__private::MAX_CONSISTENT_SIZE),
             format!(
-                "tld: a consistent hint must fit in the per-thread data area of 4088 bytes with \
-                 its 8-byte sequence counter, so its type may have 4080 bytes at most \
-                 (MAX_CONSISTENT_SIZE), and `{type_name}` is larger"
+                "tld: a consistent hint keeps two copies of its value and an 8-byte sequence \
+                 word in the per-thread data area of 4088 bytes, so its type may have 2040 \
+                 bytes at most (MAX_CONSISTENT_SIZE), and `{type_name}` is larger"
             ),
         )
     } else {

@@ -13,7 +13,7 @@ use crate::errors::Errors;
 pub(crate) struct Args {
     /// `key = "..."`, if given.
     pub(crate) key: Option<LitStr>,
-    /// `consistent`, if given: the value is guarded by a sequence counter.
+    /// `consistent`, if given: the value is kept in two copies under a sequence word.
     pub(crate) consistent: Option<Ident>,
 }
 
