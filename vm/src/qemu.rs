@@ -207,9 +207,16 @@ fn supervise(
             Ok(Some(status)) => {
                 let console = read_console();
                 if !status.success() && console.trim().is_empty() {
+                    // One line: qemu's error if it printed one; the rest stays in its log.
+                    let error = qemu_says
+                        .lines()
+                        .find(|l| l.contains("error"))
+                        .or_else(|| qemu_says.lines().last())
+                        .unwrap_or("")
+                        .trim();
                     return Ok(Attempt::AccelFailed(format!(
-                        "{QEMU} exited with {status}: {}",
-                        crate::console::tail(&qemu_says, 5)
+                        "{QEMU} exited with {status}: {error}; qemu's output is in {}",
+                        qemu_log.display()
                     )));
                 }
                 return Ok(Attempt::Ran(Outcome {

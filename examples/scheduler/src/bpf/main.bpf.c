@@ -534,8 +534,12 @@ static s32 pick_victim(struct task_struct *p, u64 now)
 
 	if (prev >= 0 && bpf_cpumask_test_cpu(prev, p->cpus_ptr) && claim_victim(prev, now))
 		return prev;
-	/* A task that cannot migrate may only go to the CPU it is on. */
-	if (p->nr_cpus_allowed == 1 || is_migration_disabled(p))
+	/*
+	 * A task that cannot migrate may only go to the CPU it is on. (A
+	 * migration_disabled count of 1 on the current task may be the BPF
+	 * prolog's own; taking it for real only narrows the choice.)
+	 */
+	if (p->nr_cpus_allowed == 1 || p->migration_disabled)
 		return -1;
 	bpf_for(i, 1, n) {
 		s32 cpu = (prev + i) % n;
@@ -676,6 +680,7 @@ void BPF_STRUCT_OPS(tld_stopping, struct task_struct *p, bool runnable)
 	struct cpu_ctx *c = cpu_ctx_of(scx_bpf_task_cpu(p));
 	struct budget *pb;
 	u64 now, used;
+	s32 tgid;
 
 	if (c)
 		c->critical = c->boosted = 0;
@@ -687,7 +692,8 @@ void BPF_STRUCT_OPS(tld_stopping, struct task_struct *p, bool runnable)
 	if (!tctx->boosted)
 		return;
 	tctx->budget.tokens -= used;
-	pb = bpf_map_lookup_elem(&procs, &p->tgid);
+	tgid = p->tgid;
+	pb = bpf_map_lookup_elem(&procs, &tgid);
 	if (pb)
 		__sync_fetch_and_sub(&pb->tokens, (s64)used);
 	if (c)
@@ -708,13 +714,15 @@ void BPF_STRUCT_OPS(tld_tick, struct task_struct *p)
 	struct cpu_ctx *c;
 	struct budget *pb;
 	u64 now, ran;
+	s32 tgid;
 	bool stop;
 
 	if (!tctx || !tctx->boosted)
 		return;
 	now = bpf_ktime_get_ns();
 	ran = now - tctx->started;
-	pb = bpf_map_lookup_elem(&procs, &p->tgid);
+	tgid = p->tgid;
+	pb = bpf_map_lookup_elem(&procs, &tgid);
 	stop = tctx->budget.tokens <= (s64)ran || (pb && pb->tokens <= (s64)ran);
 	if (!stop) {
 		c = cpu_ctx_of(cpu);
