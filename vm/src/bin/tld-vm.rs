@@ -205,10 +205,6 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
         built.elapsed().as_secs_f64()
     );
 
-    let initrd = cache.join(match mode {
-        Mode::Test => "suite.cpio",
-        Mode::Demo => "demo.cpio",
-    });
     let mut fs = Initramfs::new(&cache.join("initramfs"))?;
     fs.add_program(&art.scheduler, "bin/scx_tld")?;
     fs.add_program(&art.guest, "bin/tld-vm-guest")?;
@@ -217,33 +213,178 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
     for (name, path) in &art.kernel_tests {
         fs.add_program(path, &format!("tests/{name}"))?;
     }
-    let command = match (mode, only) {
-        (Mode::Test, Some(groups)) => format!("/bin/tld-vm-guest suite --only {groups}"),
-        (Mode::Test, None) => "/bin/tld-vm-guest suite".to_string(),
-        (Mode::Demo, _) => "/bin/tld-vm-guest demo".to_string(),
-    };
-    let timeout = Duration::from_secs(env_u64("TLD_VM_TIMEOUT", 600));
-    // The guest's own deadline leaves it time to report, power off and be read.
-    let deadline = timeout.as_secs().saturating_sub(30).max(30);
-    fs.add_file("init", &init_script(&command, deadline), true)?;
-    fs.pack(&initrd)?;
 
-    let boot = qemu::Boot {
-        kernel: kernel.vmlinuz.clone(),
-        initrd,
-        append: qemu::default_append(),
-        cpus: env_u64("TLD_VM_CPUS", 4) as u32,
-        memory_mib: 2048,
-        timeout,
-        console: cache.join("console.log"),
+    let timeout = Duration::from_secs(env_u64("TLD_VM_TIMEOUT", 600));
+    let mut all = Report::default();
+    let mut ok = true;
+    let mut flaky = 0;
+    for run in plan(mode, only) {
+        let initrd = cache.join(format!("{}.cpio", run.label));
+        // The guest's own deadline leaves it time to report, power off and be read.
+        let deadline = timeout.as_secs().saturating_sub(30).max(30);
+        fs.add_file("init", &init_script(&run.command, deadline), true)?;
+        fs.pack(&initrd)?;
+        let boot = qemu::Boot {
+            kernel: kernel.vmlinuz.clone(),
+            initrd,
+            append: qemu::default_append(),
+            cpus: run.cpus,
+            memory_mib: 2048,
+            timeout,
+            console: cache.join(format!("console-{}.log", run.label)),
+        };
+        println!(
+            "\ntld-vm: guest '{}' ({}): booting {} with {} vCPUs (timeout {} s); console: {}",
+            run.label,
+            run.what,
+            kernel.package,
+            boot.cpus,
+            timeout.as_secs(),
+            boot.console.display()
+        );
+        let guest = run_guest(&boot, &cache)?;
+        flaky += guest.flaky;
+        ok &= guest.ok;
+        if !guest.report.rows.is_empty() {
+            let table = markdown_table(&guest.report.rows);
+            println!(
+                "\nWake-up delay of a thread sleeping 1 ms (measured in the VM):\n\n{table}"
+            );
+            let file = cache.join("latency.md");
+            let _ = std::fs::write(
+                &file,
+                format!(
+                    "Kernel {}, {} vCPUs, {} acceleration.\n\n{table}",
+                    kernel.package,
+                    boot.cpus,
+                    guest.accel.name()
+                ),
+            );
+            println!("(also written to {})\n", file.display());
+            if mode == Mode::Demo {
+                println!(
+                    "Each row: one thread sleeps 1 ms, 200 times, and measures how late it got \
+                     the CPU\nafter its timer fired; CPU-bound threads without hints keep every \
+                     vCPU busy. With\nLATENCY.set(LatencyHint::interactive(500)) (a plain store \
+                     in the thread's page), scx_tld\npreempts the CPU it runs on for it: it \
+                     waits about as long as on an idle VM.\nWithout the hint, or under scx_tld \
+                     --no-hints, it waits for a hog's 20 ms slice to end.\n"
+                );
+            }
+        }
+        if !guest.report.figures.is_empty() {
+            let file = cache.join("p7.txt");
+            let mut text = format!(
+                "kernel {}\nvcpus {}\naccel {}\nhost_load {}\nwhen_unix {}\n",
+                kernel.package,
+                boot.cpus,
+                guest.accel.name(),
+                guest.load.map_or(f64::NAN, |l| l.1),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            );
+            for (name, value) in &guest.report.figures {
+                text.push_str(&format!("{name} {value}\n"));
+            }
+            if std::fs::write(&file, text).is_ok() {
+                println!(
+                    "(the latency figures, P7 of the performance report, are in {})\n",
+                    file.display()
+                );
+            }
+        }
+        all.results.extend(guest.report.results);
+    }
+    Ok(print_results(&all, mode, flaky) && ok)
+}
+
+/// One boot of the guest.
+struct GuestRun {
+    /// Names its console and initramfs.
+    label: &'static str,
+    what: &'static str,
+    cpus: u32,
+    command: String,
+}
+
+/// The groups of the guest suite that run in the latency boot.
+const LATENCY_GROUPS: [&str; 1] = ["latency"];
+
+/// The boots a mode needs. The scheduler's tests run with `TLD_VM_CPUS` vCPUs (4), enough for
+/// a preemption to have a choice of victims. The wake-up latency cases run in a boot of their
+/// own with `TLD_VM_LATENCY_CPUS` vCPUs, by default as many as the host has CPUs (2 to 4):
+/// with more busy vCPUs than host CPUs, the host deschedules vCPUs for milliseconds, and a
+/// thread's wake-up waits for its vCPU to get a host CPU back, whatever the guest's
+/// scheduler does; the figure would measure the host.
+fn plan(mode: Mode, only: Option<&str>) -> Vec<GuestRun> {
+    let cpus = env_u64("TLD_VM_CPUS", 4) as u32;
+    let host = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let latency_cpus = env_u64("TLD_VM_LATENCY_CPUS", host.clamp(2, 4)) as u32;
+    let latency = GuestRun {
+        label: "latency",
+        what: "the wake-up latency cases and the tokio server",
+        cpus: latency_cpus,
+        command: match mode {
+            Mode::Test => "/bin/tld-vm-guest suite --only latency".to_string(),
+            Mode::Demo => "/bin/tld-vm-guest demo".to_string(),
+        },
     };
-    println!(
-        "tld-vm: booting {} with {} vCPUs (timeout {} s); console: {}",
-        kernel.package,
-        boot.cpus,
-        timeout.as_secs(),
-        boot.console.display()
-    );
+    if mode == Mode::Demo {
+        return vec![latency];
+    }
+    let groups: Vec<&str> = match only {
+        Some(g) => g.split(',').collect(),
+        None => GROUPS.to_vec(),
+    };
+    let main: Vec<&str> = groups
+        .iter()
+        .copied()
+        .filter(|g| !LATENCY_GROUPS.contains(g))
+        .collect();
+    let mut runs = Vec::new();
+    if !main.is_empty() {
+        runs.push(GuestRun {
+            label: "suite",
+            what: "the kernel tests and the scheduler's tests",
+            cpus,
+            command: format!("/bin/tld-vm-guest suite --only {}", main.join(",")),
+        });
+    }
+    if groups.iter().any(|g| LATENCY_GROUPS.contains(g)) {
+        runs.push(latency);
+    }
+    runs
+}
+
+/// Every group of the guest suite (`tld-vm-guest suite --only`).
+const GROUPS: [&str; 9] = [
+    "kernel",
+    "hints",
+    "preemption",
+    "nice",
+    "exec",
+    "starvation",
+    "latency",
+    "lifecycle",
+    "error-exit",
+];
+
+/// How one boot went.
+struct Guest {
+    report: Report,
+    accel: qemu::Accel,
+    /// Runs repeated after the emulator's known crash.
+    flaky: usize,
+    /// Whether the guest ran to its end, without a crash or a timeout.
+    ok: bool,
+    /// The host's load average while it ran: (min, mean, max).
+    load: Option<(f64, f64, f64)>,
+}
+
+/// Boots `boot`, repeating the run after the emulator's known crash (twice at most), and
+/// reads its console.
+fn run_guest(boot: &qemu::Boot, cache: &std::path::Path) -> Result<Guest> {
     // Under TCG the guest kernel can crash where it patches its own code (see
     // `qemu::Crash::is_known_emulator_crash`): such a run is repeated, MAX_FLAKY times at most,
     // and reported as flaky. Any other crash fails the suite at once.
@@ -251,7 +392,7 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
     let mut flaky = Vec::new();
     let load_before = host_load();
     let sampler = LoadSampler::start();
-    let mut outcome = qemu::run(&boot)?;
+    let mut outcome = qemu::run(boot)?;
     if let Some(why) = &outcome.kvm_failure {
         println!("tld-vm: KVM is not usable here ({why}); the guest runs under TCG emulation");
     }
@@ -294,7 +435,7 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
         );
         flaky.push(crash.line);
         let _ = std::fs::rename(&boot.console, cache.join("console-crashed.log"));
-        outcome = qemu::run(&boot)?;
+        outcome = qemu::run(boot)?;
     }
     let load = sampler.finish();
     let load_text = match (load_before, load) {
@@ -315,6 +456,7 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
 
     let report = Report::parse(&outcome.console);
     let mut ok = true;
+    let timeout = boot.timeout;
     if let Some(line) = &crashed {
         ok = false;
         println!("FAIL guest: the guest kernel crashed ({line})");
@@ -330,53 +472,6 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
             tail(&outcome.console, 60)
         );
     }
-    if !report.rows.is_empty() {
-        let table = markdown_table(&report.rows);
-        println!("\nWake-up delay of a thread sleeping 1 ms (measured in the VM):\n\n{table}");
-        let file = cache.join("latency.md");
-        let _ = std::fs::write(
-            &file,
-            format!(
-                "Kernel {}, {} vCPUs, {} acceleration.\n\n{table}",
-                kernel.package,
-                boot.cpus,
-                outcome.accel.name()
-            ),
-        );
-        println!("(also written to {})\n", file.display());
-        if mode == Mode::Demo {
-            println!(
-                "Each row: one thread sleeps 1 ms, 200 times, and measures how late it got the \
-                 CPU\nafter its timer fired; CPU-bound threads without hints keep every vCPU busy. \
-                 With\nLATENCY.set(LatencyHint::interactive(500)) (a plain store in the thread's \
-                 page), scx_tld\nqueues it ahead of the hogs and preempts one: it waits about as \
-                 long as on an idle VM.\nWithout the hint, or under scx_tld --no-hints, it waits \
-                 for a hog's 20 ms slice to end.\n"
-            );
-        }
-    }
-    if !report.figures.is_empty() {
-        let file = cache.join("p7.txt");
-        let mut text = format!(
-            "kernel {}\nvcpus {}\naccel {}\nhost_load {}\nwhen_unix {}\n",
-            kernel.package,
-            boot.cpus,
-            outcome.accel.name(),
-            load.map_or(f64::NAN, |l| l.1),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        );
-        for (name, value) in &report.figures {
-            text.push_str(&format!("{name} {value}\n"));
-        }
-        if std::fs::write(&file, text).is_ok() {
-            println!(
-                "(the latency figures, P7 of the performance report, are in {})\n",
-                file.display()
-            );
-        }
-    }
     if !flaky.is_empty() {
         println!(
             "tld-vm: FLAKY: {} run(s) of the guest crashed with the emulator's known int3 and \
@@ -385,7 +480,13 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
             flaky.join("; ")
         );
     }
-    Ok(print_results(&report, mode, flaky.len()) && ok)
+    Ok(Guest {
+        report,
+        accel: outcome.accel,
+        flaky: flaky.len(),
+        ok,
+        load,
+    })
 }
 
 fn qemu_present() -> bool {

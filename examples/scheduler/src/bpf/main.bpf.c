@@ -500,12 +500,18 @@ static struct task_ctx *lookup_ctx(struct task_struct *p)
 /* ---------------------------------------------------------------------- */
 /* Placement.                                                              */
 
-/* A waking task credited at most one slice of virtual time. */
-static u64 wake_vtime(struct task_struct *p)
+/*
+ * The virtual time to queue @p with: its own, except that a waking task is
+ * credited at most one slice for the time it slept. A task that did not
+ * sleep keeps its own (CPUs that run different sets of tasks, pinned ones
+ * say, advance their tasks' virtual times at different rates: clamping those
+ * to the fastest would erase their weights).
+ */
+static u64 queue_vtime(struct task_struct *p, u64 enq_flags)
 {
 	u64 vtime = p->scx.dsq_vtime;
 
-	if (time_before(vtime, vtime_now - slice_ns))
+	if ((enq_flags & SCX_ENQ_WAKEUP) && time_before(vtime, vtime_now - slice_ns))
 		vtime = vtime_now - slice_ns;
 	return vtime;
 }
@@ -580,7 +586,7 @@ void BPF_STRUCT_OPS(tld_enqueue, struct task_struct *p, u64 enq_flags)
 	STAT_INC(s, enqueues);
 	if (!tctx) {
 		/* No context (it could not be created): ordinary work. */
-		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ(llc), slice_ns, wake_vtime(p), enq_flags);
+		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ(llc), slice_ns, queue_vtime(p, enq_flags), enq_flags);
 		return;
 	}
 	apply_hints(p, tctx, !(enq_flags & SCX_ENQ_WAKEUP));
@@ -612,11 +618,11 @@ void BPF_STRUCT_OPS(tld_enqueue, struct task_struct *p, u64 enq_flags)
 				return;
 			}
 		}
-		scx_bpf_dsq_insert_vtime(p, LAT_DSQ(llc), tctx->slice, wake_vtime(p), enq_flags);
+		scx_bpf_dsq_insert_vtime(p, LAT_DSQ(llc), tctx->slice, queue_vtime(p, enq_flags), enq_flags);
 		return;
 	}
 ordinary:
-	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ(llc), tctx->slice, wake_vtime(p), enq_flags);
+	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ(llc), tctx->slice, queue_vtime(p, enq_flags), enq_flags);
 }
 
 /* Moves a task from LLC @llc's queues to this CPU's local queue: the

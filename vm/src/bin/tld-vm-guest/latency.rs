@@ -205,7 +205,7 @@ pub enum Mode {
 pub fn calibrate() -> u64 {
     let start = tld_vm::guest::monotonic_ns();
     let mut x = 0u64;
-    for _ in 0..3_000_000 {
+    for _ in 0..500_000 {
         x = std::hint::black_box(x.wrapping_mul(6364136223846793005) + 1);
     }
     std::hint::black_box(x);

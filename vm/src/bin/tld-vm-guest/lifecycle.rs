@@ -154,6 +154,7 @@ impl App {
     /// `generation`; returns how many threads match and what is wrong with the others.
     fn wait_seen(&self, generation: usize, timeout: Duration) -> (usize, Vec<String>) {
         let start = Instant::now();
+        let timeout = tld_vm::guest::bounded(timeout);
         loop {
             let records = Records::open();
             let mut wrong = Vec::new();
