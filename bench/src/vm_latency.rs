@@ -32,9 +32,7 @@ pub fn default_path() -> PathBuf {
     let cache = std::env::var_os("TLD_VM_CACHE")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tld-vm")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tld-vm"));
     cache.join("p7.txt")
 }
 

@@ -65,7 +65,9 @@ impl Report {
                     .push(rest.split('|').map(|c| c.trim().to_string()).collect()),
                 "FIGURE" => {
                     if let Some((name, value)) = rest.split_once(' ') {
-                        report.figures.push((name.to_string(), value.trim().to_string()));
+                        report
+                            .figures
+                            .push((name.to_string(), value.trim().to_string()));
                     }
                 }
                 "DONE" => report.done = true,

@@ -328,13 +328,23 @@ mod tests {
             .unwrap();
         let pid = child.id();
         let start = Instant::now();
-        let attempt =
-            supervise(child, Accel::Tcg, &console, &qemu_log, Duration::from_secs(2)).unwrap();
+        let attempt = supervise(
+            child,
+            Accel::Tcg,
+            &console,
+            &qemu_log,
+            Duration::from_secs(2),
+        )
+        .unwrap();
         let Attempt::Ran(outcome) = attempt else {
             panic!("the hung guest was taken for an accelerator failure");
         };
         assert!(outcome.timed_out, "not killed: {outcome:?}");
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
         assert!(
             crate::console::tail(&outcome.console, 3).contains("TLDVM HANGING-NOW"),
             "{outcome:?}"
@@ -359,13 +369,25 @@ mod tests {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let attempt =
-            supervise(child, Accel::Kvm, &console, &qemu_log, Duration::from_secs(20)).unwrap();
+        let attempt = supervise(
+            child,
+            Accel::Kvm,
+            &console,
+            &qemu_log,
+            Duration::from_secs(20),
+        )
+        .unwrap();
         let Attempt::AccelFailed(why) = attempt else {
             panic!("a KVM failure was not recognised");
         };
-        assert!(!why.contains('\n') && !why.contains("DR6") && !why.contains("Code="), "{why}");
-        assert!(why.contains("KVM internal error") && why.contains("console.kvm.qemu"), "{why}");
+        assert!(
+            !why.contains('\n') && !why.contains("DR6") && !why.contains("Code="),
+            "{why}"
+        );
+        assert!(
+            why.contains("KVM internal error") && why.contains("console.kvm.qemu"),
+            "{why}"
+        );
         assert!(fs::read_to_string(&qemu_log).unwrap().contains("DR6="));
         let _ = fs::remove_dir_all(&dir);
     }

@@ -247,9 +247,7 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
         ok &= guest.ok;
         if !guest.report.rows.is_empty() {
             let table = markdown_table(&guest.report.rows);
-            println!(
-                "\nWake-up delay of a thread sleeping 1 ms (measured in the VM):\n\n{table}"
-            );
+            println!("\nWake-up delay of a thread sleeping 1 ms (measured in the VM):\n\n{table}");
             let file = cache.join("latency.md");
             let _ = std::fs::write(
                 &file,

@@ -639,12 +639,53 @@ static bool take_from(u32 llc, bool capped)
 	return capped && scx_bpf_dsq_move_to_local(LAT_DSQ(llc), 0);
 }
 
+/*
+ * @prev's slice ended and it is still runnable. The kernel asks for the next
+ * task before it queues @prev again, and would run whatever this returns
+ * first: so @prev runs on, with a new slice, if no task in the ordinary queue
+ * that may run here has a smaller virtual time than @prev has now, and no
+ * critical task waits. (Without this, two tasks sharing a CPU would take
+ * turns slice by slice, whatever their weights.) Its hints are read as at an
+ * enqueue: one that makes it critical sends it through enqueue instead.
+ */
+static bool keep_prev(struct task_struct *prev, s32 cpu, u32 llc, bool capped)
+{
+	struct task_ctx *tctx;
+	struct task_struct *p;
+	u64 vtime, now;
+
+	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED))
+		return false;
+	tctx = lookup_ctx(prev);
+	if (!tctx || tctx->critical)
+		return false;
+	if (!capped && scx_bpf_dsq_nr_queued(LAT_DSQ(llc)))
+		return false;
+	now = bpf_ktime_get_ns();
+	vtime = prev->scx.dsq_vtime +
+		(now - tctx->started) * NICE_0_WEIGHT / (tctx->weight ?: 1);
+	bpf_for_each(scx_dsq, p, SHARED_DSQ(llc), 0) {
+		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		if (time_before(p->scx.dsq_vtime, vtime))
+			return false;
+		break;
+	}
+	apply_hints(prev, tctx, true);
+	if (tctx->critical)
+		return false;
+	prev->scx.slice = tctx->slice;
+	return true;
+}
+
 void BPF_STRUCT_OPS(tld_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct cpu_ctx *c = cpu_ctx_of(cpu);
 	bool capped = c && cpu_capped(c, bpf_ktime_get_ns(), 0);
 	u32 llc = llc_of(cpu), i;
 
+	if (keep_prev(prev, cpu, llc, capped))
+		return;
 	if (take_from(llc, capped))
 		return;
 	/* Nothing in this CPU's cache: take work from the others'. */

@@ -152,8 +152,8 @@ pub fn starvation(sched: &mut Sched) {
                 .map(|(x, y)| x - y)
                 .collect();
             let most = boosted.iter().copied().max().unwrap_or(0) as f64 / 1e9 / elapsed;
-            let hogs = a["total"]["hogs"].as_u64().unwrap_or(0)
-                - b["total"]["hogs"].as_u64().unwrap_or(0);
+            let hogs =
+                a["total"]["hogs"].as_u64().unwrap_or(0) - b["total"]["hogs"].as_u64().unwrap_or(0);
             (most, hogs, String::new())
         }
         (Err(e), _) | (_, Err(e)) => (f64::NAN, 0, format!("; statistics: {e}")),
@@ -234,7 +234,11 @@ pub fn targeted_preemption(sched: &mut Sched) {
         ready.wait();
         let after = sched_stats();
         stop.store(true, Ordering::Relaxed);
-        outcome = Some((before, after, waker.join().expect("the waker does not panic")));
+        outcome = Some((
+            before,
+            after,
+            waker.join().expect("the waker does not panic"),
+        ));
     });
     let alive = sched.alive();
     let (before, after, waker) = outcome.expect("measured");
@@ -334,10 +338,7 @@ pub fn nice(sched: &mut Sched) {
                 }
                 start_line.wait();
                 let (ns, _) = spin(stop);
-                results
-                    .lock()
-                    .unwrap()
-                    .push((i, name, ns, gettid(), setup));
+                results.lock().unwrap().push((i, name, ns, gettid(), setup));
             });
         }
         let (stop, start_line, sleeper_tid) = (&stop, &start_line, &sleeper_tid);
@@ -375,7 +376,10 @@ pub fn nice(sched: &mut Sched) {
     }
     let hinted_tid = results.get(3).map_or(0, |r| r.3);
     let sleeper = sleeper_tid.load(Ordering::Relaxed) as i32;
-    for (who, tid) in [("the hog with a latency hint", hinted_tid), ("the sleeper", sleeper)] {
+    for (who, tid) in [
+        ("the hog with a latency hint", hinted_tid),
+        ("the sleeper", sleeper),
+    ] {
         match records.get(tid) {
             Some(r) if r.weight == weight_of(10) => {}
             Some(r) => problems.push(format!(

@@ -258,7 +258,11 @@ impl Measured {
 
     /// Undisturbed rounds of the run with hints (every round if fewer than two are).
     fn judged_rounds(&self) -> Vec<&Round> {
-        let quiet: Vec<&Round> = self.rounds.iter().filter(|r| self.quiet(r.calib_ns)).collect();
+        let quiet: Vec<&Round> = self
+            .rounds
+            .iter()
+            .filter(|r| self.quiet(r.calib_ns))
+            .collect();
         if quiet.len() >= 2 {
             quiet
         } else {
@@ -267,8 +271,11 @@ impl Measured {
     }
 
     fn judged_control(&self) -> Vec<&ControlRound> {
-        let quiet: Vec<&ControlRound> =
-            self.control.iter().filter(|r| self.quiet(r.calib_ns)).collect();
+        let quiet: Vec<&ControlRound> = self
+            .control
+            .iter()
+            .filter(|r| self.quiet(r.calib_ns))
+            .collect();
         if quiet.len() >= 2 {
             quiet
         } else {
@@ -277,16 +284,33 @@ impl Measured {
     }
 
     fn all(&self, f: impl Fn(&Round) -> &Vec<u64>) -> Summary {
-        Summary::of(self.rounds.iter().flat_map(|r| f(r).iter().copied()).collect())
+        Summary::of(
+            self.rounds
+                .iter()
+                .flat_map(|r| f(r).iter().copied())
+                .collect(),
+        )
     }
 
     fn control_all(&self) -> Summary {
-        Summary::of(self.control.iter().flat_map(|r| r.control.iter().copied()).collect())
+        Summary::of(
+            self.control
+                .iter()
+                .flat_map(|r| r.control.iter().copied())
+                .collect(),
+        )
     }
 
     fn disturbed(&self) -> usize {
-        self.rounds.iter().filter(|r| !self.quiet(r.calib_ns)).count()
-            + self.control.iter().filter(|r| !self.quiet(r.calib_ns)).count()
+        self.rounds
+            .iter()
+            .filter(|r| !self.quiet(r.calib_ns))
+            .count()
+            + self
+                .control
+                .iter()
+                .filter(|r| !self.quiet(r.calib_ns))
+                .count()
     }
 }
 
@@ -306,7 +330,10 @@ fn p50(v: &[u64]) -> f64 {
 /// rounds and time are left.
 fn more_rounds(calibs: &[u64]) -> bool {
     let best = calibs.iter().copied().min().unwrap_or(1) as f64;
-    let quiet = calibs.iter().filter(|&&c| c as f64 <= DISTURBED * best).count();
+    let quiet = calibs
+        .iter()
+        .filter(|&&c| c as f64 <= DISTURBED * best)
+        .count();
     calibs.len() < MIN_ROUNDS
         || (quiet < QUIET_ROUNDS
             && calibs.len() < MAX_ROUNDS
@@ -322,7 +349,12 @@ pub fn measure(sched: Sched, _mode: Mode) -> Result<(Measured, Sched), String> {
 
     let mut rounds = Vec::new();
     let mut tid = 0;
-    while more_rounds(&rounds.iter().map(|r: &Round| r.calib_ns).collect::<Vec<_>>()) {
+    while more_rounds(
+        &rounds
+            .iter()
+            .map(|r: &Round| r.calib_ns)
+            .collect::<Vec<_>>(),
+    ) {
         let calib_ns = calibrate();
         let idle = sleeper.measure(true, SAMPLES).1;
         let hogs = Hogs::start(hogs_n);
@@ -380,7 +412,12 @@ pub fn measure(sched: Sched, _mode: Mode) -> Result<(Measured, Sched), String> {
         }
     };
     let mut control = Vec::new();
-    while more_rounds(&control.iter().map(|r: &ControlRound| r.calib_ns).collect::<Vec<_>>()) {
+    while more_rounds(
+        &control
+            .iter()
+            .map(|r: &ControlRound| r.calib_ns)
+            .collect::<Vec<_>>(),
+    ) {
         let calib_ns = calibrate();
         let idle = sleeper.measure(true, SAMPLES).1;
         let hogs = Hogs::start(hogs_n);
@@ -425,8 +462,8 @@ fn server_run(label: &str) -> (Result<server::Run, String>, usize) {
         let before = calibrate();
         let run = server::run(label);
         let after = calibrate();
-        let disturbed = after as f64 > DISTURBED * before as f64
-            || before as f64 > DISTURBED * after as f64;
+        let disturbed =
+            after as f64 > DISTURBED * before as f64 || before as f64 > DISTURBED * after as f64;
         if !disturbed || repeats == 2 || remaining() < std::time::Duration::from_secs(120) {
             return (run, repeats);
         }
@@ -468,7 +505,12 @@ pub fn report_all(m: &Measured, mode: Mode) {
         "p50 / hinted p50".into(),
     ]);
     let cases = [
-        ("idle VM (the limit)", "interactive, 500 us", "scx_tld", &idle),
+        (
+            "idle VM (the limit)",
+            "interactive, 500 us",
+            "scx_tld",
+            &idle,
+        ),
         (
             &*format!("{} CPU hogs", m.hogs),
             "interactive, 500 us",
@@ -534,7 +576,10 @@ pub fn report_all(m: &Measured, mode: Mode) {
             ("p7_tokio_interactive_p50_us", h.interactive.p50 as f64),
             ("p7_tokio_batch_p50_us", h.batch.p50 as f64),
             ("p7_tokio_ratio", h.ratio()),
-            ("p7_tokio_control_interactive_p50_us", c.interactive.p50 as f64),
+            (
+                "p7_tokio_control_interactive_p50_us",
+                c.interactive.p50 as f64,
+            ),
             ("p7_tokio_control_batch_p50_us", c.batch.p50 as f64),
             ("p7_tokio_control_ratio", c.ratio()),
         ] {
@@ -554,7 +599,12 @@ pub fn report_all(m: &Measured, mode: Mode) {
             .map(|r| p50(&r.unhinted) / p50(&r.hinted))
             .collect(),
     );
-    let hinted_vs_idle = median(judged.iter().map(|r| p50(&r.hinted) / p50(&r.idle)).collect());
+    let hinted_vs_idle = median(
+        judged
+            .iter()
+            .map(|r| p50(&r.hinted) / p50(&r.idle))
+            .collect(),
+    );
     let control_vs_idle = median(
         judged_control
             .iter()
@@ -565,13 +615,7 @@ pub fn report_all(m: &Measured, mode: Mode) {
     let per_round = |f: &dyn Fn(&Round) -> f64| {
         m.rounds
             .iter()
-            .map(|r| {
-                format!(
-                    "{:.1}{}",
-                    f(r),
-                    if m.quiet(r.calib_ns) { "" } else { "*" }
-                )
-            })
+            .map(|r| format!("{:.1}{}", f(r), if m.quiet(r.calib_ns) { "" } else { "*" }))
             .collect::<Vec<_>>()
             .join(" ")
     };

@@ -422,7 +422,12 @@ pub fn exec_launcher_main() -> i32 {
     }
     let sh = c"/bin/sh";
     let script = c"echo EXECED; i=0; while [ $i -lt 100 ]; do usleep 2000; i=$((i+1)); done; echo WOKEN; read x";
-    let args = [sh.as_ptr(), c"-c".as_ptr(), script.as_ptr(), std::ptr::null()];
+    let args = [
+        sh.as_ptr(),
+        c"-c".as_ptr(),
+        script.as_ptr(),
+        std::ptr::null(),
+    ];
     // SAFETY: a NUL-terminated path and a NULL-terminated argument list of C strings that
     // outlive the call; execv returns only on failure.
     unsafe { libc::execv(sh.as_ptr(), args.as_ptr()) };
@@ -475,7 +480,12 @@ pub fn exec_clears(sched: &mut Sched) {
     let alive = sched.alive();
     report(
         "lifecycle/exec-clears-hints",
-        execed && woken && element == Ok(false) && record.is_none() && clears >= 1 && code == 0
+        execed
+            && woken
+            && element == Ok(false)
+            && record.is_none()
+            && clears >= 1
+            && code == 0
             && alive,
         &format!(
             "a launcher set priority -20 and interactive (read by the scheduler{}), then exec'd \
@@ -490,7 +500,10 @@ pub fn exec_clears(sched: &mut Sched) {
             },
             match record {
                 None => "is gone".to_string(),
-                Some(r) => format!("still shows priority {} (read {} times)", r.priority, r.reads),
+                Some(r) => format!(
+                    "still shows priority {} (read {} times)",
+                    r.priority, r.reads
+                ),
             }
         ),
     );
