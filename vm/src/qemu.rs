@@ -89,9 +89,10 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
                 "{ACCEL_ENV}={other}: use kvm or tcg"
             )))
         }
-        None => kvm_usable(),
+        None => kvm_usable() && KVM_FAILED.get().is_none(),
     };
-    let mut kvm_failure = None;
+    // KVM failed in an earlier boot of this process: straight to TCG, with the same reason.
+    let mut kvm_failure = KVM_FAILED.get().filter(|_| forced.is_none()).cloned();
     if try_kvm {
         match run_once(boot, Accel::Kvm)? {
             Attempt::Ran(outcome) => return Ok(outcome),
@@ -99,6 +100,7 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
                 if forced.is_some() {
                     return Err(Error::Failed(format!("KVM was forced but failed: {why}")));
                 }
+                let _ = KVM_FAILED.set(why.clone());
                 kvm_failure = Some(why);
             }
         }
@@ -111,6 +113,9 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
         Attempt::AccelFailed(why) => Err(Error::Failed(format!("qemu failed: {why}"))),
     }
 }
+
+/// Why KVM failed, once it has in this process: later boots do not try it again.
+static KVM_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn kvm_usable() -> bool {
     fs::OpenOptions::new()

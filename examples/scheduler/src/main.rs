@@ -480,3 +480,37 @@ impl log::Log for Logger {
 
     fn flush(&self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_modes_are_octal_permission_bits() {
+        assert_eq!(parse_mode("0660"), Ok(0o660));
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0o644"), Ok(0o644));
+        assert!(parse_mode("0999").is_err());
+        assert!(parse_mode("4755").is_err());
+        assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn groups_by_number_or_name() {
+        assert_eq!(group_id("0").unwrap(), 0);
+        assert_eq!(group_id("root").unwrap(), 0);
+        let err = group_id("no-such-group-tld").unwrap_err().to_string();
+        assert!(err.contains("no such group"), "{err}");
+    }
+
+    #[test]
+    fn pin_access_sets_mode_and_group() {
+        let path = std::env::temp_dir().join(format!("scx_tld-pin-{}", std::process::id()));
+        fs::write(&path, "").unwrap();
+        set_pin_access(&path, Some(0o640), Some(0)).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 0);
+        let _ = fs::remove_file(&path);
+    }
+}

@@ -391,8 +391,11 @@ fn run_guest(boot: &qemu::Boot, cache: &std::path::Path) -> Result<Guest> {
     let load_before = host_load();
     let sampler = LoadSampler::start();
     let mut outcome = qemu::run(boot)?;
+    static KVM_SAID: AtomicBool = AtomicBool::new(false);
     if let Some(why) = &outcome.kvm_failure {
-        println!("tld-vm: KVM is not usable here ({why}); the guest runs under TCG emulation");
+        if !KVM_SAID.swap(true, Ordering::Relaxed) {
+            println!("tld-vm: KVM is not usable here ({why}); the guest runs under TCG emulation");
+        }
     }
     let mut crashed = None;
     while let Some(crash) = qemu::kernel_crash(&outcome.console) {
