@@ -79,17 +79,16 @@ impl VmLatency {
     pub fn tokio_met(&self) -> bool {
         let control = self.num("p7_tokio_control_ratio");
         self.num("p7_tokio_ratio") >= TOKIO_GOAL
-            && control <= TOKIO_CONTROL_GOAL
-            && control >= 1.0 / TOKIO_CONTROL_GOAL
+            && (1.0 / TOKIO_CONTROL_GOAL..=TOKIO_CONTROL_GOAL).contains(&control)
     }
 
     /// Where and when: kernel, vCPUs, accelerator, the host's load, the date.
     fn context(&self) -> String {
-        let when = self
-            .num("when_unix")
-            .is_finite()
-            .then(|| days_ago(self.num("when_unix")))
-            .unwrap_or_default();
+        let when = if self.num("when_unix").is_finite() {
+            days_ago(self.num("when_unix"))
+        } else {
+            String::new()
+        };
         format!(
             "in the VM ({}, {} vCPUs, {}; host load average {:.1}{when})",
             self.text("kernel"),
