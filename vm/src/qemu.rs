@@ -36,6 +36,11 @@ pub struct Boot {
     pub timeout: Duration,
     /// Where the serial console goes; qemu's own messages go next to it (`.qemu` suffix).
     pub console: PathBuf,
+    /// Under TCG, run every vCPU on one host thread (`-accel tcg,thread=single`) rather than
+    /// one thread each. No vCPU can then run a stale translation of code another vCPU just
+    /// patched (the known int3 crash, see [`Crash::is_known_emulator_crash`]), at the cost of
+    /// parallelism: right for tests that count and compare CPU time, wrong for wake-up latency.
+    pub tcg_single_thread: bool,
 }
 
 /// The accelerator a boot ran with.
@@ -154,8 +159,12 @@ fn run_once(boot: &Boot, accel: Accel) -> Result<Attempt> {
         Accel::Kvm => "host",
         Accel::Tcg => "max",
     };
+    let accel_arg = match accel {
+        Accel::Tcg if boot.tcg_single_thread => "tcg,thread=single",
+        _ => accel.name(),
+    };
     let mut cmd = Command::new(QEMU);
-    cmd.args(["-accel", accel.name(), "-cpu", cpu])
+    cmd.args(["-accel", accel_arg, "-cpu", cpu])
         .args(["-smp", &boot.cpus.to_string()])
         .args(["-m", &boot.memory_mib.to_string()])
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])

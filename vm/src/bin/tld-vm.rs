@@ -12,7 +12,9 @@
 //! package) into a failure instead of a skip; `TLD_VM_KERNEL` pins the kernel package,
 //! `TLD_VM_DEBIAN_MIRROR` the mirror, `TLD_VM_CACHE` the cache directory, `TLD_VM_ACCEL`
 //! (`kvm` or `tcg`) the accelerator, `TLD_VM_TIMEOUT` the guest's timeout in seconds (every
-//! wait inside the guest ends before it), `TLD_VM_CPUS` its CPUs (4).
+//! wait inside the guest ends before it), `TLD_VM_CPUS` the scheduler tests' CPUs (4),
+//! `TLD_VM_LATENCY_CPUS` the latency cases' (the host's CPUs, 2 to 4), `TLD_VM_TCG_THREADS=multi`
+//! one host thread per vCPU for the scheduler tests too.
 //!
 //! Both write the latency figures the guest measured (P7 of the performance report) to
 //! `p7.txt` in the cache directory, where `tld-bench-report` finds them.
@@ -232,6 +234,7 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
             memory_mib: 2048,
             timeout,
             console: cache.join(format!("console-{}.log", run.label)),
+            tcg_single_thread: run.tcg_single_thread,
         };
         println!(
             "\ntld-vm: guest '{}' ({}): booting {} with {} vCPUs (timeout {} s); console: {}",
@@ -304,13 +307,18 @@ struct GuestRun {
     what: &'static str,
     cpus: u32,
     command: String,
+    /// Under TCG, every vCPU on one host thread (see `qemu::Boot::tcg_single_thread`).
+    tcg_single_thread: bool,
 }
 
 /// The groups of the guest suite that run in the latency boot.
 const LATENCY_GROUPS: [&str; 1] = ["latency"];
 
 /// The boots a mode needs. The scheduler's tests run with `TLD_VM_CPUS` vCPUs (4), enough for
-/// a preemption to have a choice of victims. The wake-up latency cases run in a boot of their
+/// a preemption to have a choice of victims, all on one host thread under TCG (they count and
+/// compare CPU time, which does not need the host's parallelism, and a single thread cannot
+/// crash with the emulator's int3 when a scheduler attaches; `TLD_VM_TCG_THREADS=multi` gives
+/// each vCPU a thread). The wake-up latency cases run in a boot of their
 /// own with `TLD_VM_LATENCY_CPUS` vCPUs, by default as many as the host has CPUs (2 to 4):
 /// with more busy vCPUs than host CPUs, the host deschedules vCPUs for milliseconds, and a
 /// thread's wake-up waits for its vCPU to get a host CPU back, whatever the guest's
@@ -323,6 +331,7 @@ fn plan(mode: Mode, only: Option<&str>) -> Vec<GuestRun> {
         label: "latency",
         what: "the wake-up latency cases and the tokio server",
         cpus: latency_cpus,
+        tcg_single_thread: false,
         command: match mode {
             Mode::Test => "/bin/tld-vm-guest suite --only latency".to_string(),
             Mode::Demo => "/bin/tld-vm-guest demo".to_string(),
@@ -346,6 +355,7 @@ fn plan(mode: Mode, only: Option<&str>) -> Vec<GuestRun> {
             label: "suite",
             what: "the kernel tests and the scheduler's tests",
             cpus,
+            tcg_single_thread: std::env::var("TLD_VM_TCG_THREADS").as_deref() != Ok("multi"),
             command: format!("/bin/tld-vm-guest suite --only {}", main.join(",")),
         });
     }
