@@ -216,7 +216,8 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
         fs.add_program(path, &format!("tests/{name}"))?;
     }
 
-    let timeout = Duration::from_secs(env_u64("TLD_VM_TIMEOUT", 600));
+    // A boot takes 2 to 3 minutes on a quiet host, up to 10 beside a large build.
+    let timeout = Duration::from_secs(env_u64("TLD_VM_TIMEOUT", 900));
     let mut all = Report::default();
     let mut ok = true;
     let mut flaky = 0;

@@ -461,11 +461,17 @@ fn server_run(label: &str) -> (Result<server::Run, String>, usize) {
     let mut repeats = 0;
     loop {
         let before = calibrate();
+        let started = std::time::Instant::now();
         let run = server::run(label);
+        let took = started.elapsed();
         let after = calibrate();
         let disturbed =
             after as f64 > DISTURBED * before as f64 || before as f64 > DISTURBED * after as f64;
-        if !disturbed || repeats == 2 || remaining() < std::time::Duration::from_secs(120) {
+        // A run that took long saw a busy host throughout, and repeating it would eat the time
+        // the rest needs (after the hinted run: the control's rounds and its own server run).
+        let affordable = took < std::time::Duration::from_secs(60)
+            && remaining() > took * 4 + std::time::Duration::from_secs(240);
+        if !disturbed || repeats == 2 || !affordable {
             return (run, repeats);
         }
         println!(

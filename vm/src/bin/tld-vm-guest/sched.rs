@@ -123,6 +123,13 @@ impl Sched {
                 break status;
             }
             if start.elapsed() > limit {
+                if limit < Duration::from_secs(30) {
+                    println!(
+                        "scx_tld {}: the guest's deadline is {} s away: killing it",
+                        self.args,
+                        limit.as_secs()
+                    );
+                }
                 let _ = self.child.kill();
                 break self.child.wait().expect("wait for scx_tld");
             }
