@@ -639,10 +639,18 @@ pub fn report_all(m: &Measured, mode: Mode) {
         "latency/hint-vs-no-hint",
         round_ratio >= TEST_RATIO,
         &format!(
-            "{SAMPLES} wake-ups per case and round under {} hogs, {} rounds ({} undisturbed              judged; * marks a disturbed one): per round, no hint / hinted p50 = {}; median              {round_ratio:.1}x (need >= {TEST_RATIO}x); hinted / idle p50 per round {}              (median {hinted_vs_idle:.2}x); calibration per round {} ms",
+            "{SAMPLES} wake-ups per case and round under {} hogs, {} rounds, {} of them \
+             judged ({}; * marks a round on a disturbed host): per round, no hint / hinted p50 \
+             = {}; median {round_ratio:.1}x (need >= {TEST_RATIO}x); hinted / idle p50 per \
+             round {} (median {hinted_vs_idle:.2}x); calibration per round {} ms",
             m.hogs,
             m.rounds.len(),
             judged.len(),
+            if judged.iter().all(|r| m.quiet(r.calib_ns)) {
+                "the undisturbed ones"
+            } else {
+                "too few were undisturbed: all"
+            },
             per_round(&|r| p50(&r.unhinted) / p50(&r.hinted)),
             per_round(&|r| p50(&r.hinted) / p50(&r.idle)),
             calibs(m.rounds.iter().map(|r| r.calib_ns).collect())
@@ -652,7 +660,10 @@ pub fn report_all(m: &Measured, mode: Mode) {
         "latency/hint-vs-control",
         control_ratio >= TEST_RATIO,
         &format!(
-            "under scx_tld --no-hints the hinted thread waited {control_vs_idle:.1}x the idle              p50 of the same round (median of {} rounds; calibration {} ms), under scx_tld              {hinted_vs_idle:.2}x: the hints cut the delay {control_ratio:.1}x (need >=              {TEST_RATIO}x)",
+            "under scx_tld --no-hints the hinted thread waited {control_vs_idle:.1}x the idle \
+             p50 of the same round (median of {} rounds; calibration {} ms), under scx_tld \
+             {hinted_vs_idle:.2}x: the hints cut the delay {control_ratio:.1}x (need >= \
+             {TEST_RATIO}x)",
             judged_control.len(),
             calibs(m.control.iter().map(|r| r.calib_ns).collect())
         ),
