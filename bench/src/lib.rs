@@ -13,6 +13,7 @@ pub mod measure;
 pub mod registration;
 pub mod rust_side;
 pub mod scoped;
+pub mod vm_latency;
 
 /// The generated libbpf-rs skeleton of `bpf/bench_tld.bpf.c` (the 7.x generation's value).
 #[allow(clippy::all, missing_docs, dead_code)]

@@ -3,6 +3,7 @@
 //! The guest programs print lines that start with [`PREFIX`]:
 //! - `TLDVM RESULT <name> PASS|FAIL <details>`: one test's outcome, with its counts;
 //! - `TLDVM ROW <cells separated by |>`: a row of the latency table (the first is the header);
+//! - `TLDVM FIGURE <name> <value>`: one figure of the performance report's VM row (P7);
 //! - `TLDVM DONE`: everything ran.
 //!
 //! Everything else (the kernel's messages, the scheduler's output, failure details) is there for
@@ -29,6 +30,8 @@ pub struct Report {
     pub results: Vec<TestResult>,
     /// The latency table's rows, header first.
     pub rows: Vec<Vec<String>>,
+    /// The figures for the performance report, by name, in the order printed.
+    pub figures: Vec<(String, String)>,
     /// Whether the guest printed `TLDVM DONE`.
     pub done: bool,
 }
@@ -60,6 +63,13 @@ impl Report {
                 "ROW" => report
                     .rows
                     .push(rest.split('|').map(|c| c.trim().to_string()).collect()),
+                "FIGURE" => {
+                    if let Some((name, value)) = rest.split_once(' ') {
+                        report
+                            .figures
+                            .push((name.to_string(), value.trim().to_string()));
+                    }
+                }
                 "DONE" => report.done = true,
                 _ => {}
             }
@@ -101,12 +111,14 @@ mod tests {
         let console = "[    1.0] booting\r\n\
                        TLDVM RESULT attach PASS state enabled, ops tld\r\n\
                        noise TLDVM RESULT latency FAIL p50 ratio 3.1x < 20x\n\
-                       TLDVM ROW case | p50\nTLDVM ROW hinted | 40 us\nTLDVM DONE\n";
+                       TLDVM ROW case | p50\nTLDVM ROW hinted | 40 us\n\
+                       TLDVM FIGURE p7_hinted_p50_us 41.5\nTLDVM DONE\n";
         let r = Report::parse(console);
         assert_eq!(r.counts(), (1, 1));
         assert_eq!(r.results[0].details, "state enabled, ops tld");
         assert_eq!(r.results[1].name, "latency");
         assert_eq!(r.rows[1], vec!["hinted", "40 us"]);
+        assert_eq!(r.figures, vec![("p7_hinted_p50_us".into(), "41.5".into())]);
         assert!(r.done);
         assert!(markdown_table(&r.rows).contains("|---|---|"));
         assert_eq!(tail("a\nb\nc\n", 2), "b\nc");

@@ -924,6 +924,7 @@ fn report(opts: &Options) -> Result<(), String> {
         base: &p5_base,
         scoped: &scoped,
         consistent: &consistent,
+        vm: tld_bench::vm_latency::VmLatency::load(&tld_bench::vm_latency::default_path()),
     };
     let md = results.markdown();
     println!("{md}");
@@ -959,6 +960,8 @@ struct Results<'a> {
     base: &'a P5Child,
     scoped: &'a Scoped,
     consistent: &'a ConsistentCost,
+    /// P7, from the VM runner's figures, if a VM run wrote them.
+    vm: Option<tld_bench::vm_latency::VmLatency>,
 }
 
 /// P5's memory figures, per live thread.
@@ -1099,6 +1102,7 @@ impl Results<'_> {
             base,
             scoped,
             consistent,
+            ..
         } = *self;
         let page = registration::page_size() as f64;
 
@@ -1204,6 +1208,9 @@ impl Results<'_> {
         g1.row(&mut s);
         s.push_str(&scoped.rows());
         s.push_str(&consistent.rows());
+        if let Some(vm) = &self.vm {
+            s.push_str(&vm.rows());
+        }
 
         let _ = writeln!(
             s,
@@ -1754,6 +1761,7 @@ impl Results<'_> {
         }
         let mut members = self.scoped.json_members();
         members.extend(self.consistent.json_members());
+        members.extend(self.vm.iter().flat_map(|vm| vm.json_members()));
         let _ = writeln!(out, "  {}", members.join(",\n  "));
         out.push_str("}\n");
         out

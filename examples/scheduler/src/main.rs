@@ -4,9 +4,10 @@
 //! policy).
 //!
 //! The loader opens, loads and attaches the BPF scheduler with scx_utils' `scx_ops_*` macros,
-//! pins `tld_data_map` where applications look for it, prints statistics, and detaches cleanly
-//! on SIGINT or SIGTERM. If the BPF scheduler exits on its own (an error, a stall the kernel's
-//! watchdog caught), it prints scx's exit information and exits non-zero.
+//! pins `tld_data_map` where applications look for it (with the mode and group asked for),
+//! serves its counters on the scx statistics socket, and detaches cleanly on SIGINT or SIGTERM.
+//! If the BPF scheduler exits on its own (an error, a stall the kernel's watchdog caught), it
+//! prints scx's exit information and exits non-zero.
 
 mod bpf_skel {
     #![allow(
@@ -21,23 +22,26 @@ mod bpf_skel {
 }
 mod stats;
 
+use std::ffi::CString;
 use std::fs;
 use std::mem::MaybeUninit;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
-use scx_utils::UserExitInfo;
+use scx_stats::prelude::StatsServer;
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report};
+use scx_utils::{Topology, UserExitInfo};
 use tld_sched_hints::LatencyHint;
 
 use bpf_skel::{BpfSkel, BpfSkelBuilder};
-use stats::Stats;
+use stats::{CpuStats, Metrics};
 
 /// Where `TLD_PIN_DATA_MAP` makes libbpf pin `tld_data_map`, and where tld-runtime looks.
 const DATA_MAP_PIN: &str = "/sys/fs/bpf/tld_data_map";
@@ -57,14 +61,51 @@ struct Opts {
     #[arg(long)]
     no_hints: bool,
 
-    /// Print statistics every this many seconds; 0 turns them off.
-    #[arg(long, default_value_t = 2)]
+    /// Nice levels a thread's priority hint may take it below its own nice (a hint of -20 asks
+    /// for all of them). 0: hints can only lower a thread's weight.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=39))]
+    max_boost: u32,
+
+    /// The share of each CPU that boosted (critical) tasks may take, in percent of every 100 ms
+    /// window. Past it the CPU serves ordinary work first.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
+    boost_cpu_pct: u32,
+
+    /// The share of its own wall time a thread may run boosted, in percent (its budget refills
+    /// at this rate, up to four default slices).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
+    boost_thread_pct: u32,
+
+    /// The boosted run time all threads of one process may take together, in percent of one
+    /// CPU (the budget refills at this rate, up to eight default slices).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    boost_proc_pct: u32,
+
+    /// Print what changed every this many seconds (from the statistics socket); 0 prints
+    /// nothing. The counters are served on scx's statistics socket either way.
+    #[arg(long, default_value_t = 0)]
     stats: u64,
 
-    /// Pin the map of per-thread records (what the scheduler last read for each thread with
-    /// hints) at this path in bpffs while running, for monitoring tools and tests.
+    /// Do not run a scheduler: print the counters of the running scx_tld every this many
+    /// seconds, from its statistics socket.
+    #[arg(long, value_name = "SECS")]
+    monitor: Option<u64>,
+
+    /// Keep a record of what the scheduler last read for each thread with hints, and pin that
+    /// map at this path in bpffs, for monitoring tools and tests. Off by default: the records
+    /// cost a hash map update at every enqueue of a hinted thread.
     #[arg(long, value_name = "PATH")]
     pin_records: Option<PathBuf>,
+
+    /// The file mode of tld_data_map's pin, in octal. Whoever can open the pin for writing can
+    /// register threads (and so set hints): 0660 with --data-map-group lets that group's
+    /// applications publish hints; 0600 (the kernel's default) only root's.
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    data_map_mode: Option<u32>,
+
+    /// The group (name or number) of tld_data_map's pin.
+    #[arg(long, value_name = "GROUP")]
+    data_map_group: Option<String>,
 
     /// Remove the pin of tld_data_map on exit. By default it stays, so that a scheduler
     /// started later finds the applications' threads still registered, with their hints.
@@ -74,6 +115,15 @@ struct Opts {
     /// Print libbpf's debug messages (the verifier's log on a load failure).
     #[arg(short, long)]
     verbose: bool,
+}
+
+fn parse_mode(text: &str) -> std::result::Result<u32, String> {
+    let mode = u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("{text:?} is not an octal file mode"))?;
+    if mode > 0o777 {
+        return Err(format!("{text}: only permission bits (at most 0777)"));
+    }
+    Ok(mode)
 }
 
 fn main() -> ExitCode {
@@ -89,19 +139,32 @@ fn main() -> ExitCode {
 }
 
 fn run(opts: &Opts) -> Result<()> {
-    check_kernel()?;
-    ensure_bpffs(Path::new("/sys/fs/bpf"))?;
     // Set by SIGINT and SIGTERM.
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
             .context("installing the signal handlers")?;
     }
+    if let Some(secs) = opts.monitor {
+        return stats::monitor(Duration::from_secs(secs.max(1)), shutdown);
+    }
+    check_kernel()?;
+    ensure_bpffs(Path::new("/sys/fs/bpf"))?;
+    let data_map_gid = opts.data_map_group.as_deref().map(group_id).transpose()?;
+    if opts.stats > 0 {
+        let shutdown = Arc::clone(&shutdown);
+        let interval = Duration::from_secs(opts.stats);
+        std::thread::spawn(move || {
+            if let Err(e) = stats::monitor(interval, shutdown) {
+                eprintln!("scx_tld: printing statistics: {e:#}");
+            }
+        });
+    }
 
     loop {
         let mut storage = MaybeUninit::uninit();
-        let mut sched = Scheduler::start(opts, &mut storage)?;
-        let uei = sched.run(opts, &shutdown)?;
+        let mut sched = Scheduler::start(opts, data_map_gid, &mut storage)?;
+        let uei = sched.run(&shutdown)?;
         if !uei.should_restart() {
             return Ok(());
         }
@@ -120,6 +183,55 @@ fn check_kernel() -> Result<()> {
          Linux >= 6.13 built with CONFIG_SCHED_CLASS_EXT=y and CONFIG_DEBUG_INFO_BTF=y.",
         release.trim()
     )
+}
+
+/// The id of group `name` (a name, or a number).
+fn group_id(name: &str) -> Result<u32> {
+    if let Ok(gid) = name.parse() {
+        return Ok(gid);
+    }
+    let c = CString::new(name).context("a group name has no NUL byte")?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: all-zero bytes are a valid `struct group` (null pointers and zero ids).
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: `c` is NUL-terminated, `grp`, `buf` and `found` are valid for writes of their
+    // sizes and outlive the call; the strings it sets point into `buf`, which we do not read.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        bail!("--data-map-group {name}: no such group");
+    }
+    Ok(grp.gr_gid)
+}
+
+/// Sets the mode and the group of the pin at `path`.
+fn set_pin_access(path: &Path, mode: Option<u32>, gid: Option<u32>) -> Result<()> {
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("setting the group of {} to {gid}", path.display()))?;
+    }
+    if let Some(mode) = mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {} to {mode:o}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A pin that is removed when this is dropped (an error on the way included).
+struct Pin(PathBuf);
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 /// Mounts bpffs on `dir` unless it already is one: `tld_data_map` is pinned there.
@@ -158,12 +270,19 @@ struct Scheduler<'obj> {
     skel: BpfSkel<'obj>,
     /// The struct_ops link: dropping it detaches the scheduler.
     link: Option<Link>,
-    pinned_records: Option<PathBuf>,
+    /// The records map's pin, removed on exit.
+    _records_pin: Option<Pin>,
     unpin_on_exit: bool,
+    /// The statistics socket; it closes when dropped.
+    stats_server: Option<StatsServer<(), Metrics>>,
 }
 
 impl<'obj> Scheduler<'obj> {
-    fn start(opts: &Opts, storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
+    fn start(
+        opts: &Opts,
+        data_map_gid: Option<u32>,
+        storage: &'obj mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
         let builder = BpfSkelBuilder::default();
         let mut skel = scx_ops_open!(
             builder,
@@ -179,16 +298,27 @@ impl<'obj> Scheduler<'obj> {
             .as_mut()
             .context("the BPF object has no .rodata")?;
         rodata.use_hints = !opts.no_hints;
+        rodata.keep_records = opts.pin_records.is_some();
         rodata.slice_ns = opts.slice_us * 1000;
         rodata.class_interactive = LatencyHint::CLASS_INTERACTIVE;
         rodata.class_batch = LatencyHint::CLASS_BATCH;
+        rodata.max_boost = opts.max_boost;
+        rodata.boost_cpu_pct = opts.boost_cpu_pct;
+        rodata.boost_thread_pct = opts.boost_thread_pct;
+        rodata.boost_proc_pct = opts.boost_proc_pct;
+        let (nr_llcs, cpu_llc) = llcs()?;
+        rodata.nr_llcs = nr_llcs;
+        for (slot, llc) in rodata.cpu_llc.iter_mut().zip(cpu_llc) {
+            *slot = llc;
+        }
 
         let mut skel = scx_ops_load!(skel, tld_ops, uei).context(
             "loading the BPF scheduler (root, or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN, is \
              needed; -v shows the verifier's log)",
         )?;
 
-        let pinned_records = match &opts.pin_records {
+        set_pin_access(Path::new(DATA_MAP_PIN), opts.data_map_mode, data_map_gid)?;
+        let records_pin = match &opts.pin_records {
             Some(path) => {
                 // A pin that a killed run left behind.
                 let _ = fs::remove_file(path);
@@ -196,17 +326,22 @@ impl<'obj> Scheduler<'obj> {
                     .records
                     .pin(path)
                     .with_context(|| format!("pinning the records map at {}", path.display()))?;
-                Some(path.clone())
+                // From here on, an error on the way out removes the pin.
+                Some(Pin(path.clone()))
             }
             None => None,
         };
 
         let link = scx_ops_attach!(skel, tld_ops).context("attaching the scheduler")?;
+        let stats_server = StatsServer::new(stats::server_data())
+            .launch()
+            .context("starting the statistics socket")?;
         let sched = Scheduler {
             skel,
             link: Some(link),
-            pinned_records,
+            _records_pin: records_pin,
             unpin_on_exit: opts.unpin_on_exit,
+            stats_server: Some(stats_server),
         };
         println!(
             "scx_tld: attached as '{}'; hints {}; default slice {} us; tld_data_map pinned at {}",
@@ -222,40 +357,43 @@ impl<'obj> Scheduler<'obj> {
         Ok(sched)
     }
 
-    /// Runs until a signal or until the BPF scheduler exits; returns scx's exit information, or
-    /// an error carrying it if the scheduler exited with an error.
-    fn run(&mut self, opts: &Opts, shutdown: &AtomicBool) -> Result<UserExitInfo> {
-        let interval = Duration::from_secs(opts.stats);
-        let mut last_print = Instant::now();
-        let mut last = Stats::default();
+    /// Runs until a signal or until the BPF scheduler exits, answering the statistics socket;
+    /// returns scx's exit information, or an error carrying it if the scheduler exited with an
+    /// error.
+    fn run(&mut self, shutdown: &AtomicBool) -> Result<UserExitInfo> {
+        let (res_ch, req_ch) = self
+            .stats_server
+            .as_ref()
+            .map(|s| s.channels())
+            .expect("the statistics socket runs");
         while !shutdown.load(Ordering::Relaxed) {
             if uei_exited!(&self.skel, uei) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(100));
-            if opts.stats > 0 && last_print.elapsed() >= interval {
-                let now = self.stats();
-                println!("scx_tld: {}", now.since(&last));
-                last = now;
-                last_print = Instant::now();
+            match req_ch.recv_timeout(Duration::from_millis(100)) {
+                Ok(()) => {
+                    let _ = res_ch.send(self.metrics());
+                }
+                Err(e) if e.is_timeout() => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
         // Detach (a no-op if the kernel already ejected the scheduler), then report.
         self.link.take();
-        let total = self.stats();
-        println!("scx_tld: totals: {total}");
+        println!("scx_tld: totals: {}", self.metrics().total);
         uei_report!(&self.skel, uei)
     }
 
-    /// The counters of every CPU, summed.
-    fn stats(&self) -> Stats {
+    /// Every CPU's counters.
+    fn metrics(&self) -> Metrics {
         let key = 0u32.to_ne_bytes();
         match self.skel.maps.stats.lookup_percpu(&key, MapFlags::ANY) {
-            Ok(Some(per_cpu)) => per_cpu
-                .iter()
-                .filter_map(|b| Stats::from_bytes(b))
-                .fold(Stats::default(), |a, b| a.add(&b)),
-            _ => Stats::default(),
+            Ok(Some(per_cpu)) => Metrics::from_cpus(
+                per_cpu
+                    .iter()
+                    .map(|b| CpuStats::from_bytes(b).unwrap_or_default()),
+            ),
+            _ => Metrics::default(),
         }
     }
 }
@@ -263,13 +401,33 @@ impl<'obj> Scheduler<'obj> {
 impl Drop for Scheduler<'_> {
     fn drop(&mut self) {
         self.link.take();
-        if let Some(path) = &self.pinned_records {
-            let _ = fs::remove_file(path);
-        }
+        self.stats_server.take();
         if self.unpin_on_exit {
             let _ = fs::remove_file(DATA_MAP_PIN);
         }
     }
+}
+
+/// The machine's last-level caches: how many, and each CPU's (by CPU number). One queue of
+/// each kind per cache keeps CPUs of different caches off each other's locks.
+fn llcs() -> Result<(u32, Vec<u32>)> {
+    let topo = Topology::new().context("reading the CPU topology")?;
+    let mut cpu_llc = Vec::new();
+    let mut nr = 0u32;
+    for llc in topo.all_llcs.values() {
+        for cpu in llc.all_cpus.keys() {
+            if *cpu >= cpu_llc.len() {
+                cpu_llc.resize(cpu + 1, 0);
+            }
+            cpu_llc[*cpu] = nr;
+        }
+        nr += 1;
+    }
+    if nr == 0 || nr > 64 || cpu_llc.len() > 1024 {
+        // Not what this example is built for: one queue of each kind for all CPUs.
+        return Ok((1, Vec::new()));
+    }
+    Ok((nr, cpu_llc))
 }
 
 /// The name the kernel reports for the running scheduler.
@@ -321,4 +479,38 @@ impl log::Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_modes_are_octal_permission_bits() {
+        assert_eq!(parse_mode("0660"), Ok(0o660));
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0o644"), Ok(0o644));
+        assert!(parse_mode("0999").is_err());
+        assert!(parse_mode("4755").is_err());
+        assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn groups_by_number_or_name() {
+        assert_eq!(group_id("0").unwrap(), 0);
+        assert_eq!(group_id("root").unwrap(), 0);
+        let err = group_id("no-such-group-tld").unwrap_err().to_string();
+        assert!(err.contains("no such group"), "{err}");
+    }
+
+    #[test]
+    fn pin_access_sets_mode_and_group() {
+        let path = std::env::temp_dir().join(format!("scx_tld-pin-{}", std::process::id()));
+        fs::write(&path, "").unwrap();
+        set_pin_access(&path, Some(0o640), Some(0)).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 0);
+        let _ = fs::remove_file(&path);
+    }
 }

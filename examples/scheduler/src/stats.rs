@@ -1,111 +1,235 @@
-//! The scheduler's per-CPU counters (`struct tld_sched_stats` in `src/bpf/intf.h`), summed over
-//! CPUs, and how they are printed.
+// SPDX-License-Identifier: GPL-2.0-only
+//! The scheduler's counters (`struct tld_sched_stats` in `src/bpf/intf.h`, one per CPU), how
+//! they are served through `scx_stats` (the statistics socket every scx scheduler offers,
+//! `/var/run/scx/root/stats`), and how they are printed.
+//!
+//! Monitoring is opt-in and costs nothing when nobody asks: the BPF side only increments
+//! per-CPU counters; they are read when a client (`scx_tld --monitor`, `--stats`, or any
+//! scx_stats client) requests them.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Mirror of `struct tld_sched_stats`: counters since the scheduler was loaded.
+use anyhow::Result;
+use scx_stats::prelude::*;
+use scx_stats_derive::Stats;
+use serde::{Deserialize, Serialize};
+
+/// Mirror of `struct tld_sched_stats`: one CPU's counters since the scheduler was loaded.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Stats)]
+#[stat(desc = "one CPU's counters")]
+pub struct CpuStats {
     /// `ops.enqueue` calls.
+    #[stat(desc = "ops.enqueue calls")]
     pub enqueues: u64,
     /// Wake-ups placed directly on an idle CPU.
+    #[stat(desc = "wake-ups placed directly on an idle CPU")]
     pub direct: u64,
-    /// Enqueues as a critical (latency-hinted) task.
+    /// Enqueues of a task its hints make critical.
+    #[stat(desc = "enqueues of a task its hints make critical")]
     pub critical: u64,
-    /// CPUs told to preempt for a critical task.
+    /// ... that got the boost (budgets left).
+    #[stat(desc = "critical enqueues that got the boost")]
+    pub boosted: u64,
+    /// ... that did not: the thread's or its process's budget was spent (a hog).
+    #[stat(desc = "critical enqueues refused the boost: a budget was spent")]
+    pub hogs: u64,
+    /// Critical wake-ups that preempted a CPU (counted by the CPU that decided).
+    #[stat(desc = "critical wake-ups that preempted a CPU")]
     pub preempt_kicks: u64,
-    /// Hint reads of threads that have no hints (never touched one).
+    /// Times this CPU was preempted for a critical task.
+    #[stat(desc = "times this CPU was preempted for a critical task")]
+    pub preempted: u64,
+    /// Boosted tasks stopped at a tick on this CPU (a budget or the CPU's boost share spent).
+    #[stat(desc = "boosted tasks stopped at a tick")]
+    pub tick_preempts: u64,
+    /// Dispatches at which this CPU had used its boost share and served ordinary work first.
+    #[stat(desc = "dispatches that served ordinary work first: boost share used")]
+    pub capped: u64,
+    /// Time this CPU ran boosted tasks, in nanoseconds.
+    #[stat(desc = "time this CPU ran boosted tasks (ns)")]
+    pub boosted_ns: u64,
+    /// Hint reads of threads that have no hints (never touched one, or exec'd since).
+    #[stat(desc = "hint reads of threads that have none")]
     pub no_hints: u64,
-    /// Hint reads (at enqueues and ticks) on the fast path (the page has the generated header's
-    /// layout).
+    /// Hint reads on the fast path (the page has the generated header's layout).
+    #[stat(desc = "hint reads on the fast path")]
     pub fast_reads: u64,
     /// Hint reads through the per-task offset cache.
+    #[stat(desc = "hint reads through the offset cache")]
     pub cached_reads: u64,
-    /// Running tasks preempted at a tick because a critical task waited and their own hints,
-    /// read then, did not make them critical.
-    pub tick_preempts: u64,
-    /// Reads of an interactive hint of a hog (a task that had already run as critical for four
-    /// default slices without blocking): it was queued as ordinary work.
-    pub hogs: u64,
+    /// `tld_data_map` elements deleted at exec.
+    #[stat(desc = "tld_data_map elements deleted at exec")]
+    pub exec_clears: u64,
 }
 
+/// The size of `struct tld_sched_stats`.
+pub const CPU_STATS_SIZE: usize = 112;
+
 const _: () = assert!(
-    std::mem::size_of::<Stats>() == 72,
+    std::mem::size_of::<CpuStats>() == CPU_STATS_SIZE,
     "mirror of tld_sched_stats"
 );
 
-impl Stats {
+/// Applies `f` to every pair of counters.
+macro_rules! each_counter {
+    ($a:expr, $b:expr, $f:expr) => {
+        CpuStats {
+            enqueues: $f($a.enqueues, $b.enqueues),
+            direct: $f($a.direct, $b.direct),
+            critical: $f($a.critical, $b.critical),
+            boosted: $f($a.boosted, $b.boosted),
+            hogs: $f($a.hogs, $b.hogs),
+            preempt_kicks: $f($a.preempt_kicks, $b.preempt_kicks),
+            preempted: $f($a.preempted, $b.preempted),
+            tick_preempts: $f($a.tick_preempts, $b.tick_preempts),
+            capped: $f($a.capped, $b.capped),
+            boosted_ns: $f($a.boosted_ns, $b.boosted_ns),
+            no_hints: $f($a.no_hints, $b.no_hints),
+            fast_reads: $f($a.fast_reads, $b.fast_reads),
+            cached_reads: $f($a.cached_reads, $b.cached_reads),
+            exec_clears: $f($a.exec_clears, $b.exec_clears),
+        }
+    };
+}
+
+impl CpuStats {
     /// Parses one CPU's value, as the kernel returns it.
-    pub fn from_bytes(bytes: &[u8]) -> Option<Stats> {
-        if bytes.len() < std::mem::size_of::<Stats>() {
+    pub fn from_bytes(bytes: &[u8]) -> Option<CpuStats> {
+        if bytes.len() < CPU_STATS_SIZE {
             return None;
         }
-        let field = |i: usize| {
-            let start = i * 8;
-            u64::from_ne_bytes(bytes[start..start + 8].try_into().expect("8 bytes"))
-        };
-        Some(Stats {
-            enqueues: field(0),
-            direct: field(1),
-            critical: field(2),
-            preempt_kicks: field(3),
-            no_hints: field(4),
-            fast_reads: field(5),
-            cached_reads: field(6),
-            tick_preempts: field(7),
-            hogs: field(8),
+        let f = |i: usize| u64::from_ne_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8"));
+        Some(CpuStats {
+            enqueues: f(0),
+            direct: f(1),
+            critical: f(2),
+            boosted: f(3),
+            hogs: f(4),
+            preempt_kicks: f(5),
+            preempted: f(6),
+            tick_preempts: f(7),
+            capped: f(8),
+            boosted_ns: f(9),
+            no_hints: f(10),
+            fast_reads: f(11),
+            cached_reads: f(12),
+            exec_clears: f(13),
         })
     }
 
     /// The sum of two sets of counters.
-    pub fn add(&self, o: &Stats) -> Stats {
-        Stats {
-            enqueues: self.enqueues + o.enqueues,
-            direct: self.direct + o.direct,
-            critical: self.critical + o.critical,
-            preempt_kicks: self.preempt_kicks + o.preempt_kicks,
-            no_hints: self.no_hints + o.no_hints,
-            fast_reads: self.fast_reads + o.fast_reads,
-            cached_reads: self.cached_reads + o.cached_reads,
-            tick_preempts: self.tick_preempts + o.tick_preempts,
-            hogs: self.hogs + o.hogs,
-        }
+    pub fn add(&self, o: &CpuStats) -> CpuStats {
+        each_counter!(self, o, |a: u64, b: u64| a.wrapping_add(b))
     }
 
     /// What changed since `earlier`.
-    pub fn since(&self, earlier: &Stats) -> Stats {
-        Stats {
-            enqueues: self.enqueues.wrapping_sub(earlier.enqueues),
-            direct: self.direct.wrapping_sub(earlier.direct),
-            critical: self.critical.wrapping_sub(earlier.critical),
-            preempt_kicks: self.preempt_kicks.wrapping_sub(earlier.preempt_kicks),
-            no_hints: self.no_hints.wrapping_sub(earlier.no_hints),
-            fast_reads: self.fast_reads.wrapping_sub(earlier.fast_reads),
-            cached_reads: self.cached_reads.wrapping_sub(earlier.cached_reads),
-            tick_preempts: self.tick_preempts.wrapping_sub(earlier.tick_preempts),
-            hogs: self.hogs.wrapping_sub(earlier.hogs),
+    pub fn since(&self, earlier: &CpuStats) -> CpuStats {
+        each_counter!(self, earlier, |a: u64, b: u64| a.wrapping_sub(b))
+    }
+}
+
+/// What the statistics socket serves: the totals and every CPU's counters, cumulative since
+/// the scheduler was loaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Stats)]
+#[stat(top, desc = "scx_tld's counters since it was loaded")]
+pub struct Metrics {
+    /// The sum over CPUs.
+    #[stat(desc = "the sum over CPUs")]
+    pub total: CpuStats,
+    /// Each CPU's own, by CPU number.
+    #[stat(desc = "each CPU's counters, by CPU number")]
+    pub cpus: BTreeMap<u32, CpuStats>,
+}
+
+impl Metrics {
+    /// Builds the metrics from each CPU's counters, in CPU order.
+    pub fn from_cpus(per_cpu: impl IntoIterator<Item = CpuStats>) -> Metrics {
+        let cpus: BTreeMap<u32, CpuStats> = (0u32..).zip(per_cpu).collect();
+        let total = cpus.values().fold(CpuStats::default(), |a, b| a.add(b));
+        Metrics { total, cpus }
+    }
+
+    /// What changed since `earlier`, per CPU and in total.
+    pub fn since(&self, earlier: &Metrics) -> Metrics {
+        let cpus = self
+            .cpus
+            .iter()
+            .map(|(cpu, s)| {
+                let before = earlier.cpus.get(cpu).copied().unwrap_or_default();
+                (*cpu, s.since(&before))
+            })
+            .collect();
+        Metrics {
+            total: self.total.since(&earlier.total),
+            cpus,
         }
     }
 }
 
-impl fmt::Display for Stats {
+impl fmt::Display for CpuStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "enq {} direct {} critical {} hogs {} preempt {} tick-preempt {} | hints: fast {} \
-             cached {} none {}",
+            "enq {} direct {} critical {} boosted {} hogs {} preempt {} tick-stop {} capped {} \
+             boosted-ms {:.1} exec-clears {} | hints: fast {} cached {} none {}",
             self.enqueues,
             self.direct,
             self.critical,
+            self.boosted,
             self.hogs,
             self.preempt_kicks,
             self.tick_preempts,
+            self.capped,
+            self.boosted_ns as f64 / 1e6,
+            self.exec_clears,
             self.fast_reads,
             self.cached_reads,
             self.no_hints
         )
     }
+}
+
+/// The statistics socket's data: `top` answers with the current [`Metrics`], which the main
+/// loop reads from the BPF map when asked (a `()` request, a `Metrics` answer).
+pub fn server_data() -> StatsServerData<(), Metrics> {
+    let open: Box<dyn StatsOpener<(), Metrics>> = Box::new(move |(req_ch, res_ch)| {
+        let read: Box<dyn StatsReader<(), Metrics>> = Box::new(move |_args, (req_ch, res_ch)| {
+            req_ch.send(())?;
+            res_ch.recv()?.to_json()
+        });
+        let _ = (req_ch, res_ch);
+        Ok(read)
+    });
+    StatsServerData::new()
+        .add_meta(CpuStats::meta())
+        .add_meta(Metrics::meta())
+        .add_ops("top", StatsOps { open, close: None })
+}
+
+/// Prints what changed every `interval`, from the statistics socket of the running scx_tld,
+/// until `shutdown` is set.
+pub fn monitor(interval: Duration, shutdown: Arc<AtomicBool>) -> Result<()> {
+    let mut last: Option<Metrics> = None;
+    scx_utils::monitor_stats::<Metrics>(
+        &[],
+        interval,
+        || shutdown.load(Ordering::Relaxed),
+        |now| {
+            let shown = match &last {
+                Some(before) => now.since(before).total,
+                None => now.total,
+            };
+            last = Some(now);
+            writeln!(std::io::stdout(), "scx_tld: {shown}")?;
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
@@ -115,14 +239,21 @@ mod tests {
     #[test]
     fn parses_sums_and_subtracts() {
         let mut bytes = Vec::new();
-        for v in 1..=9u64 {
+        for v in 1..=14u64 {
             bytes.extend_from_slice(&v.to_ne_bytes());
         }
-        let s = Stats::from_bytes(&bytes).unwrap();
-        assert_eq!((s.enqueues, s.cached_reads, s.hogs), (1, 7, 9));
+        let s = CpuStats::from_bytes(&bytes).unwrap();
+        assert_eq!((s.enqueues, s.preempted, s.exec_clears), (1, 7, 14));
         let d = s.add(&s);
-        assert_eq!(d.fast_reads, 12);
+        assert_eq!(d.boosted_ns, 20);
         assert_eq!(d.since(&s), s);
-        assert!(Stats::from_bytes(&bytes[..71]).is_none());
+        assert!(CpuStats::from_bytes(&bytes[..CPU_STATS_SIZE - 1]).is_none());
+
+        let m = Metrics::from_cpus([s, d]);
+        assert_eq!(m.total.enqueues, 3);
+        assert_eq!(m.cpus[&1].enqueues, 2);
+        assert_eq!(m.since(&m).total, CpuStats::default());
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["cpus"]["1"]["preempted"], 14);
     }
 }

@@ -35,3 +35,14 @@ fn a_bad_option_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--slice-us"), "{stderr}");
 }
+
+#[test]
+fn a_bad_pin_mode_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scx_tld"))
+        .args(["--data-map-mode", "0999"])
+        .output()
+        .expect("run scx_tld");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("octal"), "{stderr}");
+}

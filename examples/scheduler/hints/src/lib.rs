@@ -8,17 +8,22 @@
 //!
 //! // This thread handles audio: it wakes often, runs briefly and must not wait.
 //! LATENCY.set(LatencyHint::interactive(500));
-//! // A background thread would rather give way to the others.
+//! // A background thread would rather give way to the others: 10 nice levels below its own.
 //! PRIORITY.set(10);
 //! ```
 //!
 //! The scheduler's build script links this crate too and generates the C header its BPF code
 //! reads the hints through, so the key names and the C layout cannot drift from these
-//! declarations. The scheduler reads a thread's hints every time the thread is queued, and the
-//! running thread's at every tick while a critical thread waits: a store takes effect at its
-//! next wake-up, preemption or tick, with no system call. The hints may therefore describe the
-//! work a thread is doing right now, such as the request an async executor's worker is polling
-//! (`tld_runtime::HintFutureExt::with_hint`).
+//! declarations. The scheduler reads a thread's hints every time the thread is queued: a store
+//! takes effect at its next wake-up or preemption, with no system call. The hints may
+//! therefore describe the work a thread is doing right now, such as the request an async
+//! executor's worker is polling (`tld_runtime::HintFutureExt::with_hint`).
+//!
+//! Every hint's initial value means "no change": a thread that never sets a hint, or sets only
+//! one of them, is scheduled by its nice value as before. What the hints can buy is bounded
+//! (see the scheduler's README section): a priority hint moves a thread at most a few nice
+//! levels up, and the boost of an interactive hint is budgeted per thread, per process and per
+//! CPU.
 //!
 //! This crate is licensed like the rest of tld (MIT or Apache-2.0) so that any application can
 //! link it; the scheduler itself is GPL-2.0-only.
@@ -46,11 +51,12 @@ pub struct LatencyHint {
 impl LatencyHint {
     /// Ordinary work: default placement; a budget only shortens the time slice.
     pub const CLASS_NORMAL: u32 = 0;
-    /// Work a user waits on: with a budget, a thread goes ahead of all ordinary work whenever
-    /// it is queued, a waking one preempts a CPU if none is idle, and a running thread without
-    /// this hint gives way to it at the next tick. A thread that runs with it for four default
-    /// slices (80 ms) without blocking is a CPU hog and loses the boost until it blocks or
-    /// drops the hint.
+    /// Work a user waits on. With a budget, the thread is *critical*: while its budgets last,
+    /// a waking one that finds no idle CPU preempts one CPU running ordinary work, and a queued
+    /// one goes ahead of ordinary work. The boost is bounded whatever the thread does: half of
+    /// its own wall time (bursts of 80 ms), one CPU's worth for all threads of its process, and
+    /// half of any CPU. A thread or process past its budget is a hog: it runs as ordinary work
+    /// until the budget refills. Boosted time counts against the thread's fair share.
     pub const CLASS_INTERACTIVE: u32 = 1;
     /// Throughput work that may wait: twice the default slice, never a wake-up boost.
     pub const CLASS_BATCH: u32 = 2;
@@ -81,10 +87,12 @@ impl LatencyHint {
     }
 }
 
-/// The thread's priority, nice-like: -20 (the largest CPU share) to 19 (the smallest); 0 is the
-/// default weight. Values outside the range are clamped. It sets the thread's weight in the
-/// scheduler's virtual time exactly as a nice value would, but per thread, with a plain store,
-/// and without privileges for negative values. BPF key: `priority`.
+/// The thread's priority, relative to its own nice value: the scheduler weighs the thread as if
+/// its nice were `nice + priority`, per thread and with a plain store. 0, the initial value,
+/// changes nothing. Positive values (up to 39) give way to others; negative ones ask for more
+/// CPU and are capped (by default at 5 levels, `scx_tld --max-boost`), since any registered
+/// thread may set them without privileges. The result is clamped to the nice range (-20 ..=
+/// 19). BPF key: `priority`.
 #[task_local_data]
 pub static PRIORITY: i32 = 0;
 

@@ -8,7 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tld_vm::guest::report;
+use tld_vm::guest::{bounded, report};
 
 /// Rounds of `dynamic_keys`' race in the VM.
 const RACE_ROUNDS: &str = "10";
@@ -38,6 +38,7 @@ pub fn run_all(dir: &str) {
                 .stderr(f2)
                 .spawn()
         });
+        let limit = bounded(Duration::from_secs(180));
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -49,7 +50,7 @@ pub fn run_all(dir: &str) {
             if let Ok(Some(s)) = child.try_wait() {
                 break Some(s);
             }
-            if start.elapsed() > Duration::from_secs(180) {
+            if start.elapsed() > limit {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -83,7 +84,7 @@ pub fn run_all(dir: &str) {
                     .join("; "),
                 start.elapsed().as_secs_f64(),
                 match status {
-                    None => " (killed after 180 s)".to_string(),
+                    None => format!(" (killed after {} s)", limit.as_secs()),
                     Some(s) if !s.success() => format!(" ({s})"),
                     _ => String::new(),
                 }

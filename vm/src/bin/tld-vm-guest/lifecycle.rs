@@ -154,6 +154,7 @@ impl App {
     /// `generation`; returns how many threads match and what is wrong with the others.
     fn wait_seen(&self, generation: usize, timeout: Duration) -> (usize, Vec<String>) {
         let start = Instant::now();
+        let timeout = tld_vm::guest::bounded(timeout);
         loop {
             let records = Records::open();
             let mut wrong = Vec::new();
@@ -402,4 +403,123 @@ pub fn fork_exec(sched: &mut Sched) {
         }
         Err(e) => report("lifecycle/fork-and-exec", false, &format!("{e}")),
     }
+}
+
+/// The launcher role of the exec test: sets priority -20 and an interactive latency hint,
+/// checks that the scheduler read them, and execs a shell (a program without tld) that says
+/// `EXECED`, wakes up 100 times, says `WOKEN` and waits for a line on stdin. Exit codes: 1 no
+/// records map, 2 the hints were not read before exec, 3 exec failed.
+pub fn exec_launcher_main() -> i32 {
+    let Ok(records) = Records::open() else {
+        return 1;
+    };
+    PRIORITY.set(-20);
+    LATENCY.set(LatencyHint::interactive(500));
+    wake_until_read(&records, -20, 50);
+    match records.get(gettid()) {
+        Some(r) if r.priority == -20 && r.flags & tld_vm::guest::flags::CRITICAL != 0 => {}
+        _ => return 2,
+    }
+    let sh = c"/bin/sh";
+    let script = c"echo EXECED; i=0; while [ $i -lt 100 ]; do usleep 2000; i=$((i+1)); done; echo WOKEN; read x";
+    let args = [
+        sh.as_ptr(),
+        c"-c".as_ptr(),
+        script.as_ptr(),
+        std::ptr::null(),
+    ];
+    // SAFETY: a NUL-terminated path and a NULL-terminated argument list of C strings that
+    // outlive the call; execv returns only on failure.
+    unsafe { libc::execv(sh.as_ptr(), args.as_ptr()) };
+    3
+}
+
+/// Hints do not outlive exec: a launcher sets -20 and interactive, the scheduler reads them,
+/// and the launcher execs a program without tld. From then on the scheduler reads no hints for
+/// that thread: its `tld_data_map` element is gone (deleted at exec), its record too, and the
+/// 100 wake-ups of the new program leave none.
+pub fn exec_clears(sched: &mut Sched) {
+    let before = tld_vm::guest::sched_stats();
+    let child = Command::new("/proc/self/exe")
+        .arg("exec-launcher")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return report("lifecycle/exec-clears-hints", false, &e.to_string()),
+    };
+    let pid = child.id() as i32;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        lines.push(line.trim().to_string());
+    }
+    let execed = lines.first().is_some_and(|l| l == "EXECED");
+    let woken = lines.get(1).is_some_and(|l| l == "WOKEN");
+    // While the new program runs: no element, no record.
+    let element = data_map_element(pid);
+    let record = Records::open().ok().and_then(|r| r.get(pid));
+    let after = tld_vm::guest::sched_stats();
+    let _ = writeln!(stdin, "done");
+    drop(stdin);
+    let status = child.wait();
+    let code = status.as_ref().ok().and_then(|s| s.code()).unwrap_or(-1);
+    let clears = match (&before, &after) {
+        (Ok(b), Ok(a)) => {
+            a["total"]["exec_clears"].as_u64().unwrap_or(0)
+                - b["total"]["exec_clears"].as_u64().unwrap_or(0)
+        }
+        _ => 0,
+    };
+    let alive = sched.alive();
+    report(
+        "lifecycle/exec-clears-hints",
+        execed
+            && woken
+            && element == Ok(false)
+            && record.is_none()
+            && clears >= 1
+            && code == 0
+            && alive,
+        &format!(
+            "a launcher set priority -20 and interactive (read by the scheduler{}), then exec'd \
+             a shell without tld, which woke up 100 times: its tld_data_map element {}, its \
+             record {}, elements deleted at exec {clears}; exit code {code}; scheduler running: \
+             {alive}; the new program said {lines:?}",
+            if code == 2 { ": NOT read" } else { "" },
+            match &element {
+                Ok(false) => "is gone".to_string(),
+                Ok(true) => "STILL EXISTS".to_string(),
+                Err(e) => format!("could not be looked up ({e})"),
+            },
+            match record {
+                None => "is gone".to_string(),
+                Some(r) => format!(
+                    "still shows priority {} (read {} times)",
+                    r.priority, r.reads
+                ),
+            }
+        ),
+    );
+}
+
+/// Whether thread `tid` has an element in the pinned `tld_data_map`.
+fn data_map_element(tid: i32) -> Result<bool, String> {
+    use libbpf_rs::{MapCore, MapFlags, MapHandle};
+    let map = MapHandle::from_pinned_path(DATA_MAP_PIN).map_err(|e| e.to_string())?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, 0) } as i32;
+    if fd < 0 {
+        return Err(format!("pidfd_open: {}", std::io::Error::last_os_error()));
+    }
+    let found = map.lookup(&fd.to_ne_bytes(), MapFlags::ANY);
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+    found.map(|v| v.is_some()).map_err(|e| e.to_string())
 }

@@ -3,13 +3,16 @@
 //! the console (see `tld_vm::console`), which the host reads.
 //!
 //! ```text
-//! tld-vm-guest suite    every test
+//! tld-vm-guest suite [--only GROUPS]  every test, or the groups named (comma-separated):
+//!                       kernel, hints, latency, lifecycle, exec, starvation, preemption, nice,
+//!                       error-exit
 //! tld-vm-guest demo     the latency measurements only (a sleeping thread, the tokio server),
 //!                       for `make demo-sched`
 //! tld-vm-guest app      (internal) the application process of the lifecycle tests
 //! tld-vm-guest fork-exec  (internal) the fork-and-exec role
 //! ```
 
+mod bounds;
 mod hints;
 mod kernel_tests;
 mod latency;
@@ -32,7 +35,13 @@ fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let code = match mode.as_str() {
         "suite" => {
-            suite();
+            let args: Vec<String> = std::env::args().collect();
+            let only = args
+                .iter()
+                .position(|a| a == "--only")
+                .and_then(|i| args.get(i + 1))
+                .map(|g| g.split(',').map(str::to_string).collect());
+            suite(&Groups(only));
             0
         }
         "demo" => {
@@ -41,6 +50,7 @@ fn main() {
         }
         "app" => lifecycle::app_main(),
         "fork-exec" => lifecycle::fork_exec_main(),
+        "exec-launcher" => lifecycle::exec_launcher_main(),
         _ => {
             eprintln!("usage: tld-vm-guest suite|demo");
             2
@@ -66,14 +76,25 @@ fn environment() -> bool {
     ok
 }
 
-fn suite() {
+/// The groups of tests to run: all, or those named.
+pub struct Groups(Option<Vec<String>>);
+
+impl Groups {
+    fn has(&self, group: &str) -> bool {
+        self.0.as_ref().is_none_or(|g| g.iter().any(|n| n == group))
+    }
+}
+
+fn suite(groups: &Groups) {
     if environment() {
-        kernel_tests::run_all("/tests");
+        if groups.has("kernel") {
+            kernel_tests::run_all("/tests");
+        }
         // Every attach and detach flips static keys, which the kernel patches into its code
         // while the other CPU runs; under emulation that is where a guest can crash (see
         // tld_vm::qemu), so the suite attaches and detaches no more often than its tests need.
         match Sched::start(&[]) {
-            Ok(sched) => scheduler_tests(sched),
+            Ok(sched) => scheduler_tests(sched, groups),
             Err(e) => report("scheduler/attach", false, &e),
         }
         let (stopped, clean) = (
@@ -93,24 +114,46 @@ fn suite() {
 }
 
 /// Every test that needs the scheduler, which they take turns restarting.
-fn scheduler_tests(sched: Sched) {
+fn scheduler_tests(mut sched: Sched, groups: &Groups) {
     attached(&sched);
-    hints::per_thread();
-    hints::changes();
-    let mut sched = match latency::measure(sched) {
-        Ok((measured, sched)) => {
-            latency::report_all(&measured);
-            sched
-        }
-        Err(e) => return report("latency", false, &e),
-    };
-    sched = match lifecycle::app_first_and_restart(sched) {
-        Ok(s) => s,
-        Err(e) => return report("lifecycle", false, &e),
-    };
-    lifecycle::churn(&mut sched);
-    lifecycle::fork_exec(&mut sched);
-    error_exit_reported(sched);
+    if groups.has("hints") {
+        hints::per_thread();
+        hints::changes();
+    }
+    if groups.has("preemption") {
+        bounds::targeted_preemption(&mut sched);
+    }
+    if groups.has("nice") {
+        bounds::nice(&mut sched);
+    }
+    if groups.has("exec") {
+        lifecycle::exec_clears(&mut sched);
+    }
+    if groups.has("starvation") {
+        bounds::starvation(&mut sched);
+    }
+    if groups.has("latency") {
+        sched = match latency::measure(sched, latency::Mode::Test) {
+            Ok((measured, sched)) => {
+                latency::report_all(&measured, latency::Mode::Test);
+                sched
+            }
+            Err(e) => return report("latency", false, &e),
+        };
+    }
+    if groups.has("lifecycle") {
+        sched = match lifecycle::app_first_and_restart(sched) {
+            Ok(s) => s,
+            Err(e) => return report("lifecycle", false, &e),
+        };
+        lifecycle::churn(&mut sched);
+        lifecycle::fork_exec(&mut sched);
+    }
+    if groups.has("error-exit") {
+        error_exit_reported(sched);
+    } else {
+        sched.stop(libc::SIGINT);
+    }
 }
 
 /// The scheduler attached: state `enabled`, and its ops name. (Detaching cleanly is checked
@@ -158,9 +201,9 @@ fn error_exit_reported(sched: Sched) {
 fn demo() {
     if environment() {
         match Sched::start(&[]) {
-            Ok(sched) => match latency::measure(sched) {
+            Ok(sched) => match latency::measure(sched, latency::Mode::Demo) {
                 Ok((measured, sched)) => {
-                    latency::report_all(&measured);
+                    latency::report_all(&measured, latency::Mode::Demo);
                     sched.stop(libc::SIGINT);
                 }
                 Err(e) => report("latency", false, &e),

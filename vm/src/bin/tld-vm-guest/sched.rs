@@ -6,7 +6,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tld_vm::guest::RECORDS_PIN;
+use tld_vm::guest::{bounded, RECORDS_PIN};
 
 /// Where the scheduler binary is in the guest.
 pub const SCX_TLD: &str = "/bin/scx_tld";
@@ -78,7 +78,8 @@ impl Sched {
         };
         let start = Instant::now();
         // Loading takes a few seconds under emulation (BTF, the verifier).
-        while start.elapsed() < Duration::from_secs(90) {
+        let limit = bounded(Duration::from_secs(90));
+        while start.elapsed() < limit {
             if let Ok(Some(status)) = sched.child.try_wait() {
                 return Err(format!(
                     "scx_tld {} exited with {status} before attaching:\n{}",
@@ -94,7 +95,8 @@ impl Sched {
         let args = sched.args.clone();
         let stopped = sched.stop(libc::SIGKILL);
         Err(format!(
-            "scx_tld {args} did not attach within 90 s (state {}):\n{}",
+            "scx_tld {args} did not attach within {} s (state {}):\n{}",
+            limit.as_secs(),
             state(),
             stopped.log
         ))
@@ -115,11 +117,19 @@ impl Sched {
         // SAFETY: kill takes a pid and a signal number and touches no memory of ours.
         unsafe { libc::kill(self.child.id() as i32, signal) };
         let start = Instant::now();
+        let limit = bounded(Duration::from_secs(30));
         let status = loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 break status;
             }
-            if start.elapsed() > Duration::from_secs(30) {
+            if start.elapsed() > limit {
+                if limit < Duration::from_secs(30) {
+                    println!(
+                        "scx_tld {}: the guest's deadline is {} s away: killing it",
+                        self.args,
+                        limit.as_secs()
+                    );
+                }
                 let _ = self.child.kill();
                 break self.child.wait().expect("wait for scx_tld");
             }
@@ -148,6 +158,7 @@ impl Sched {
     /// stops of [`CLEAN`] and [`STOPPED`].
     pub fn wait_exit(mut self, timeout: Duration) -> Option<Stopped> {
         let start = Instant::now();
+        let timeout = bounded(timeout);
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(Stopped {
@@ -166,6 +177,7 @@ impl Sched {
 /// Waits up to `timeout` for `state()` to become `want`.
 pub fn wait_state(want: &str, timeout: Duration) -> bool {
     let start = Instant::now();
+    let timeout = bounded(timeout);
     while start.elapsed() < timeout {
         if state() == want {
             return true;

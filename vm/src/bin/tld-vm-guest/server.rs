@@ -19,7 +19,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tld_vm::guest::{flags, report, Records};
+use tld_vm::guest::{bounded, flags, report, Records};
 
 /// Where the example is in the guest.
 pub const SERVER: &str = "/bin/tokio_server";
@@ -85,6 +85,7 @@ pub fn run(label: &str) -> Result<Run, String> {
         WORKERS.to_string(),
     ];
     let start = Instant::now();
+    let limit = bounded(TIMEOUT);
     let mut child = Command::new(SERVER)
         .args(&args)
         .stdin(Stdio::null())
@@ -97,13 +98,13 @@ pub fn run(label: &str) -> Result<Run, String> {
         if let Ok(Some(status)) = child.try_wait() {
             break status;
         }
-        if start.elapsed() > TIMEOUT {
+        if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
                 "{SERVER} {} still ran after {} s and was killed:\n{}",
                 args.join(" "),
-                TIMEOUT.as_secs(),
+                limit.as_secs(),
                 fs::read_to_string(&log).unwrap_or_default()
             ));
         }
@@ -157,14 +158,16 @@ fn latencies(text: &str, prefix: &str) -> Option<(u64, u64)> {
     Some((interactive, batch))
 }
 
-/// Under scx_tld, the unhinted requests' p50 must be at least this many times the hinted ones';
-/// under `scx_tld --no-hints` (the control), where both kinds should take as long, it must not.
-/// Measured over seven suite runs on 2-core hosts under emulation, one of them on a busy host:
-/// 2.0–2.9× with hints, 0.9–1.1× in the control.
-pub const MIN_RATIO: f64 = 1.5;
+/// The suite's check, within one run (the same host state for both kinds of request): under
+/// scx_tld the unhinted requests' p50 must be at least this many times the hinted ones'.
+pub const TEST_RATIO: f64 = 1.5;
+/// ... and the hinted run's ratio at least this many times the control's, where the two kinds
+/// are treated alike.
+pub const TEST_VS_CONTROL: f64 = 1.3;
 
-/// Prints the pass/fail lines of both runs, with their numbers.
-pub fn report_all(hinted: &Run, control: &Run) {
+/// Prints the pass/fail lines of both runs, with their numbers; `repeats` runs were repeated
+/// because the host was disturbed during them.
+pub fn report_all(hinted: &Run, control: &Run, repeats: usize) {
     let line = |r: &Run| {
         format!(
             "interactive (hinted) p50 {} p99 {}, batch (unhinted) p50 {} p99 {}: p50 ratio \
@@ -184,11 +187,11 @@ pub fn report_all(hinted: &Run, control: &Run) {
         hinted.threads_read >= WORKERS && hinted.reads > 0 && hinted.fast_reads == hinted.reads;
     report(
         "tokio/hinted-requests-first",
-        hinted.ratio() >= MIN_RATIO && read_all_fast,
+        hinted.ratio() >= TEST_RATIO && read_all_fast,
         &format!(
             "tokio_server --self-test {REQUESTS} --hogs {} ({WORKERS} workers) under scx_tld: {} \
-             (need p50 ratio >= {MIN_RATIO}x); the scheduler read the hints of {} of its \
-             threads {} times, {} on the fast path",
+             (need p50 ratio >= {TEST_RATIO}x); the scheduler read the hints of {} of its \
+             threads {} times, {} on the fast path; runs repeated on a disturbed host: {repeats}",
             hinted.hogs,
             line(hinted),
             hinted.threads_read,
@@ -196,16 +199,16 @@ pub fn report_all(hinted: &Run, control: &Run) {
             hinted.fast_reads
         ),
     );
+    let vs_control = hinted.ratio() / control.ratio().max(f64::MIN_POSITIVE);
     report(
         "tokio/control-no-hints",
-        control.reads == 0 && control.ratio() < MIN_RATIO,
+        control.reads == 0 && vs_control >= TEST_VS_CONTROL,
         &format!(
-            "the same under scx_tld --no-hints (hints read: {}): {} (need p50 ratio < \
-             {MIN_RATIO}x: without the hints, no difference); the hinted run's p50 ratio is \
-             {:.2}x the control's",
+            "the same under scx_tld --no-hints (hints read: {}): {}; the hinted run's p50 ratio \
+             is {vs_control:.2}x the control's (need >= {TEST_VS_CONTROL}x: without the hints, \
+             the two kinds wait alike)",
             control.reads,
             line(control),
-            hinted.ratio() / control.ratio().max(f64::MIN_POSITIVE)
         ),
     );
 }

@@ -1,0 +1,214 @@
+//! P7: what the hints change under a real scheduler, measured in the VM.
+//!
+//! The host has no sched_ext, so the report does not measure this itself: `make demo-sched`
+//! (and `make vm-test`) run `scx_tld` in a Linux 7.x VM and write the figures the guest
+//! measured to `p7.txt` in the VM runner's cache (`$TLD_VM_CACHE`, else `target/tld-vm/`),
+//! one `name value` per line. The report reads that file when it exists and adds its rows,
+//! saying when and on what the figures were taken.
+//!
+//! The goals are strict, a benchmark's figures: the VM suite itself checks the same effects
+//! with a margin that survives a busy host, and fails only when the effect is gone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// P7's goals: the unhinted and control medians at least this many times the hinted one...
+pub const RATIO_GOAL: f64 = 20.0;
+/// ... and the hinted median under load within this factor of the idle one.
+pub const IDLE_GOAL: f64 = 2.0;
+/// P7 (tokio): the unhinted requests' median at least this many times the hinted ones'...
+pub const TOKIO_GOAL: f64 = 2.0;
+/// ... while in the control (hints ignored) the two kinds stay within this factor.
+pub const TOKIO_CONTROL_GOAL: f64 = 1.25;
+
+/// The figures of one VM run.
+#[derive(Clone, Debug, Default)]
+pub struct VmLatency {
+    fields: BTreeMap<String, String>,
+}
+
+/// Where the VM runner writes the figures.
+pub fn default_path() -> PathBuf {
+    let cache = std::env::var_os("TLD_VM_CACHE")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tld-vm"));
+    cache.join("p7.txt")
+}
+
+impl VmLatency {
+    /// Reads the figures at `path`; `None` if no VM run wrote them.
+    pub fn load(path: &Path) -> Option<VmLatency> {
+        let text = std::fs::read_to_string(path).ok()?;
+        Some(VmLatency::parse(&text))
+    }
+
+    /// Parses `name value` lines.
+    pub fn parse(text: &str) -> VmLatency {
+        let fields = text
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect();
+        VmLatency { fields }
+    }
+
+    fn text(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("?", String::as_str)
+    }
+
+    fn num(&self, name: &str) -> f64 {
+        self.fields
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Whether the latency goals are met.
+    pub fn met(&self) -> bool {
+        self.num("p7_vs_unhinted") >= RATIO_GOAL
+            && self.num("p7_vs_control") >= RATIO_GOAL
+            && self.num("p7_vs_idle") <= IDLE_GOAL
+    }
+
+    fn has_tokio(&self) -> bool {
+        self.fields.contains_key("p7_tokio_ratio")
+    }
+
+    /// Whether the tokio goals are met.
+    pub fn tokio_met(&self) -> bool {
+        let control = self.num("p7_tokio_control_ratio");
+        self.num("p7_tokio_ratio") >= TOKIO_GOAL
+            && (1.0 / TOKIO_CONTROL_GOAL..=TOKIO_CONTROL_GOAL).contains(&control)
+    }
+
+    /// Where and when: kernel, vCPUs, accelerator, the host's load, the date.
+    fn context(&self) -> String {
+        let when = if self.num("when_unix").is_finite() {
+            days_ago(self.num("when_unix"))
+        } else {
+            String::new()
+        };
+        format!(
+            "in the VM ({}, {} vCPUs, {}; host load average {:.1}{when})",
+            self.text("kernel"),
+            self.text("vcpus"),
+            self.text("accel"),
+            self.num("host_load")
+        )
+    }
+
+    /// The report's table rows (Markdown, one per line).
+    pub fn rows(&self) -> String {
+        let us = |v: f64| {
+            if v >= 1000.0 {
+                format!("{:.1} ms", v / 1000.0)
+            } else {
+                format!("{v:.0} µs")
+            }
+        };
+        let mut out = format!(
+            "| P7 | scx_tld, {}: p50 wake-up delay of a thread sleeping 1 ms beside {:.0} CPU \
+             hogs, with `LatencyHint::interactive(500)` ({:.0} samples per case, {:.0} rounds, \
+             {:.0} on a disturbed host) | {} | the same thread without the hint: {}; with the \
+             hint under `scx_tld --no-hints`: {}; alone on the idle VM: {} | {:.0}× / {:.0}× \
+             faster; {:.2}× idle | ≥ {RATIO_GOAL}× / ≥ {RATIO_GOAL}×; ≤ {IDLE_GOAL}× idle | {} |\n",
+            self.context(),
+            self.num("p7_hogs"),
+            self.num("p7_samples_per_case"),
+            self.num("p7_rounds"),
+            self.num("p7_disturbed_rounds"),
+            us(self.num("p7_hinted_p50_us")),
+            us(self.num("p7_unhinted_p50_us")),
+            us(self.num("p7_control_p50_us")),
+            us(self.num("p7_idle_p50_us")),
+            self.num("p7_vs_unhinted"),
+            self.num("p7_vs_control"),
+            self.num("p7_vs_idle"),
+            verdict(self.met())
+        );
+        if self.has_tokio() {
+            out.push_str(&format!(
+                "| P7, tokio | the tokio server's requests under CPU hogs, {}: p50 of the \
+                 requests polled `with_hints` (interactive) | {} | its unhinted (batch) \
+                 requests: {}; under `scx_tld --no-hints`: interactive {}, batch {} | batch \
+                 {:.2}× interactive; control {:.2}× | ≥ {TOKIO_GOAL}×; control within \
+                 {TOKIO_CONTROL_GOAL}× | {} |\n",
+                self.context(),
+                us(self.num("p7_tokio_interactive_p50_us")),
+                us(self.num("p7_tokio_batch_p50_us")),
+                us(self.num("p7_tokio_control_interactive_p50_us")),
+                us(self.num("p7_tokio_control_batch_p50_us")),
+                self.num("p7_tokio_ratio"),
+                self.num("p7_tokio_control_ratio"),
+                verdict(self.tokio_met())
+            ));
+        }
+        out
+    }
+
+    /// The report's JSON members (`"id": {...}`), in its per-id format.
+    pub fn json_members(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "\"P7\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"us, p50 wake-up \
+             delay of a hinted thread under CPU hogs in the VM (floor: the same thread \
+             without the hint)\", \"goal\": \">= {RATIO_GOAL}x vs no hint and vs the control, \
+             <= {IDLE_GOAL}x idle\", \"met\": {}, \"control\": {}, \"control_ratio\": {}, \
+             \"idle\": {}, \"vs_idle\": {}, \"kernel\": \"{}\", \"vcpus\": {}, \"host_load\": {}, \
+             \"when_unix\": {}}}",
+            json_num(self.num("p7_hinted_p50_us")),
+            json_num(self.num("p7_unhinted_p50_us")),
+            json_num(self.num("p7_vs_unhinted")),
+            self.met(),
+            json_num(self.num("p7_control_p50_us")),
+            json_num(self.num("p7_vs_control")),
+            json_num(self.num("p7_idle_p50_us")),
+            json_num(self.num("p7_vs_idle")),
+            self.text("kernel").replace(['"', '\\'], ""),
+            json_num(self.num("vcpus")),
+            json_num(self.num("host_load")),
+            json_num(self.num("when_unix"))
+        )];
+        if self.has_tokio() {
+            out.push(format!(
+                "\"P7, tokio\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"us, \
+                 p50 of the tokio server's hinted requests (floor: its unhinted ones)\", \
+                 \"goal\": \">= {TOKIO_GOAL}x, control within {TOKIO_CONTROL_GOAL}x\", \"met\": \
+                 {}, \"control_ratio\": {}}}",
+                json_num(self.num("p7_tokio_interactive_p50_us")),
+                json_num(self.num("p7_tokio_batch_p50_us")),
+                json_num(self.num("p7_tokio_ratio")),
+                self.tokio_met(),
+                json_num(self.num("p7_tokio_control_ratio"))
+            ));
+        }
+        out
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+fn json_num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "null".into()
+    }
+}
+
+/// ", N days ago" (or ", today") for a Unix time.
+fn days_ago(when: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    match ((now - when) / 86400.0).floor() {
+        d if d < 1.0 => ", today".into(),
+        d => format!(", {d:.0} days ago"),
+    }
+}
