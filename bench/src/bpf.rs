@@ -306,6 +306,33 @@ pub struct BenchGuard {
 }
 
 impl BenchGuard {
+    /// Loads the object with the check enabled and nothing else: for the real guard
+    /// (`tld_guard::Guard::attach`), which writes the key itself.
+    pub fn load_enabled() -> Result<&'static BenchGuard, String> {
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let skel = BenchTldGuardSkelBuilder::default()
+            .open(storage)
+            .and_then(|mut open| {
+                if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+                    rodata.tld_guard_enabled = true;
+                }
+                open.load()
+            })
+            .map_err(|e| format!("loading bench_tld_guard.bpf.o failed: {e:#}"))?;
+        Ok(Box::leak(Box::new(BenchGuard { skel })))
+    }
+
+    /// Its `tld_data_map`.
+    pub fn data_map(&'static self) -> BorrowedFd<'static> {
+        self.skel.maps.tld_data_map.as_fd()
+    }
+
+    /// Its `tld_guard_key`.
+    pub fn key_map(&'static self) -> BorrowedFd<'static> {
+        self.skel.maps.tld_guard_key.as_fd()
+    }
+
     /// Loads the object, gives its key map a secret (as the guard's loader does), registers
     /// every thread in its map too ([`tld_runtime::connect_also`]), and stamps the calling
     /// thread's element as the guard would: `bpf_tld_init` then passes the check for this

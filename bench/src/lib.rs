@@ -8,11 +8,14 @@
 
 pub mod bpf;
 pub mod consistent;
+pub mod guard_cost;
 pub mod machine;
 pub mod measure;
 pub mod registration;
 pub mod rust_side;
 pub mod scoped;
+pub mod vm_figures;
+pub mod vm_guard;
 pub mod vm_latency;
 
 /// The generated libbpf-rs skeleton of `bpf/bench_tld.bpf.c` (the 7.x generation's value).

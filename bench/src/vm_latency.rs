@@ -9,8 +9,9 @@
 //! The goals are strict, a benchmark's figures: the VM suite itself checks the same effects
 //! with a margin that survives a busy host, and fails only when the effect is gone.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use crate::vm_figures::{self, json_num, verdict, VmFigures};
 
 /// P7's goals: the unhinted and control medians at least this many times the hinted one...
 pub const RATIO_GOAL: f64 = 20.0;
@@ -21,47 +22,28 @@ pub const TOKIO_GOAL: f64 = 2.0;
 /// ... while in the control (hints ignored) the two kinds stay within this factor.
 pub const TOKIO_CONTROL_GOAL: f64 = 1.25;
 
-/// The figures of one VM run.
+/// The latency figures of one VM run.
 #[derive(Clone, Debug, Default)]
-pub struct VmLatency {
-    fields: BTreeMap<String, String>,
-}
+pub struct VmLatency(VmFigures);
 
 /// Where the VM runner writes the figures.
 pub fn default_path() -> PathBuf {
-    let cache = std::env::var_os("TLD_VM_CACHE")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tld-vm"));
-    cache.join("p7.txt")
+    vm_figures::path("p7")
 }
 
 impl VmLatency {
     /// Reads the figures at `path`; `None` if no VM run wrote them.
     pub fn load(path: &Path) -> Option<VmLatency> {
-        let text = std::fs::read_to_string(path).ok()?;
-        Some(VmLatency::parse(&text))
+        VmFigures::load(path).map(VmLatency)
     }
 
     /// Parses `name value` lines.
     pub fn parse(text: &str) -> VmLatency {
-        let fields = text
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            .collect();
-        VmLatency { fields }
-    }
-
-    fn text(&self, name: &str) -> &str {
-        self.fields.get(name).map_or("?", String::as_str)
+        VmLatency(VmFigures::parse(text))
     }
 
     fn num(&self, name: &str) -> f64 {
-        self.fields
-            .get(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
+        self.0.num(name)
     }
 
     /// Whether the latency goals are met.
@@ -72,7 +54,7 @@ impl VmLatency {
     }
 
     fn has_tokio(&self) -> bool {
-        self.fields.contains_key("p7_tokio_ratio")
+        self.0.has("p7_tokio_ratio")
     }
 
     /// Whether the tokio goals are met.
@@ -80,22 +62,6 @@ impl VmLatency {
         let control = self.num("p7_tokio_control_ratio");
         self.num("p7_tokio_ratio") >= TOKIO_GOAL
             && (1.0 / TOKIO_CONTROL_GOAL..=TOKIO_CONTROL_GOAL).contains(&control)
-    }
-
-    /// Where and when: kernel, vCPUs, accelerator, the host's load, the date.
-    fn context(&self) -> String {
-        let when = if self.num("when_unix").is_finite() {
-            days_ago(self.num("when_unix"))
-        } else {
-            String::new()
-        };
-        format!(
-            "in the VM ({}, {} vCPUs, {}; host load average {:.1}{when})",
-            self.text("kernel"),
-            self.text("vcpus"),
-            self.text("accel"),
-            self.num("host_load")
-        )
     }
 
     /// The report's table rows (Markdown, one per line).
@@ -113,7 +79,7 @@ impl VmLatency {
              {:.0} on a disturbed host) | {} | the same thread without the hint: {}; with the \
              hint under `scx_tld --no-hints`: {}; alone on the idle VM: {} | {:.0}× / {:.0}× \
              faster; {:.2}× idle | ≥ {RATIO_GOAL}× / ≥ {RATIO_GOAL}×; ≤ {IDLE_GOAL}× idle | {} |\n",
-            self.context(),
+            self.0.context(),
             self.num("p7_hogs"),
             self.num("p7_samples_per_case"),
             self.num("p7_rounds"),
@@ -134,7 +100,7 @@ impl VmLatency {
                  requests: {}; under `scx_tld --no-hints`: interactive {}, batch {} | batch \
                  {:.2}× interactive; control {:.2}× | ≥ {TOKIO_GOAL}×; control within \
                  {TOKIO_CONTROL_GOAL}× | {} |\n",
-                self.context(),
+                self.0.context(),
                 us(self.num("p7_tokio_interactive_p50_us")),
                 us(self.num("p7_tokio_batch_p50_us")),
                 us(self.num("p7_tokio_control_interactive_p50_us")),
@@ -164,7 +130,7 @@ impl VmLatency {
             json_num(self.num("p7_vs_control")),
             json_num(self.num("p7_idle_p50_us")),
             json_num(self.num("p7_vs_idle")),
-            self.text("kernel").replace(['"', '\\'], ""),
+            self.0.text("kernel").replace(['"', '\\'], ""),
             json_num(self.num("vcpus")),
             json_num(self.num("host_load")),
             json_num(self.num("when_unix"))
@@ -183,32 +149,5 @@ impl VmLatency {
             ));
         }
         out
-    }
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "**missed**"
-    }
-}
-
-fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x}")
-    } else {
-        "null".into()
-    }
-}
-
-/// ", N days ago" (or ", today") for a Unix time.
-fn days_ago(when: f64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    match ((now - when) / 86400.0).floor() {
-        d if d < 1.0 => ", today".into(),
-        d => format!(", {d:.0} days ago"),
     }
 }

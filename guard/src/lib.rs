@@ -48,11 +48,11 @@
 #![warn(missing_docs)]
 
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, OpenObject};
+use libbpf_rs::{Link, OpenObject, ProgramInput};
 
 #[allow(clippy::all, missing_docs, dead_code)]
 mod skel {
@@ -137,6 +137,44 @@ pub struct Counts {
     pub raced: u64,
 }
 
+/// Where a scheduler that keeps its data map pinned usually keeps the guard's key map
+/// ([`Guard::pin_key`], [`open_pinned_key`]).
+pub const DEFAULT_KEY_PIN: &str = "/sys/fs/bpf/tld_guard_key";
+
+/// Opens, write-only, the key map that an earlier guard pinned at `path` ([`Guard::pin_key`]),
+/// for a program about to load to reuse as its `tld_guard_key` (libbpf-rs:
+/// `open.maps.tld_guard_key.reuse_fd(fd.as_fd())`). Its secret is then kept, and with it the
+/// stamps of every thread registered before: a scheduler restarted on the data map it left
+/// pinned keeps reading them. `Ok(None)` if nothing is pinned there.
+pub fn open_pinned_key(path: impl AsRef<Path>) -> Result<Option<OwnedFd>, Error> {
+    let path = path.as_ref();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::Os {
+        op: "opening the pinned key map (the path contains a NUL byte)",
+        errno: libc::EINVAL,
+    })?;
+    let opts = libbpf_rs::libbpf_sys::bpf_obj_get_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_obj_get_opts>() as _,
+        file_flags: libbpf_rs::libbpf_sys::BPF_F_WRONLY,
+        ..Default::default()
+    };
+    // SAFETY: `c` is NUL-terminated and `opts` is a valid options struct of the size it says;
+    // both outlive the call.
+    let fd = unsafe { libbpf_rs::libbpf_sys::bpf_obj_get_opts(c.as_ptr(), &opts) };
+    if fd < 0 {
+        return Err(Error::Os {
+            op: "opening the pinned key map",
+            errno: -fd,
+        });
+    }
+    // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    check_key_map(fd.as_fd())?;
+    Ok(Some(fd))
+}
+
 /// Whether this kernel can run the guard: loads its programs (with maps of their own, attached
 /// to nothing) and unloads them. Call it before loading a program built with `TLD_GUARD`, to
 /// decide its `tld_guard_enabled`.
@@ -172,6 +210,7 @@ pub struct Guard {
     _stamp: Link,
     lsm: Option<Link>,
     lsm_note: Option<String>,
+    secret: Secret,
     skel: TldGuardSkel<'static>,
 }
 
@@ -189,10 +228,13 @@ impl Guard {
     /// that share `key_map`, their `tld_guard_key`: draws a fresh secret from the system's
     /// random source, writes it into `key_map` and freezes that map (after which no process can
     /// read or write it), then loads the guard's programs on those two maps and attaches them.
+    /// A `key_map` frozen already (pinned, and written by an earlier guard) keeps its secret
+    /// ([`Guard::secret_kept`]).
     ///
     /// From then on every update of `data_map` from user space is stamped, or not, by its
-    /// process; elements registered before are not stamped, so readers ignore them until their
-    /// threads register again (a runtime does when it connects to the map).
+    /// process. Elements registered before carry no stamp, or one made with another secret, so
+    /// readers ignore them until their threads register again: a runtime's watcher does that
+    /// for all its threads when the guard's event map appears at its pin ([`Guard::pin_events`]).
     ///
     /// The `lsm/bpf` program is attached where the kernel allows it; [`Guard::lsm`] says whether
     /// it runs. The stamp is the guarantee either way.
@@ -219,19 +261,32 @@ impl Guard {
                 ),
             });
         }
-        write_secret(key_map)?;
+        let secret = write_secret(key_map)?;
         let storage: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
         let quiet = libbpf_rs::set_print(None);
         let loaded = load_on(storage, info.id, data_map, key_map);
         libbpf_rs::set_print(quiet);
         let skel = loaded.map_err(unavailable)?;
+        // Key 0 of the event map names the guarded map, for runtimes (see tld_guard.bpf.c).
+        let published = skel
+            .progs
+            .tld_guard_publish
+            .test_run(ProgramInput::default())
+            .map_err(unavailable)?;
+        if published.return_value != 0 {
+            return Err(Error::Os {
+                op: "naming the guarded map in the event map",
+                errno: (published.return_value as i32).saturating_neg(),
+            });
+        }
         let stamp = skel.progs.tld_guard_stamp.attach().map_err(unavailable)?;
         if lsm == Lsm::Off {
             return Ok(Guard {
                 _stamp: stamp,
                 lsm: None,
                 lsm_note: Some("the lsm/bpf program was not asked for".into()),
+                secret,
                 skel,
             });
         }
@@ -257,8 +312,43 @@ impl Guard {
             _stamp: stamp,
             lsm,
             lsm_note,
+            secret,
             skel,
         })
+    }
+
+    /// Pins the key map at `path` (usually [`DEFAULT_KEY_PIN`]), readable and writable by root
+    /// only, unless it is pinned there already; a pin of another key map is replaced. A
+    /// scheduler restarted on its pins reuses it ([`open_pinned_key`]) and keeps the secret.
+    ///
+    /// The pin reaches the secret for root alone, which the guard does not defend against
+    /// anyway: the kernel keeps the write-only flag with each file descriptor, and a
+    /// descriptor opened from the pin by root may read the map.
+    pub fn pin_key(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let ours = map_info(
+            self.skel.maps.tld_guard_key.as_fd(),
+            "reading the key map's info",
+        )?;
+        if let Ok(Some(pinned)) = open_pinned_key(path) {
+            if map_info(pinned.as_fd(), "reading the pinned key map's info")?.id == ours.id {
+                return Ok(());
+            }
+        }
+        let _ = std::fs::remove_file(path);
+        pin(
+            self.skel.maps.tld_guard_key.as_fd(),
+            path,
+            0o600,
+            "pinning the guard's key map",
+        )
+    }
+
+    /// Whether the key map was frozen already, so that this guard kept the secret of an earlier
+    /// one: a pinned `tld_guard_key` (`TLD_PIN_DATA_MAP`) that a scheduler finds again when it
+    /// starts on its pins. Elements stamped before then still verify.
+    pub fn secret_kept(&self) -> bool {
+        self.secret == Secret::Kept
     }
 
     /// Whether the `lsm/bpf` program runs (spoofed updates are refused before they happen).
@@ -283,27 +373,7 @@ impl Guard {
     pub fn pin_events(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
         let _ = std::fs::remove_file(path);
-        let c =
-            std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::Os {
-                op: "pinning the guard's event map (the path contains a NUL byte)",
-                errno: libc::EINVAL,
-            })?;
-        // SAFETY: `c` is NUL-terminated and outlives the call; the fd is open.
-        let rc =
-            unsafe { libbpf_rs::libbpf_sys::bpf_obj_pin(self.events().as_raw_fd(), c.as_ptr()) };
-        if rc != 0 {
-            return Err(Error::Os {
-                op: "pinning the guard's event map",
-                errno: -rc,
-            });
-        }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).map_err(|e| {
-            Error::Os {
-                op: "making the guard's event map pin readable",
-                errno: e.raw_os_error().unwrap_or(libc::EIO),
-            }
-        })
+        pin(self.events(), path, 0o444, "pinning the guard's event map")
     }
 
     /// What the programs have done so far.
@@ -336,14 +406,36 @@ fn load_on(
     open.load()
 }
 
+/// Pins `fd` at `path` with file mode `mode`.
+fn pin(fd: BorrowedFd<'_>, path: &Path, mode: u32, op: &'static str) -> Result<(), Error> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::Os {
+        op,
+        errno: libc::EINVAL,
+    })?;
+    // SAFETY: `c` is NUL-terminated and outlives the call; the fd is open.
+    let rc = unsafe { libbpf_rs::libbpf_sys::bpf_obj_pin(fd.as_raw_fd(), c.as_ptr()) };
+    if rc != 0 {
+        return Err(Error::Os { op, errno: -rc });
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        Error::Os {
+            op,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    })
+}
+
 /// Whether `bpf` is among the kernel's active LSMs: only then do `lsm/` programs run.
 fn bpf_lsm_enabled() -> bool {
     std::fs::read_to_string("/sys/kernel/security/lsm")
         .is_ok_and(|list| list.trim().split(',').any(|l| l == "bpf"))
 }
 
-/// Writes a fresh secret into the key map and freezes it.
-fn write_secret(key_map: BorrowedFd<'_>) -> Result<(), Error> {
+/// Writes a fresh secret into the key map and freezes it, or keeps the secret of a key map that
+/// an earlier guard froze.
+fn write_secret(key_map: BorrowedFd<'_>) -> Result<Secret, Error> {
     let mut secret = [0u8; 32];
     let mut got = 0;
     while got < secret.len() {
@@ -369,20 +461,9 @@ fn write_secret(key_map: BorrowedFd<'_>) -> Result<(), Error> {
     value[..32].copy_from_slice(&secret);
     value[32..].copy_from_slice(&KEY_READY.to_ne_bytes());
     let key = 0u32;
-    // SAFETY: key and value are live buffers of the map's key (u32) and value (40 bytes) sizes;
-    // the map is checked below to have exactly those.
-    let info = map_info(key_map, "reading the key map's info")?;
-    if info.key_size != 4 || info.value_size != 40 || info.max_entries != 1 {
-        return Err(Error::NotGuardable {
-            reason: format!(
-                "map \"{}\" (id {}) is not a tld_guard_key (4-byte key, 40-byte value, one \
-                 entry)",
-                info.name(),
-                info.id
-            ),
-        });
-    }
-    // SAFETY: as said above.
+    check_key_map(key_map)?;
+    // SAFETY: key and value are live buffers of the map's key (u32) and value (40 bytes) sizes,
+    // which `check_key_map` found it has.
     let rc = unsafe {
         libbpf_rs::libbpf_sys::bpf_map_update_elem(
             key_map.as_raw_fd(),
@@ -393,27 +474,57 @@ fn write_secret(key_map: BorrowedFd<'_>) -> Result<(), Error> {
     };
     secret.fill(0);
     value.fill(0);
+    // SAFETY: freezing takes only the fd.
+    let freeze = || unsafe { libbpf_rs::libbpf_sys::bpf_map_freeze(key_map.as_raw_fd()) };
+    if rc == -libc::EPERM && freeze() == -libc::EBUSY {
+        // Frozen already: a pinned key map that an earlier guard wrote (a scheduler started
+        // again on its pins). Its secret stays, and so do the stamps made with it.
+        return Ok(Secret::Kept);
+    }
     if rc != 0 {
         return Err(Error::Os {
-            op: "writing the guard's secret (the key map must be fresh: a frozen one takes no \
-                 new secret)",
+            op: "writing the guard's secret into the key map",
             errno: -rc,
         });
     }
-    // SAFETY: freezing takes only the fd.
-    let rc = unsafe { libbpf_rs::libbpf_sys::bpf_map_freeze(key_map.as_raw_fd()) };
+    let rc = freeze();
     if rc != 0 {
         return Err(Error::Os {
             op: "freezing the guard's key map",
             errno: -rc,
         });
     }
+    Ok(Secret::Fresh)
+}
+
+/// Checks that `fd` is a `tld_guard_key`: an array of one 40-byte value.
+fn check_key_map(fd: BorrowedFd<'_>) -> Result<(), Error> {
+    let info = map_info(fd, "reading the key map's info")?;
+    if info.map_type != 2 || info.key_size != 4 || info.value_size != 40 || info.max_entries != 1 {
+        return Err(Error::NotGuardable {
+            reason: format!(
+                "map \"{}\" (id {}) is not a tld_guard_key (an array of one 40-byte value)",
+                info.name(),
+                info.id
+            ),
+        });
+    }
     Ok(())
+}
+
+/// Where the guard's secret came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Secret {
+    /// Drawn now and written into the key map.
+    Fresh,
+    /// The key map was frozen already, by an earlier guard: its secret is kept.
+    Kept,
 }
 
 /// `struct bpf_map_info`, the part used here.
 struct MapInfo {
     id: u32,
+    map_type: u32,
     key_size: u32,
     value_size: u32,
     max_entries: u32,
@@ -447,6 +558,7 @@ fn map_info(fd: BorrowedFd<'_>, op: &'static str) -> Result<MapInfo, Error> {
     }
     Ok(MapInfo {
         id: info.id,
+        map_type: info.type_,
         key_size: info.key_size,
         value_size: info.value_size,
         max_entries: info.max_entries,

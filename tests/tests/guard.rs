@@ -4,7 +4,8 @@
 //! Where the kernel runs the guard (its `fexit` program needs BPF trampolines: the VM's Linux
 //! 7.x does, this project's host does not), the guard is attached and attacked: spoofer
 //! processes register pages of their own for the threads of this process, alone, from many
-//! threads, swapping the pidfd under the key, and while the victim registers again; BPF reads
+//! threads, swapping the pidfd under the key, and while the victim registers again, then across
+//! two scheduler restarts (a new map; the same map under a new secret); BPF reads
 //! of the victim's threads must never see a spoofed value, and the victim's hints must come
 //! back by themselves. Where it does not, the test checks that the guard says so plainly, that
 //! a program built with `TLD_GUARD` but not enabled reads as before, and the reader's check on
@@ -16,6 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 use tld_tests::*;
+use tld_upstream::REPORT_PREFIX as REPORT;
 
 #[allow(clippy::all, missing_docs, dead_code, unused_imports)]
 mod skel {
@@ -44,12 +46,24 @@ struct StampCtx {
 /// Loads the test object with `tld_guard_enabled` set to `enabled`, leaked for the process's
 /// life; `None` (after saying why) when BPF is unavailable and not required.
 fn load(enabled: bool) -> Option<&'static TldGuardTestSkel<'static>> {
+    load_sharing(enabled, None)
+}
+
+/// [`load`], with the object's `tld_data_map` being `data_map` when given (a scheduler started
+/// again on the map it left pinned).
+fn load_sharing(
+    enabled: bool,
+    data_map: Option<BorrowedFd<'_>>,
+) -> Option<&'static TldGuardTestSkel<'static>> {
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
     let result = TldGuardTestSkelBuilder::default()
         .open(storage)
         .and_then(|mut open| {
             if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
                 rodata.tld_guard_enabled = enabled;
+            }
+            if let Some(fd) = data_map {
+                open.maps.tld_data_map.reuse_fd(fd)?;
             }
             open.load()
         });
@@ -160,6 +174,47 @@ fn a_reader_with_the_guard_uses_only_elements_of_the_threads_own_process() {
             without_the_guard(plain);
         }
     }
+}
+
+/// A key map pinned by an earlier guard is found again, write-only; a pin of anything else is
+/// refused, and no pin is no key. (Runs wherever BPF does: pinning needs no guard.)
+#[test]
+fn a_pinned_key_is_opened_write_only_and_checked() {
+    let Some(skel) = load(true) else {
+        return;
+    };
+    let dir = format!("/sys/fs/bpf/tld_test_key_{}", std::process::id());
+    assert!(tld_guard::open_pinned_key(format!("{dir}_none"))
+        .expect("no pin is no error")
+        .is_none());
+    let data_pin = PinnedMap::pin_at(
+        skel.maps.tld_data_map.as_fd(),
+        std::path::Path::new(&format!("{dir}_data")),
+    );
+    let e = tld_guard::open_pinned_key(format!("{dir}_data")).unwrap_err();
+    assert!(matches!(e, tld_guard::Error::NotGuardable { .. }), "{e:?}");
+    drop(data_pin);
+    let key_path = format!("{dir}_key");
+    let key_pin = PinnedMap::pin_at(
+        skel.maps.tld_guard_key.as_fd(),
+        std::path::Path::new(&key_path),
+    );
+    let key = tld_guard::open_pinned_key(&key_path)
+        .expect("a key map")
+        .expect("pinned");
+    // Write-only: the secret cannot be read back through it.
+    let mut back = [0u8; 40];
+    let zero = 0u32;
+    // SAFETY: key and value are live buffers of the key map's key and value sizes.
+    let rc = unsafe {
+        libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
+            key.as_raw_fd(),
+            (&zero as *const u32).cast(),
+            back.as_mut_ptr().cast(),
+        )
+    };
+    assert_eq!(rc, -libc::EPERM, "a read through the reopened key");
+    drop(key_pin);
 }
 
 /// The host: the guard says why it cannot run; everything else works as before; the reader's
@@ -430,6 +485,13 @@ mod guard_vm {
         // The runtime's watcher looks for the guard's events there.
         std::env::set_var("TLD_GUARD_EVENTS", &events);
 
+        let began = Instant::now();
+        let progress = |what: &str| {
+            eprintln!(
+                "{REPORT}{test}: {what} at {:.1} s",
+                began.elapsed().as_secs_f64()
+            )
+        };
         // Phase A: the stamp alone (no LSM program), as on a kernel without the bpf LSM.
         let a = load(true).expect("the test object loads");
         let guard_a = tld_guard::Guard::attach_with(
@@ -467,6 +529,7 @@ mod guard_vm {
         for (i, tid) in rx.iter().take(VICTIMS) {
             tids[i] = tid;
         }
+        progress("1000 victims registered");
         // With the guard on, a legitimate process reads right: every thread, stamped.
         let mut legit = Reads::default();
         let own = read_all(a, &tids, &mut legit);
@@ -476,7 +539,9 @@ mod guard_vm {
             "with the guard on, {legit:?}; guard {:?}",
             guard_a.counts()
         );
-        // A BPF writer is not affected.
+        // A BPF writer is not affected (this thread registers first: it has not touched a
+        // hint yet).
+        tld_runtime::thread_init().expect("register the main thread");
         let w = tld_tests::run(
             &a.progs.write_self,
             WriteCtx {
@@ -489,6 +554,7 @@ mod guard_vm {
 
         let mut report = Vec::new();
         for mode in ["single", "many", "dup2"] {
+            progress(&format!("attack {mode}"));
             let (reads, said, recovery) = attack(a, mode, &pin, &tids, || {});
             assert_eq!(
                 reads.spoofed, 0,
@@ -523,6 +589,7 @@ mod guard_vm {
         let status = tld_runtime::status();
         assert!(status.guard_repairs > 0, "the runtime repaired: {status}");
 
+        progress("phase B");
         // Phase B: a restarted scheduler, the LSM program on where the kernel runs it. The
         // runtime follows the pin to the new map.
         let b = load(true).expect("loads again");
@@ -586,23 +653,58 @@ mod guard_vm {
         );
         report.push("fork: the child read its own hint".into());
 
+        progress("phase C");
+        // Phase C: the scheduler restarted on the map it left pinned (scx_tld's default). Its
+        // new guard draws a new secret, so the old stamps no longer verify and the map does not
+        // change under the runtime: the new guard's event pin is what tells it to register
+        // every thread again.
+        let counts_b = guard_b.counts();
+        let lsm_b = (guard_b.lsm(), guard_b.lsm_note().map(str::to_string));
+        drop(guard_b);
+        let c = load_sharing(true, Some(b.maps.tld_data_map.as_fd())).expect("loads a third time");
+        let guard_c =
+            tld_guard::Guard::attach(c.maps.tld_data_map.as_fd(), c.maps.tld_guard_key.as_fd())
+                .expect("the guard attaches on the kept map");
+        let restarted = Instant::now();
+        guard_c.pin_events(&events).expect("pin the events");
+        loop {
+            let mut r = Reads::default();
+            if read_all(c, &tids, &mut r) == VICTIMS {
+                break;
+            }
+            assert_eq!(r.spoofed, 0);
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "after the restart on the kept map: {r:?}; {}",
+                tld_runtime::status()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        report.push(format!(
+            "restart on the kept map: every thread read right under the new secret {:.0} ms \
+             after the new guard's pin",
+            restarted.elapsed().as_secs_f64() * 1000.0
+        ));
+        let (reads, said, _) = attack(c, "single", &pin, &tids, || {});
+        assert_eq!(
+            reads.spoofed, 0,
+            "after the restart on the kept map: {reads:?}; {said}"
+        );
+
         done.store(true, Ordering::Relaxed);
         for v in victims {
             v.join().unwrap();
         }
-        let counts_b = guard_b.counts();
-        eprintln!("{test}: in the VM with the guard:");
+        progress("done");
+        eprintln!("{REPORT}{test}: in the VM with the guard:");
         for line in &report {
-            eprintln!("  {line}");
+            eprintln!("{REPORT}  {line}");
         }
         eprintln!(
-            "  guard counts: first {counts_a:?}; after the restart {counts_b:?} (LSM program: \
+            "{REPORT}  guard counts: first {counts_a:?}; after the restart {counts_b:?} (LSM program: \
              {}{})",
-            guard_b.lsm(),
-            guard_b
-                .lsm_note()
-                .map(|n| format!(", {n}"))
-                .unwrap_or_default()
+            lsm_b.0,
+            lsm_b.1.map(|n| format!(", {n}")).unwrap_or_default()
         );
         let _ = std::fs::remove_file(&events);
     }
@@ -627,6 +729,9 @@ mod guard_vm {
     /// the time it is given; each value carries the stamp of the victim thread's current
     /// element (user space can read those).
     pub fn spoofer() {
+        // Go with the test if it is killed (a timeout): never outlive the victims.
+        // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers and touches no memory.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
         let mode = std::env::var(ROLE_ENV).unwrap();
         let pin = std::env::var(PIN_ENV).unwrap();
         let tids: Vec<i32> = std::env::var(TIDS_ENV)

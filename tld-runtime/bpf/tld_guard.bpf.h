@@ -53,6 +53,15 @@ struct tld_guard_key {
 /*
  * BPF_MAP_TYPE_ARRAY (2) with one element, BPF_F_WRONLY (1 << 4): user space
  * may write it (once, before the loader freezes it) but never read it.
+ *
+ * A loader that keeps its data map pinned across restarts should keep this
+ * map too, or the stamps of threads registered before a restart stop
+ * verifying: tld_guard::Guard::pin_key() pins it (root only), and
+ * tld_guard::open_pinned_key() opens it again, write-only, for the next load
+ * to reuse; the guard's loader then finds it frozen and keeps its secret. It
+ * is not pinned by libbpf (LIBBPF_PIN_BY_NAME): the kernel keeps the
+ * write-only flag with the file descriptor, not with the map, so libbpf
+ * would find the pinned map's flags different and refuse to reuse it.
  */
 struct {
 	__uint(type, 2);

@@ -6,7 +6,10 @@
 //! process, the updates by other processes that spoofed its threads' elements, in a map pinned
 //! at `$TLD_GUARD_EVENTS` (else `/sys/fs/bpf/tld_guard_events`). When this process's count
 //! grows, the watcher registers every thread again, which puts the threads' own pages back
-//! (stamped by the guard as this process's), within [`GUARD_TICK`].
+//! (stamped by the guard as this process's), within [`GUARD_TICK`]. It does the same when a
+//! guard's map appears at the pin or another replaces it (a restarted scheduler's guard draws a
+//! new secret, so the old stamps no longer verify). Registrations check for the stamp only in
+//! the map the guard says it guards (the entry of key 0 in its event map).
 //!
 //! A connection changes all at once or not at all. Moving to a new map registers every live
 //! thread in it first; only if all of them are registered does the new map replace the old one,
@@ -181,7 +184,7 @@ impl Runtime {
         }
         let old_generation = conn.generation;
         let generation = conn.generation + 1;
-        map.set_guarded(guard_events_path().exists());
+        map.set_guarded(GuardEvents::open().covers(map.id()));
         // Under the write lock no thread changes its record: every record is whole, and a
         // thread that registers after this is done finds the new generation.
         let threads = &self.threads;
@@ -256,7 +259,7 @@ impl Runtime {
             return Ok(());
         }
         let old_generation = conn.generation;
-        map.set_guarded(guard_events_path().exists());
+        map.set_guarded(GuardEvents::open().covers(map.id()));
         // Before, a thread was in every map if it was registered, or if there were none.
         let none_before = !conn.has_maps();
         let threads = &self.threads;
@@ -480,10 +483,38 @@ impl Runtime {
     /// Looks at the guard's count of spoofed updates of this process's threads, and registers
     /// every thread again when it grew. With `reopen`, first opens the event map's pin again
     /// if it appeared or was replaced.
+    ///
+    /// A guard that appears, or is replaced (a restarted scheduler draws a new secret, so the
+    /// stamps of the old one no longer verify), also has every thread registered again, and
+    /// every map's registrations check for its stamp from then on.
     fn follow_guard(&self, guard: &mut GuardEvents, reopen: bool) {
-        if reopen || guard.fd.is_none() && guard.tried.is_none() {
-            guard.refresh();
+        let first = guard.tried.is_none();
+        if reopen || guard.fd.is_none() && first {
+            match guard.refresh() {
+                GuardChange::None => {}
+                GuardChange::Gone => {
+                    for map in read(&self.conn).maps() {
+                        map.set_guarded(false);
+                    }
+                }
+                GuardChange::New => {
+                    let conn = write(&self.conn);
+                    // At the first look, threads registered since connecting already saw
+                    // this guard unless a map was connected before it appeared.
+                    let stale = !first
+                        || conn.maps().any(|m| {
+                            m.generation().start_in_value() && !m.guarded() && guard.covers(m.id())
+                        });
+                    for map in conn.maps() {
+                        map.set_guarded(guard.covers(map.id()));
+                    }
+                    if stale {
+                        self.register_all(&conn);
+                    }
+                }
+            }
         }
+        self.register_unstamped();
         let Some(spoofs) = guard.spoofs() else {
             return;
         };
@@ -493,6 +524,36 @@ impl Runtime {
         guard.seen = spoofs;
         let mut conn = write(&self.conn);
         conn.guard_repairs += 1;
+        self.register_all(&conn);
+    }
+
+    /// Registers again the threads whose registration the guard left unstamped (its program
+    /// is skipped while another run of it holds the CPU).
+    fn register_unstamped(&self) {
+        if !read(&self.conn).maps().any(|m| m.has_unstamped()) {
+            return;
+        }
+        // Under the write lock every record is whole (as in `register_all`).
+        let conn = write(&self.conn);
+        for map in conn.maps() {
+            let tids = map.take_unstamped();
+            if tids.is_empty() || !map.guarded() {
+                continue;
+            }
+            let Ok(meta) = self.published() else {
+                return;
+            };
+            let start = self.layout.plan.start;
+            for (_, record) in self.threads.iter() {
+                if tids.contains(&record.tid) {
+                    let _ = map.register(record.tid, record.block.addr() as u64, meta, start);
+                }
+            }
+        }
+    }
+
+    /// Registers every thread again, in every map, with its own pages.
+    fn register_all(&self, conn: &ConnState) {
         let meta = match self.published() {
             Ok(meta) => meta,
             Err(_) => return,
@@ -508,6 +569,16 @@ impl Runtime {
     }
 }
 
+/// What a look at the guard's event pin found.
+enum GuardChange {
+    /// Nothing new.
+    None,
+    /// A guard's map that was not open before: a guard started, or another replaced it.
+    New,
+    /// The guard's map went away.
+    Gone,
+}
+
 /// The guard's event map, as the watcher follows it.
 #[derive(Default)]
 struct GuardEvents {
@@ -517,37 +588,76 @@ struct GuardEvents {
     tried: Option<Option<PinIdentity>>,
     /// The count of spoofed updates last seen in this map.
     seen: u64,
+    /// The id of the map the guard guards, as it says (key 0 of its event map).
+    map_id: Option<u32>,
 }
 
 impl GuardEvents {
-    /// Opens the pin again if it appeared, went, or was replaced since the last look.
-    fn refresh(&mut self) {
+    /// Opens the pin again if it appeared, went, or was replaced since the last look, and says
+    /// which.
+    fn refresh(&mut self) -> GuardChange {
         let path = guard_events_path();
         let now = pin_identity(&path);
         if self.tried == Some(now) {
-            return;
+            return GuardChange::None;
         }
         self.tried = Some(now);
         // Another guard's map (a restarted scheduler): its counts start again.
         self.seen = 0;
-        self.fd = now.and_then(|_| {
-            let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-            crate::sys::obj_get_flags(&c, crate::sys::BPF_F_RDONLY).ok()
-        });
+        let had = self.fd.is_some();
+        let fresh = now.map_or_else(GuardEvents::default, |_| GuardEvents::open());
+        self.fd = fresh.fd;
+        self.map_id = fresh.map_id;
+        match (had, self.fd.is_some()) {
+            (_, true) => GuardChange::New,
+            (true, false) => GuardChange::Gone,
+            (false, false) => GuardChange::None,
+        }
     }
 
-    /// This process's count of spoofed updates, if the map is open (0 if it has no entry).
-    fn spoofs(&self) -> Option<u64> {
+    /// The guard's event map as pinned now (nothing if there is none), with the id of the map
+    /// it guards.
+    fn open() -> GuardEvents {
+        let path = guard_events_path();
+        let fd = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .ok()
+            .and_then(|c| crate::sys::obj_get_flags(&c, crate::sys::BPF_F_RDONLY).ok());
+        let mut events = GuardEvents {
+            fd,
+            ..GuardEvents::default()
+        };
+        // Key 0 (no process's id) names the guarded map, in its first word.
+        events.map_id = events
+            .entry(0)
+            .and_then(|v| u32::try_from(v.unwrap_or(0)).ok())
+            .filter(|&id| id != 0);
+        events
+    }
+
+    /// Whether registrations in map `id` should check for this guard's stamp: a guard is
+    /// pinned, and guards that map (or does not say which map it guards).
+    fn covers(&self, id: u32) -> bool {
+        self.fd.is_some() && self.map_id.is_none_or(|guarded| guarded == id)
+    }
+
+    /// The first word of the event map's entry `key`: `Some(None)` when there is no such
+    /// entry, `None` when the map is not open or cannot be read.
+    fn entry(&self, key: i32) -> Option<Option<u64>> {
         use std::os::fd::AsFd;
         let fd = self.fd.as_ref()?;
         // struct tld_guard_event: u64 spoofed, u64 refused, s32 last_tid, s32 last_writer.
         let mut value = [0u8; 24];
-        let tgid = std::process::id() as i32;
-        match crate::sys::map_lookup_int_key(fd.as_fd(), tgid, value.len(), &mut value) {
-            Ok(()) => Some(u64::from_ne_bytes(value[..8].try_into().ok()?)),
-            Err(libc::ENOENT) => Some(0),
+        match crate::sys::map_lookup_int_key(fd.as_fd(), key, value.len(), &mut value) {
+            Ok(()) => Some(Some(u64::from_ne_bytes(value[..8].try_into().ok()?))),
+            Err(libc::ENOENT) => Some(None),
             Err(_) => None,
         }
+    }
+
+    /// This process's count of spoofed updates, if the map is open (0 if it has no entry).
+    fn spoofs(&self) -> Option<u64> {
+        self.entry(std::process::id() as i32)
+            .map(|v| v.unwrap_or(0))
     }
 }
 

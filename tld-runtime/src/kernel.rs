@@ -5,10 +5,13 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::btf::Btf;
 use crate::error::Error;
+use crate::locks::lock;
 use crate::sys;
 use crate::wire::{self, Generation};
 
@@ -21,10 +24,22 @@ pub struct TldMap {
     generation: Generation,
     /// A guard (`tld-guard`) stamps this map's elements: registrations check for the stamp.
     guarded: AtomicBool,
+    /// Threads whose registration the guard left unstamped however often it was made: the
+    /// connection's watcher registers them again later ([`TldMap::take_unstamped`]).
+    unstamped: Mutex<Vec<i32>>,
+    /// Registrations in a row that stayed unstamped.
+    misses: AtomicU32,
 }
 
-/// How many times a registration is made while the guard leaves it unstamped.
-const STAMP_TRIES: usize = 4;
+/// How many times a registration is made while the guard leaves it unstamped. Between tries
+/// the thread waits, longer each time (about 20 ms in all), for the run of the guard's program
+/// that held its CPU to end.
+const STAMP_TRIES: u32 = 12;
+
+/// Registrations in a row left unstamped after which the guard is taken to be gone (a
+/// scheduler killed before it could remove the guard's pin): registrations stop checking
+/// until a guard's pin appears again.
+const GUARD_GONE_AFTER: u32 = 3;
 
 impl TldMap {
     /// Duplicates `fd` and checks that it is a task local data map.
@@ -99,6 +114,8 @@ impl TldMap {
             info,
             generation,
             guarded: AtomicBool::new(false),
+            unstamped: Mutex::new(Vec::new()),
+            misses: AtomicU32::new(0),
         })
     }
 
@@ -120,6 +137,7 @@ impl TldMap {
     /// Notes whether a guard stamps this map's elements (7.x maps only: the stamp lives in
     /// the value's padding).
     pub fn set_guarded(&self, guarded: bool) {
+        self.misses.store(0, Ordering::Relaxed);
         self.guarded.store(
             guarded && self.generation.start_in_value(),
             Ordering::Relaxed,
@@ -129,6 +147,16 @@ impl TldMap {
     /// Whether registrations check for the guard's stamp.
     pub fn guarded(&self) -> bool {
         self.guarded.load(Ordering::Relaxed)
+    }
+
+    /// Whether some registration stayed unstamped since the last [`TldMap::take_unstamped`].
+    pub fn has_unstamped(&self) -> bool {
+        !lock(&self.unstamped).is_empty()
+    }
+
+    /// The threads whose registration stayed unstamped since the last call.
+    pub fn take_unstamped(&self) -> Vec<i32> {
+        std::mem::take(&mut *lock(&self.unstamped))
     }
 
     /// The kernel's id of the map.
@@ -173,11 +201,26 @@ impl TldMap {
         // kernel skips when another run of it is in progress on the same CPU (a preempted
         // one). An element left without a stamp is useless to guarded readers: make it again.
         if self.guarded() {
-            for _ in 1..STAMP_TRIES {
-                if result.is_err() || self.stamped(pidfd.as_fd()) {
+            let mut stamped = false;
+            for attempt in 1..=STAMP_TRIES {
+                stamped = result.is_err() || self.stamped(pidfd.as_fd());
+                if stamped || attempt == STAMP_TRIES {
                     break;
                 }
+                if attempt <= 2 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(50 << (attempt - 2).min(6)));
+                }
                 result = update();
+            }
+            if stamped {
+                self.misses.store(0, Ordering::Relaxed);
+            } else {
+                lock(&self.unstamped).push(tid);
+                if self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= GUARD_GONE_AFTER {
+                    self.set_guarded(false);
+                }
             }
         }
         result.map_err(|e| match e {

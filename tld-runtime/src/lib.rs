@@ -79,6 +79,9 @@ mod types;
 pub mod wire;
 
 pub use c_type::{CField, CStruct, CType};
+pub use connection::{
+    DEFAULT_GUARD_EVENTS, DEFAULT_PIN_PATH, GUARD_EVENTS_ENV, PIN_PATH_ENV, WATCH_INTERVAL_ENV,
+};
 pub use consistent::ConsistentTaskLocal;
 pub use dynamic::{DynamicHint, DynamicKey};
 pub use error::Error;

@@ -33,8 +33,14 @@ pub struct Artifacts {
     /// `tokio_server`, the example tokio server that marks its latency-critical requests with
     /// the scheduler's hints.
     pub tokio_server: PathBuf,
+    /// `tld-bench-vm`, the benchmarks that only run in the VM.
+    pub bench_vm: PathBuf,
     /// The kernel tests, by name.
     pub kernel_tests: Vec<(String, PathBuf)>,
+    /// `tests/c/kernel_library_sched_app.c`, an application that sets the scheduler's hints
+    /// through the kernel's own 7.x C library, built against the fetched selftests; or why it
+    /// could not be built.
+    pub kernel_c_app: std::result::Result<PathBuf, String>,
 }
 
 /// Builds everything; `with_tests` adds the kernel tests.
@@ -59,12 +65,22 @@ pub fn build(workspace: &Path, with_tests: bool) -> Result<Artifacts> {
         .find(|(n, _)| n == "tokio_server")
         .map(|(_, p)| p)
         .ok_or_else(|| Error::Failed("cargo built no tokio_server".into()))?;
+    let bench_vm = cargo_executables(
+        workspace,
+        &["build", "-p", "tld-bench", "--bin", "tld-bench-vm"],
+    )?
+    .into_iter()
+    .find(|(n, _)| n == "tld-bench-vm")
+    .map(|(_, p)| p)
+    .ok_or_else(|| Error::Failed("cargo built no tld-bench-vm".into()))?;
     let mut artifacts = Artifacts {
         scheduler: find("scx_tld")?,
         guest: find("tld-vm-guest")?,
         other_layout: find("tld-vm-other-layout")?,
         tokio_server,
+        bench_vm,
         kernel_tests: Vec::new(),
+        kernel_c_app: kernel_c_app(workspace).map_err(|e| e.to_string()),
     };
     if with_tests {
         let mut args = vec!["test", "-p", "tld-tests", "--no-run"];
@@ -82,6 +98,20 @@ pub fn build(workspace: &Path, with_tests: bool) -> Result<Artifacts> {
         }
     }
     Ok(artifacts)
+}
+
+/// Builds the C application on the kernel's library (fetched, or found in the cache).
+fn kernel_c_app(workspace: &Path) -> Result<PathBuf> {
+    let tests = tld_upstream::selftests(&crate::cache_dir())?;
+    let dir = tld_upstream::build::scratch("vm-c")?;
+    let source = workspace.join("tests/c/kernel_library_sched_app.c");
+    Ok(tld_upstream::build::c_program(
+        &tests,
+        &source,
+        &dir,
+        "tld-kernel-c-app",
+        &[],
+    )?)
 }
 
 /// Runs a cargo command and returns the (target name, executable) pairs it reports.

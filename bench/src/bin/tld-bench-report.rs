@@ -925,6 +925,7 @@ fn report(opts: &Options) -> Result<(), String> {
         scoped: &scoped,
         consistent: &consistent,
         vm: tld_bench::vm_latency::VmLatency::load(&tld_bench::vm_latency::default_path()),
+        vm_guard: tld_bench::vm_guard::VmGuardCost::load(),
     };
     let md = results.markdown();
     println!("{md}");
@@ -962,6 +963,8 @@ struct Results<'a> {
     consistent: &'a ConsistentCost,
     /// P7, from the VM runner's figures, if a VM run wrote them.
     vm: Option<tld_bench::vm_latency::VmLatency>,
+    /// P4 with the guard, from the VM runner's figures, if a VM run wrote them.
+    vm_guard: Option<tld_bench::vm_guard::VmGuardCost>,
 }
 
 /// P5's memory figures, per live thread.
@@ -1208,6 +1211,9 @@ impl Results<'_> {
         g1.row(&mut s);
         s.push_str(&scoped.rows());
         s.push_str(&consistent.rows());
+        if let Some(vm) = &self.vm_guard {
+            s.push_str(&vm.rows());
+        }
         if let Some(vm) = &self.vm {
             s.push_str(&vm.rows());
         }
@@ -1761,6 +1767,7 @@ impl Results<'_> {
         }
         let mut members = self.scoped.json_members();
         members.extend(self.consistent.json_members());
+        members.extend(self.vm_guard.iter().flat_map(|vm| vm.json_members()));
         members.extend(self.vm.iter().flat_map(|vm| vm.json_members()));
         let _ = writeln!(out, "  {}", members.join(",\n  "));
         out.push_str("}\n");

@@ -25,6 +25,7 @@ mod stats;
 use std::ffi::CString;
 use std::fs;
 use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -107,15 +108,65 @@ struct Opts {
     #[arg(long, value_name = "GROUP")]
     data_map_group: Option<String>,
 
-    /// Remove the pin of tld_data_map on exit. By default it stays, so that a scheduler
-    /// started later finds the applications' threads still registered, with their hints.
+    /// Remove the pins of tld_data_map and of the guard's key on exit. By default they stay,
+    /// so that a scheduler started later finds the applications' threads still registered,
+    /// with their hints (and their guard stamps).
     #[arg(long)]
     unpin_on_exit: bool,
+
+    /// The guard (tld-guard): use a thread's hints only if a task of its own process registered
+    /// them, so that whoever may write tld_data_map cannot set hints for other processes'
+    /// threads. `auto` runs it where the kernel allows it (BPF trampolines) and says why not
+    /// elsewhere; `on` refuses to start without it; `off` runs without it.
+    #[arg(long, value_enum, default_value_t = GuardMode::Auto)]
+    guard: GuardMode,
 
     /// Print libbpf's debug messages (the verifier's log on a load failure).
     #[arg(short, long)]
     verbose: bool,
 }
+
+/// `--guard`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GuardMode {
+    /// Where the kernel allows it.
+    Auto,
+    /// Always: refuse to start where the kernel does not allow it.
+    On,
+    /// Never.
+    Off,
+}
+
+/// Whether to run the guard, as `mode` and the kernel decide. `on` fails here where the kernel
+/// cannot run it; `auto` says why it runs without.
+fn want_guard(mode: GuardMode) -> Result<bool> {
+    if mode == GuardMode::Off {
+        return Ok(false);
+    }
+    match tld_guard::probe() {
+        Ok(()) => Ok(true),
+        Err(e) if mode == GuardMode::On => {
+            Err(e).context("--guard=on, but this kernel cannot run the guard")
+        }
+        Err(e) => {
+            eprintln!("scx_tld: running without the guard: {e}");
+            Ok(false)
+        }
+    }
+}
+
+/// The guard's attach failed after a load that enabled its check: with `--guard=auto` the
+/// scheduler is loaded again without it.
+#[derive(Debug)]
+struct GuardFailed(tld_guard::Error);
+
+impl std::fmt::Display for GuardFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "attaching the guard: {}", self.0)
+    }
+}
+
+impl std::error::Error for GuardFailed {}
 
 fn parse_mode(text: &str) -> std::result::Result<u32, String> {
     let mode = u32::from_str_radix(text.trim_start_matches("0o"), 8)
@@ -161,9 +212,18 @@ fn run(opts: &Opts) -> Result<()> {
         });
     }
 
+    let mut guard = want_guard(opts.guard)?;
     loop {
         let mut storage = MaybeUninit::uninit();
-        let mut sched = Scheduler::start(opts, data_map_gid, &mut storage)?;
+        let mut sched = match Scheduler::start(opts, data_map_gid, guard, &mut storage) {
+            Ok(sched) => sched,
+            Err(e) if guard && opts.guard == GuardMode::Auto && e.is::<GuardFailed>() => {
+                eprintln!("scx_tld: running without the guard: {e:#}");
+                guard = false;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let uei = sched.run(&shutdown)?;
         if !uei.should_restart() {
             return Ok(());
@@ -275,12 +335,16 @@ struct Scheduler<'obj> {
     unpin_on_exit: bool,
     /// The statistics socket; it closes when dropped.
     stats_server: Option<StatsServer<(), Metrics>>,
+    /// The guard, while it runs, and its event map's pin (removed on exit, which tells the
+    /// applications' runtimes that it stopped).
+    guard: Option<(tld_guard::Guard, Pin)>,
 }
 
 impl<'obj> Scheduler<'obj> {
     fn start(
         opts: &Opts,
         data_map_gid: Option<u32>,
+        with_guard: bool,
         storage: &'obj mut MaybeUninit<OpenObject>,
     ) -> Result<Self> {
         let builder = BpfSkelBuilder::default();
@@ -306,6 +370,19 @@ impl<'obj> Scheduler<'obj> {
         rodata.boost_cpu_pct = opts.boost_cpu_pct;
         rodata.boost_thread_pct = opts.boost_thread_pct;
         rodata.boost_proc_pct = opts.boost_proc_pct;
+        // Before loading: the verifier drops the check where it is off.
+        rodata.tld_guard_enabled = with_guard;
+        if with_guard {
+            // The key an earlier run pinned beside the data map: its stamps stay valid.
+            if let Some(key) = tld_guard::open_pinned_key(tld_guard::DEFAULT_KEY_PIN)
+                .map_err(|e| anyhow::Error::new(GuardFailed(e)))?
+            {
+                skel.maps
+                    .tld_guard_key
+                    .reuse_fd(key.as_fd())
+                    .context("reusing the pinned guard key")?;
+            }
+        }
         let (nr_llcs, cpu_llc) = llcs()?;
         rodata.nr_llcs = nr_llcs;
         for (slot, llc) in rodata.cpu_llc.iter_mut().zip(cpu_llc) {
@@ -332,6 +409,22 @@ impl<'obj> Scheduler<'obj> {
             None => None,
         };
 
+        // The guard goes on before the scheduler does, so that no hint is read unchecked.
+        let guard = if with_guard {
+            let guard = tld_guard::Guard::attach(
+                skel.maps.tld_data_map.as_fd(),
+                skel.maps.tld_guard_key.as_fd(),
+            )
+            .map_err(|e| anyhow::Error::new(GuardFailed(e)))?;
+            guard
+                .pin_key(tld_guard::DEFAULT_KEY_PIN)
+                .and_then(|()| guard.pin_events(tld_guard::DEFAULT_EVENTS_PIN))
+                .map_err(|e| anyhow::Error::new(GuardFailed(e)))?;
+            Some((guard, Pin(PathBuf::from(tld_guard::DEFAULT_EVENTS_PIN))))
+        } else {
+            None
+        };
+
         let link = scx_ops_attach!(skel, tld_ops).context("attaching the scheduler")?;
         let stats_server = StatsServer::new(stats::server_data())
             .launch()
@@ -342,15 +435,18 @@ impl<'obj> Scheduler<'obj> {
             _records_pin: records_pin,
             unpin_on_exit: opts.unpin_on_exit,
             stats_server: Some(stats_server),
+            guard,
         };
         println!(
-            "scx_tld: attached as '{}'; hints {}; default slice {} us; tld_data_map pinned at {}",
+            "scx_tld: attached as '{}'; hints {}; guard {}; default slice {} us; tld_data_map \
+             pinned at {}",
             ops_name().unwrap_or_else(|| "?".into()),
             if opts.no_hints {
                 "ignored (--no-hints)"
             } else {
                 "on"
             },
+            sched.guard_state(),
             opts.slice_us,
             DATA_MAP_PIN
         );
@@ -381,7 +477,34 @@ impl<'obj> Scheduler<'obj> {
         // Detach (a no-op if the kernel already ejected the scheduler), then report.
         self.link.take();
         println!("scx_tld: totals: {}", self.metrics().total);
+        if let Some((guard, _)) = &self.guard {
+            let c = guard.counts();
+            println!(
+                "scx_tld: guard: {} registrations stamped, {} spoofed left unstamped, {} refused",
+                c.stamped, c.spoofed, c.refused
+            );
+        }
         uei_report!(&self.skel, uei)
+    }
+
+    /// What the guard does, in a few words.
+    fn guard_state(&self) -> String {
+        let Some((guard, _)) = &self.guard else {
+            return "off".into();
+        };
+        format!(
+            "on ({}; {})",
+            if guard.secret_kept() {
+                "the pinned key's secret kept"
+            } else {
+                "a fresh secret"
+            },
+            match guard.lsm_note() {
+                None if guard.lsm() => "spoofed updates refused by the lsm/bpf program".into(),
+                None => "spoofed updates left unstamped".to_string(),
+                Some(note) => note.to_string(),
+            }
+        )
     }
 
     /// Every CPU's counters.
@@ -401,9 +524,12 @@ impl<'obj> Scheduler<'obj> {
 impl Drop for Scheduler<'_> {
     fn drop(&mut self) {
         self.link.take();
+        // After the scheduler: the guard, then its event map's pin.
+        self.guard.take();
         self.stats_server.take();
         if self.unpin_on_exit {
             let _ = fs::remove_file(DATA_MAP_PIN);
+            let _ = fs::remove_file(tld_guard::DEFAULT_KEY_PIN);
         }
     }
 }
@@ -493,6 +619,19 @@ mod tests {
         assert!(parse_mode("0999").is_err());
         assert!(parse_mode("4755").is_err());
         assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn guard_modes() {
+        let parse = |args: &[&str]| {
+            Opts::try_parse_from(std::iter::once("scx_tld").chain(args.iter().copied()))
+                .map(|o| o.guard)
+        };
+        assert_eq!(parse(&[]).unwrap(), GuardMode::Auto);
+        assert_eq!(parse(&["--guard=on"]).unwrap(), GuardMode::On);
+        assert_eq!(parse(&["--guard", "off"]).unwrap(), GuardMode::Off);
+        let err = parse(&["--guard=maybe"]).unwrap_err().to_string();
+        assert!(err.contains("auto") && err.contains("off"), "{err}");
     }
 
     #[test]

@@ -24,8 +24,8 @@
  * only, and the stamp decides.
  *
  * The loader (the tld-guard crate) reuses the guarded program's tld_data_map
- * and tld_guard_key, writes the key's secret, sets guarded_map_id and
- * attaches both programs.
+ * and tld_guard_key, writes the key's secret, sets guarded_map_id, runs
+ * tld_guard_publish once and attaches both programs.
  */
 #include "tld_vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -111,6 +111,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tld_guard_event);
 } tld_guard_events SEC(".maps");
+
+/*
+ * Key 0 of tld_guard_events (no process has thread group id 0) describes the
+ * guard itself: its spoofed member holds guarded_map_id, so that a runtime
+ * checks its registrations for the stamp in the guarded map only.
+ * tld_guard_publish writes it; the loader runs it once, after loading.
+ */
+SEC("syscall")
+int tld_guard_publish(void *ctx)
+{
+	struct tld_guard_event self = { .spoofed = guarded_map_id };
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(&tld_guard_events, &zero, &self, 0 /* BPF_ANY */);
+}
 
 /* Counters for tests and operators: what each program did. */
 __u64 stamped, spoofed, refused, raced;

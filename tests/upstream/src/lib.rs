@@ -39,6 +39,11 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The start of a line that a kernel test (`tests/tests/`) prints for people to read even when
+/// it passes (counts, timings): the VM suite, which shows a passing test's output only in this
+/// form, echoes these lines on the console.
+pub const REPORT_PREFIX: &str = "tld-report: ";
+
 /// Shorthand for this crate's results.
 pub type Result<T> = std::result::Result<T, Error>;
 

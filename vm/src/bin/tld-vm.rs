@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! tld-vm test [--only GROUPS]  the VM suite (make vm-test); GROUPS, comma-separated, runs a
-//!                              subset: kernel, hints, latency, lifecycle, starvation,
-//!                              preemption, nice, exec, error-exit
+//!                              subset: kernel, bench, hints, c-library, latency,
+//!                              lifecycle, starvation, preemption, nice, exec, error-exit
 //! tld-vm demo                  the latency table: what the hints change (make demo-sched)
 //! tld-vm kernel [--refresh]    fetch (or find in the cache) the kernel and print its path
 //! tld-vm sources               fetch (or find in the cache) the kernel's task local data
@@ -19,8 +19,9 @@
 //! one host thread per vCPU for the scheduler tests too, `TLD_LINUX_SOURCE` the source package
 //! of the selftests.
 //!
-//! Both write the latency figures the guest measured (P7 of the performance report) to
-//! `p7.txt` in the cache directory, where `tld-bench-report` finds them.
+//! Both write the figures the guest measured for the performance report to the cache
+//! directory, a file per group, where `tld-bench-report` finds them: `p7.txt` (the latency
+//! cases) and `p4g.txt` (registration with the guard, from `tld-bench-vm`).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -221,6 +222,20 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
     fs.add_program(&art.guest, "bin/tld-vm-guest")?;
     fs.add_program(&art.other_layout, "bin/tld-vm-other-layout")?;
     fs.add_program(&art.tokio_server, "bin/tokio_server")?;
+    fs.add_program(&art.bench_vm, "bin/tld-bench-vm")?;
+    match &art.kernel_c_app {
+        Ok(app) => fs.add_program(app, "bin/tld-kernel-c-app")?,
+        Err(e) if tld_vm::required() => {
+            return Err(Error::Failed(format!(
+                "TLD_REQUIRE_BPF=1, but the application on the kernel's C library was not \
+                 built: {e}"
+            )))
+        }
+        Err(e) => println!(
+            "tld-vm: SKIPPED the scheduler's test with the kernel's C library (not built: {e}); \
+             set TLD_REQUIRE_BPF=1 to fail"
+        ),
+    }
     for (name, path) in &art.kernel_tests {
         fs.add_program(path, &format!("tests/{name}"))?;
     }
@@ -286,8 +301,17 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
         if let Some(line) = p7_verdict(&guest.report.figures) {
             println!("{line}\n");
         }
-        if !guest.report.figures.is_empty() {
-            let file = cache.join("p7.txt");
+        // Each group of figures (the name's prefix: p7, p4g) goes to a file of its own.
+        let mut groups: Vec<&str> = guest
+            .report
+            .figures
+            .iter()
+            .map(|(name, _)| figure_group(name))
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for group in groups {
+            let file = cache.join(format!("{group}.txt"));
             let mut text = format!(
                 "kernel {}\nvcpus {}\naccel {}\nhost_load {}\nwhen_unix {}\n",
                 kernel.package,
@@ -299,11 +323,13 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
                     .map_or(0, |d| d.as_secs())
             );
             for (name, value) in &guest.report.figures {
-                text.push_str(&format!("{name} {value}\n"));
+                if figure_group(name) == group {
+                    text.push_str(&format!("{name} {value}\n"));
+                }
             }
             if std::fs::write(&file, text).is_ok() {
                 println!(
-                    "(the latency figures, P7 of the performance report, are in {})\n",
+                    "(figures {group}_* of the performance report are in {})\n",
                     file.display()
                 );
             }
@@ -311,6 +337,11 @@ fn suite(mode: Mode, only: Option<&str>) -> Result<bool> {
         all.results.extend(guest.report.results);
     }
     Ok(print_results(&all, mode, flaky) && ok)
+}
+
+/// The group of figure `name`: its prefix up to the first `_` (`p7`, `p4g`).
+fn figure_group(name: &str) -> &str {
+    name.split('_').next().unwrap_or(name)
 }
 
 /// P7's verdict, from the figures the guest measured: the strict goals of the performance
@@ -406,9 +437,11 @@ fn plan(mode: Mode, only: Option<&str>) -> Vec<GuestRun> {
 }
 
 /// Every group of the guest suite (`tld-vm-guest suite --only`).
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 11] = [
     "kernel",
+    "bench",
     "hints",
+    "c-library",
     "preemption",
     "nice",
     "exec",

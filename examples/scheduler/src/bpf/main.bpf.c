@@ -71,6 +71,11 @@
  * application looks for it. A pin left by an earlier run is reused, so the
  * threads registered with it keep their hints across a restart. */
 #define TLD_PIN_DATA_MAP
+/* The guard's check (tld-guard): on only when the loader attaches the guard
+ * and sets tld_guard_enabled (scx_tld --guard); otherwise the verifier drops
+ * it. The loader pins the guard's key beside the data map, so stamps survive
+ * a restart. */
+#define TLD_GUARD
 #include "tld_generated.h"	/* from tld-sched-hints; includes task_local_data.bpf.h */
 
 #include "intf.h"

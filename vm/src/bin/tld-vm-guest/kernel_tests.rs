@@ -38,7 +38,8 @@ pub fn run_all(dir: &str) {
                 .stderr(f2)
                 .spawn()
         });
-        let limit = bounded(Duration::from_secs(180));
+        // The guard's attacks on 1,000 threads take minutes under emulation.
+        let limit = bounded(Duration::from_secs(if name == "guard" { 480 } else { 180 }));
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -63,6 +64,14 @@ pub fn run_all(dir: &str) {
             .filter(|l| l.starts_with("test result:"))
             .collect();
         let passed = status.is_some_and(|s| s.success()) && !summary.is_empty();
+        for line in output.lines() {
+            if let Some(at) = line.find(tld_upstream::REPORT_PREFIX) {
+                println!(
+                    "{name}: {}",
+                    &line[at + tld_upstream::REPORT_PREFIX.len()..]
+                );
+            }
+        }
         if !passed {
             println!("--- {name} output (tail) ---");
             println!("{}", tld_vm::console::tail(&output, 40));

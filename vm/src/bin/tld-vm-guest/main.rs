@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! tld-vm-guest suite [--only GROUPS]  every test, or the groups named (comma-separated):
-//!                       kernel, hints, latency, lifecycle, exec, starvation, preemption, nice,
-//!                       error-exit
+//!                       kernel, bench, hints, c-library, latency, lifecycle, exec,
+//!                       starvation, preemption, nice, error-exit
 //! tld-vm-guest demo     the latency measurements only (a sleeping thread, the tokio server),
 //!                       for `make demo-sched`
 //! tld-vm-guest app      (internal) the application process of the lifecycle tests
@@ -13,6 +13,7 @@
 //! ```
 
 mod bounds;
+mod c_library;
 mod hints;
 mod kernel_tests;
 mod latency;
@@ -90,6 +91,9 @@ fn suite(groups: &Groups) {
         if groups.has("kernel") {
             kernel_tests::run_all("/tests");
         }
+        if groups.has("bench") {
+            bench_vm();
+        }
         // Every attach and detach flips static keys, which the kernel patches into its code
         // while the other CPU runs; under emulation that is where a guest can crash (see
         // tld_vm::qemu), so the suite attaches and detaches no more often than its tests need.
@@ -119,6 +123,12 @@ fn scheduler_tests(mut sched: Sched, groups: &Groups) {
     if groups.has("hints") {
         hints::per_thread();
         hints::changes();
+    }
+    if groups.has("c-library") {
+        sched = match c_library::kernel_c_library(sched) {
+            Ok(s) => s,
+            Err(e) => return report("c-library/after-restart", false, &e),
+        };
     }
     if groups.has("preemption") {
         bounds::targeted_preemption(&mut sched);
@@ -156,15 +166,52 @@ fn scheduler_tests(mut sched: Sched, groups: &Groups) {
     }
 }
 
+/// The benchmarks that only run here (`tld-bench-vm`: registration with the guard), before
+/// any scheduler runs: its figures go to the host for the performance report. The test is that
+/// it measured, not what it measured (a benchmark's goal is the report's).
+fn bench_vm() {
+    let out = std::process::Command::new("/bin/tld-bench-vm").output();
+    let (passed, details) = match out {
+        Err(e) => (false, format!("starting /bin/tld-bench-vm: {e}")),
+        Ok(out) => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let mut n = 0;
+            for (name, value) in stdout.lines().filter_map(|l| l.split_once(' ')) {
+                if let Ok(v) = value.trim().parse::<f64>() {
+                    tld_vm::guest::figure(name, v);
+                    n += 1;
+                }
+            }
+            let said = String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', "; ");
+            (
+                out.status.success() && n > 0,
+                format!("exit {}, {n} figures: {said}", out.status),
+            )
+        }
+    };
+    report("bench/guard-registration", passed, &details);
+}
+
 /// The scheduler attached: state `enabled`, and its ops name. (Detaching cleanly is checked
 /// where the tests stop it: SIGINT before the latency control, SIGTERM in the restart test.)
 fn attached(sched: &Sched) {
     let state = sched::state();
     let ops = sched::ops_name().unwrap_or_default();
+    // This kernel runs the guard, so `--guard=auto` (the default) must have turned it on. The
+    // loader prints its start line just after the kernel enables it.
+    sched::wait_log(sched, "attached as", Duration::from_secs(10));
+    let log = sched.log_text();
+    let guard = log
+        .split("; ")
+        .find(|part| part.starts_with("guard "))
+        .unwrap_or("no guard in its output")
+        .to_string();
     report(
         "scheduler/attach",
-        state == "enabled" && ops.starts_with("tld_"),
-        &format!("{}: state {state}, ops {ops}", sched.args),
+        state == "enabled" && ops.starts_with("tld_") && guard.starts_with("guard on"),
+        &format!("{}: state {state}, ops {ops}, {guard}", sched.args),
     );
 }
 

@@ -174,6 +174,21 @@ impl Sched {
     }
 }
 
+/// Waits up to `timeout` for the scheduler's output to contain `text`.
+pub fn wait_log(sched: &Sched, text: &str, timeout: Duration) -> bool {
+    let start = Instant::now();
+    let timeout = bounded(timeout);
+    loop {
+        if sched.log_text().contains(text) {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits up to `timeout` for `state()` to become `want`.
 pub fn wait_state(want: &str, timeout: Duration) -> bool {
     let start = Instant::now();
