@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod bindings;
 pub mod btf;
 mod c_type;
 mod connection;
@@ -53,22 +54,30 @@ pub mod consistent;
 mod dynamic;
 mod error;
 mod fork;
+mod guest;
 mod handle;
 pub mod header;
+mod host;
 mod index_stack;
 mod kernel;
 mod layout;
 mod lifecycle;
 mod locks;
+mod marshal;
 mod metadata;
+mod parts;
 mod pool;
 mod process;
+mod protocol;
 mod registry;
+mod rendezvous;
+mod role;
 mod runtime;
 pub mod schema;
 mod scoped;
 mod segments;
 mod seqlock;
+mod sharing;
 mod status;
 mod sys;
 mod thread_state;
@@ -85,6 +94,7 @@ pub use lifecycle::at_thread_exit;
 pub use process::{connect, connect_pinned, status, thread_init};
 pub use registry::Site;
 pub use scoped::{HintFutureExt, HintGuard, HintSet, Hinted};
+pub use sharing::Sharing;
 pub use status::{Connection, MapSource, Status};
 pub use types::TldType;
 

@@ -70,6 +70,17 @@ pub fn attach(block: *mut u8, slot: SlotId) {
     BLOCK.with(|b| b.set(block));
 }
 
+/// Gives the calling thread `block`, in a copy of the runtime that joined another one: the
+/// serving copy keeps the thread's record.
+pub fn attach_block(block: *mut u8) {
+    BLOCK.with(|b| b.set(block));
+}
+
+/// Forgets the calling thread's block, in a copy of the runtime that joined another one.
+pub fn detach_block() {
+    BLOCK.with(|b| b.set(std::ptr::null_mut()));
+}
+
 /// Takes the calling thread's block and slot away. From here on its hints have no block.
 pub fn detach() -> Option<(*mut u8, SlotId)> {
     let block = BLOCK.with(|b| b.replace(std::ptr::null_mut()));
