@@ -66,7 +66,7 @@ extern "C" {
 #define TLD_NAME_LEN 62
 
 /* The size of a page: one per thread holds the values, one per process the keys. */
-#define TLD_PAGE_SIZE getpagesize()
+#define TLD_PAGE_SIZE ((size_t)sysconf(_SC_PAGESIZE))
 
 /* @x rounded up to a multiple of @y: the room a value of @x bytes takes is TLD_ROUND_UP(x, 8). */
 #define TLD_ROUND_UP(x, y) ((((x) + (y) - 1) / (y)) * (y))
