@@ -70,7 +70,7 @@ mod pool;
 mod process;
 mod protocol;
 mod registry;
-mod rendezvous;
+pub mod rendezvous;
 mod role;
 mod runtime;
 pub mod schema;

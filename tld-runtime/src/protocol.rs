@@ -13,7 +13,9 @@
 
 use std::ffi::c_void;
 
-/// The protocol this copy speaks.
+/// The protocol this copy of the runtime speaks with the others in its process (see
+/// [`crate::rendezvous`]). Copies of one protocol share a runtime; a copy of another one stays
+/// on its own ([`crate::Sharing::Isolated`]).
 pub const PROTOCOL: u32 = 1;
 
 /// Borrowed bytes (UTF-8 for strings), valid for the duration of a call.

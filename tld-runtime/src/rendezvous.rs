@@ -32,7 +32,7 @@
 //! [`Error::OtherRuntime`]): [`MAGIC`] (16 bytes), the protocol (`u32`), the header's size
 //! (`u32`), the address of the serving copy's function table (`u64`), and the pid of the
 //! process that claimed it (`i32`; a forked child inherits its parent's). The function table
-//! itself is described in [`crate::protocol`].
+//! itself is private to the runtime: a copy only calls one whose protocol it speaks.
 
 use std::ffi::CStr;
 use std::io::Read;
@@ -40,6 +40,8 @@ use std::os::fd::AsRawFd;
 
 use crate::error::Error;
 use crate::sys;
+
+pub use crate::protocol::PROTOCOL;
 
 /// The memfd's name. `/proc/self/maps` shows the mapping as `/memfd:<NAME> (deleted)`.
 pub const NAME: &str = "tld-runtime-rendezvous";
@@ -61,7 +63,8 @@ pub const ADDRESSES: [usize; 6] = [
     0x3b1d_6e00_0000,
 ];
 
-/// The table's header, as it lies in the mapping.
+/// The table's header, as it lies in the mapping: the part of the format that every version
+/// of the runtime keeps.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -81,7 +84,7 @@ pub struct Header {
 
 /// What [`find_or_claim`] found.
 #[derive(Debug)]
-pub enum Found {
+pub(crate) enum Found {
     /// The calling copy published its table: it serves the process.
     Claimed,
     /// A table is there already.
@@ -94,7 +97,7 @@ pub enum Found {
 /// `Err` when neither can be done: no memfd, no free address, or a table that cannot be told
 /// from a foreign mapping because `/proc/self/maps` cannot be read. The copy then serves on its
 /// own, and says so.
-pub fn find_or_claim(table: u64, protocol: u32) -> Result<Found, Error> {
+pub(crate) fn find_or_claim(table: u64, protocol: u32) -> Result<Found, Error> {
     let maps = read_maps();
     if let Some(addr) = maps.as_deref().and_then(find_mapping) {
         return Ok(Found::Existing(read_header(addr)));
