@@ -70,6 +70,8 @@ fmt:
 # Not part of `make test`.
 bench: deps
 	$(CARGO) bench -p tld-bench -- --warm-up-time 0.5 --measurement-time 2 --noplot
+	$(CARGO) build --release -p tld-bench --bin tld-bench-joined
+	$(CARGO) build --release -p tld-bench-plugin-a -p tld-bench-plugin-b
 	$(CARGO) run --release -p tld-bench --bin tld-bench-report -- --out target/tld-bench.md
 
 doc:

@@ -8,11 +8,15 @@
 
 pub mod bpf;
 pub mod consistent;
+pub mod libtld;
 pub mod machine;
 pub mod measure;
 pub mod registration;
 pub mod rust_side;
 pub mod scoped;
+
+// The C ABI that row L1's C code calls, linked in.
+use tld as _;
 
 /// The generated libbpf-rs skeleton of `bpf/bench_tld.bpf.c`.
 #[allow(clippy::all, missing_docs, dead_code)]

@@ -150,8 +150,11 @@ static inline int tld_key_err_or_zero(tld_key_t key)
 /* The calling thread's page, or NULL before its first tld_get_data(). Not for direct use. */
 extern __thread char *__tld_thread_page;
 
-/* The part of tld_get_data() that runs when the thread has no page yet. Not for direct use. */
-void *tld__get_data_slow(int map_fd, tld_key_t key);
+/*
+ * The part of tld_get_data() that runs when the thread has no page yet. Not for direct use.
+ * Cold: the compiler keeps it, and what it needs, off the fast path of its callers.
+ */
+void *tld__get_data_slow(int map_fd, tld_key_t key) __attribute__((cold));
 
 /*
  * tld_get_data() - the calling thread's value of @key.

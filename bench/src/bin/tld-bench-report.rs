@@ -1,4 +1,4 @@
-//! `tld-bench-report`: runs every measurement of the benchmark suite (P1–P6, S1–S2, C1–C2) in one
+//! `tld-bench-report`: runs every measurement of the benchmark suite (P1–P6, S1–S2, C1–C2, L1–L2) in one
 //! process run, prints the ratio table, and writes it as Markdown (the README's Performance
 //! section) and as JSON.
 //!
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use tld_bench::bpf::{Bench, Prog, ProgStats};
 use tld_bench::consistent::ConsistentCost;
+use tld_bench::libtld::LibtldCost;
 use tld_bench::machine::Machine;
 use tld_bench::measure::{self, interleave, median, ns_per_call, slope, Comparison};
 use tld_bench::registration;
@@ -759,6 +760,8 @@ fn report(opts: &Options) -> Result<(), String> {
     let scoped = scoped::measure(opts.quick);
     eprintln!("C1, C2: consistent hints: set vs a plain set, a BPF consistent read vs a copy ...");
     let consistent = ConsistentCost::measure(bench, opts.quick)?;
+    eprintln!("L1, L2: libtld from C vs a C __thread store; a joined plugin vs a serving one ...");
+    let libtld = LibtldCost::measure(opts.quick);
     eprintln!("P3: BPF lookups vs floor programs (test_run, repeat) ...");
     let p3 = p3(bench, opts.quick)?;
     eprintln!("P6: verified instructions and load times ...");
@@ -798,6 +801,7 @@ fn report(opts: &Options) -> Result<(), String> {
         base: &p5_base,
         scoped: &scoped,
         consistent: &consistent,
+        libtld: &libtld,
     };
     let md = results.markdown();
     println!("{md}");
@@ -828,6 +832,7 @@ struct Results<'a> {
     base: &'a P5Child,
     scoped: &'a Scoped,
     consistent: &'a ConsistentCost,
+    libtld: &'a LibtldCost,
 }
 
 /// P5's memory figures, per live thread.
@@ -870,6 +875,7 @@ impl Results<'_> {
             base,
             scoped,
             consistent,
+            libtld,
         } = *self;
         let page = registration::page_size() as f64;
 
@@ -1033,6 +1039,7 @@ impl Results<'_> {
         );
         s.push_str(&scoped.rows());
         s.push_str(&consistent.rows());
+        s.push_str(&libtld.rows());
 
         let _ = writeln!(
             s,
@@ -1337,6 +1344,7 @@ impl Results<'_> {
         );
         s.push_str(&scoped.notes());
         s.push_str(&consistent.notes());
+        s.push_str(&libtld.notes());
 
         let _ = writeln!(
             s,
@@ -1555,7 +1563,9 @@ impl Results<'_> {
             }
             out.push_str("},\n");
         }
-        let _ = writeln!(out, "  {}", self.consistent.json_members().join(",\n  "));
+        let mut members = self.consistent.json_members();
+        members.extend(self.libtld.json_members());
+        let _ = writeln!(out, "  {}", members.join(",\n  "));
         out.push_str("}\n");
         out
     }
