@@ -420,11 +420,15 @@ mod tests {
 
     #[test]
     fn keys_and_pages_from_rust() {
-        let key = unsafe { tld_create_key(c"libtld_unit".as_ptr(), 8) };
+        let name = c"libtld_unit".as_ptr();
+        // SAFETY: `name` is a NUL-terminated string.
+        let key = unsafe { tld_create_key(name, 8) };
         assert!(key.off > 0);
-        let again = unsafe { tld_create_key(c"libtld_unit".as_ptr(), 8) };
+        // SAFETY: as above.
+        let again = unsafe { tld_create_key(name, 8) };
         assert_eq!(again, TldKey::error(libc::EEXIST));
-        assert_eq!(unsafe { tld_find_key(c"libtld_unit".as_ptr()) }, key);
+        // SAFETY: as above.
+        assert_eq!(unsafe { tld_find_key(name) }, key);
         let p = tld_get_data(-1, key).cast::<u64>();
         assert!(!p.is_null());
         // SAFETY: the key's 8 bytes in this thread's page.

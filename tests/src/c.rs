@@ -135,7 +135,10 @@ pub fn artifacts() -> &'static Artifacts {
             }
         }
         let status = cmd.status().expect("run cargo");
-        assert!(status.success(), "cargo build of libtld and the plugins failed");
+        assert!(
+            status.success(),
+            "cargo build of libtld and the plugins failed"
+        );
         let work = out.join("tld-c-tests");
         let lib_dir = work.join("lib");
         std::fs::create_dir_all(&lib_dir).expect("create the test directory");

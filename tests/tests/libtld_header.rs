@@ -38,7 +38,9 @@ fn tld_h_builds_as_strict_cxx_with_its_typed_hints() {
 #[test]
 fn make_install_installs_what_pkg_config_builds_against() {
     let artifacts = c::artifacts();
-    let prefix = artifacts.work.join(format!("install-{}", std::process::id()));
+    let prefix = artifacts
+        .work
+        .join(format!("install-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&prefix);
     // The profile of this test build: the install reuses what cargo built for it.
     let profile = artifacts

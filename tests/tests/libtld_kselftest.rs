@@ -105,7 +105,10 @@ fn the_kernels_selftest_passes_against_libtld() {
             .env("TLD_MAP_PATH", "");
         c::inherit(&mut cmd, &[map, prog, bss]);
         let out = c::run_ok(&mut cmd, subtest);
-        assert!(out.contains("1 subtests run, 0 failures"), "{subtest}: {out}");
+        assert!(
+            out.contains("1 subtests run, 0 failures"),
+            "{subtest}: {out}"
+        );
     }
     println!(
         "the kernel's selftest against libtld: task_local_data_basic once, \

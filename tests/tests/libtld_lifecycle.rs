@@ -28,7 +28,10 @@ fn a_forked_child_of_a_busy_c_host_registers_its_own_page() {
     let Some(skel) = c::load_c("a_forked_child_of_a_busy_c_host_registers_its_own_page") else {
         return;
     };
-    let (map, prog) = (skel.maps.tld_data_map.as_fd(), skel.progs.tld_c_read.as_fd());
+    let (map, prog) = (
+        skel.maps.tld_data_map.as_fd(),
+        skel.progs.tld_c_read.as_fd(),
+    );
     let mut cmd = Command::new(program());
     cmd.arg("fork")
         .arg(&c::artifacts().plugin_a)
@@ -90,13 +93,7 @@ fn a_c_host_moves_to_a_restarted_schedulers_map_with_its_values() {
         return;
     };
     let second = c::load_c(test).expect("loaded once, loads twice");
-    let second_id = second
-        .maps
-        .tld_data_map
-        .info()
-        .expect("map info")
-        .info
-        .id;
+    let second_id = second.maps.tld_data_map.info().expect("map info").info.id;
     let fds = [
         first.maps.tld_data_map.as_fd(),
         first.progs.tld_c_read.as_fd(),

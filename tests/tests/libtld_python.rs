@@ -33,7 +33,10 @@ fn python_threads_set_a_hint_that_bpf_reads() {
     let Some(mut cmd) = python(test) else {
         return;
     };
-    let (map, prog) = (skel.maps.tld_data_map.as_fd(), skel.progs.tld_c_read.as_fd());
+    let (map, prog) = (
+        skel.maps.tld_data_map.as_fd(),
+        skel.progs.tld_c_read.as_fd(),
+    );
     cmd.arg(c::workspace().join("tests/python/bpf_reads_a_hint.py"))
         .env("TLD_TEST_MAP_FD", c::fd_env(map))
         .env("TLD_TEST_PROG_FD", c::fd_env(prog));

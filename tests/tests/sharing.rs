@@ -33,7 +33,10 @@ unsafe fn function<F: Copy>(handle: *mut libc::c_void, name: &str) -> F {
     // SAFETY: `handle` is a live handle from dlopen; the name is NUL-terminated.
     let f = unsafe { libc::dlsym(handle, name.as_ptr()) };
     assert!(!f.is_null(), "the plugin exports {name:?}");
-    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut libc::c_void>());
+    assert_eq!(
+        std::mem::size_of::<F>(),
+        std::mem::size_of::<*mut libc::c_void>()
+    );
     // SAFETY: the caller's promise: `F` is a function pointer of the symbol's type.
     unsafe { std::mem::transmute_copy(&f) }
 }
@@ -54,7 +57,10 @@ fn a_rust_plugin_joins_the_executables_runtime() {
     let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     assert!(!handle.is_null(), "dlopen of the plugin");
     // SAFETY: the types of tests/c/plugin.h.
-    let (set, info): (extern "C" fn(u64, u32), unsafe extern "C" fn(*mut PluginInfo)) = unsafe {
+    let (set, info): (
+        extern "C" fn(u64, u32),
+        unsafe extern "C" fn(*mut PluginInfo),
+    ) = unsafe {
         (
             function(handle, "plugin_a_set"),
             function(handle, "plugin_a_info"),
@@ -70,7 +76,12 @@ fn a_rust_plugin_joins_the_executables_runtime() {
     assert_eq!(ours.sharing, Sharing::Serving, "{ours}");
     assert_eq!(ours.parts, 2, "{ours}");
     assert_eq!(
-        (plugin.sharing, plugin.connected, plugin.parts, plugin.runtime_id),
+        (
+            plugin.sharing,
+            plugin.connected,
+            plugin.parts,
+            plugin.runtime_id
+        ),
         (1, 1, 2, ours.runtime_id),
         "{plugin:?}"
     );
@@ -81,7 +92,10 @@ fn a_rust_plugin_joins_the_executables_runtime() {
     assert!(r.found & c::found::PLUGIN_A_COUNT != 0, "{r:?}");
     assert_eq!(r.plugin_a_count, 7);
     set(99, 1);
-    assert_eq!(run(&skel.progs.tld_c_read, c::CRead::default()).plugin_a_count, 99);
+    assert_eq!(
+        run(&skel.progs.tld_c_read, c::CRead::default()).plugin_a_count,
+        99
+    );
     assert_eq!(VALUE1.get(), 5);
 }
 

@@ -191,7 +191,6 @@ pub enum Error {
     },
 }
 
-
 impl Error {
     /// The errno the kernel gave, if this error came from a system call.
     pub fn errno(&self) -> Option<i32> {

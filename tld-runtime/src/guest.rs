@@ -20,9 +20,7 @@ use crate::error::Error;
 use crate::layout;
 use crate::marshal::{error_sink, raw_site, status_sink, Local};
 use crate::metadata::Published;
-use crate::protocol::{
-    phase, HostTable, RawHint, RawKey, RawPart, RawStr, FORGET_EXITING,
-};
+use crate::protocol::{phase, HostTable, RawHint, RawKey, RawPart, RawStr, FORGET_EXITING};
 use crate::registry::{self, Hint, LayoutToken};
 use crate::role::{self, Role};
 use crate::status::Status;

@@ -13,9 +13,7 @@ use crate::locks::{lock, read, write};
 use crate::marshal::{deliver_error, site_of, with_raw_status};
 use crate::parts::{Part, PartHint, Placement};
 use crate::process;
-use crate::protocol::{
-    phase, ErrorSink, HostTable, RawKey, RawPart, RawStr, StatusSink, PROTOCOL,
-};
+use crate::protocol::{phase, ErrorSink, HostTable, RawKey, RawPart, RawStr, StatusSink, PROTOCOL};
 use crate::runtime::{runtime, Runtime};
 use crate::thread_state::{self, Phase};
 use crate::wire;
@@ -286,7 +284,12 @@ unsafe extern "C" fn connect_pinned(path: RawStr, err: ErrorSink) -> i32 {
 
 /// # Safety
 /// `name` valid for the call, `out` for a write, `err` a caller's sink.
-unsafe extern "C" fn create_key(name: RawStr, size: usize, out: *mut RawKey, err: ErrorSink) -> i32 {
+unsafe extern "C" fn create_key(
+    name: RawStr,
+    size: usize,
+    out: *mut RawKey,
+    err: ErrorSink,
+) -> i32 {
     // SAFETY: the caller's promise.
     let name = unsafe { name.text() };
     match dynamic::create_local(&name, size) {

@@ -310,7 +310,14 @@ pub(crate) fn with_raw_status<R>(status: &Status, f: impl FnOnce(&RawStatus) -> 
                 MapSource::Fd => (1, none),
                 MapSource::Pinned(p) => (2, RawStr::new(p.as_os_str().as_bytes())),
             };
-            (1, *map_id, RawStr::new(map_name.as_bytes()), source, path, None)
+            (
+                1,
+                *map_id,
+                RawStr::new(map_name.as_bytes()),
+                source,
+                path,
+                None,
+            )
         }
         Connection::Detached { reason } => (2, 0, none, 0, none, Some(reason)),
     };

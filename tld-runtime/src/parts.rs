@@ -113,11 +113,7 @@ impl Parts {
 
     /// Decides where `hint`, whose key `published` says is (or is not) in the metadata page,
     /// goes; an error if the key is someone else's.
-    pub fn placement(
-        &self,
-        hint: &PartHint,
-        published: Option<usize>,
-    ) -> Result<Placement, Error> {
+    pub fn placement(&self, hint: &PartHint, published: Option<usize>) -> Result<Placement, Error> {
         let Some(offset) = published else {
             return Ok(Placement::New);
         };

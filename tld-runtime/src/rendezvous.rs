@@ -225,9 +225,14 @@ mod tests {
 7f0000000000-7f0000001000 rw-p 00000000 00:00 0
 ";
         assert_eq!(find_mapping(maps), Some(0x3d1d000000));
-        assert_eq!(find_mapping("3d1d000000-3d1d001000 r--p 0 00:01 7 /memfd:other (deleted)"), None);
         assert_eq!(
-            find_mapping("3d1d000000-3d1d001000 r--p 0 00:01 7 /memfd:tld-runtime-rendezvous-x (deleted)"),
+            find_mapping("3d1d000000-3d1d001000 r--p 0 00:01 7 /memfd:other (deleted)"),
+            None
+        );
+        assert_eq!(
+            find_mapping(
+                "3d1d000000-3d1d001000 r--p 0 00:01 7 /memfd:tld-runtime-rendezvous-x (deleted)"
+            ),
             None
         );
     }

@@ -123,7 +123,11 @@ impl fmt::Display for Status {
         )?;
         match &self.sharing {
             Sharing::Serving | Sharing::Joined if self.parts > 1 => {
-                write!(f, "; one runtime for {} parts ({})", self.parts, self.sharing)
+                write!(
+                    f,
+                    "; one runtime for {} parts ({})",
+                    self.parts, self.sharing
+                )
             }
             Sharing::Serving | Sharing::Joined => Ok(()),
             other => write!(f, "; {other}"),
