@@ -31,6 +31,8 @@ use crate::{bindings, sys};
 #[derive(Debug)]
 pub(crate) struct Guest {
     table: &'static HostTable,
+    /// Its index in the serving copy.
+    index: u32,
     /// Hints declared in this copy's object.
     hints: usize,
     /// Why this copy's hints are not published, if they are not.
@@ -73,11 +75,19 @@ impl Guest {
             forget,
         };
         let mut offsets = vec![0u32; raw.len()];
+        let mut index = u32::MAX;
         let mut err = None;
-        // SAFETY: `part`, its hints and their strings, and `offsets` (one per hint) are valid
-        // for the call; the sink stores into `err`, which outlives it. The table belongs to
-        // the serving copy, which stays loaded (see `role`).
-        let rc = unsafe { (table.join)(&part, offsets.as_mut_ptr(), error_sink(&mut err)) };
+        // SAFETY: `part`, its hints and their strings, `offsets` (one per hint) and `index` are
+        // valid for the call; the sink stores into `err`, which outlives it. The table belongs
+        // to the serving copy, which stays loaded (see `role`).
+        let rc = unsafe {
+            (table.join)(
+                &part,
+                offsets.as_mut_ptr(),
+                &mut index,
+                error_sink(&mut err),
+            )
+        };
         if rc == 0 {
             for (hint, offset) in published.iter().zip(offsets) {
                 hint.place(LayoutToken::new(), offset);
@@ -87,6 +97,7 @@ impl Guest {
         }
         Guest {
             table,
+            index,
             hints: count,
             problem,
             left: AtomicBool::new(false),
@@ -107,7 +118,7 @@ impl Guest {
         thread_state::set_phase(Phase::Busy);
         let mut host_phase = phase::NEW;
         // SAFETY: the serving copy's table stays valid (see `role`); `host_phase` is writable.
-        let block = unsafe { (self.table.enter_thread)(&mut host_phase) };
+        let block = unsafe { (self.table.enter_thread)(self.index, &mut host_phase) };
         if !block.is_null() {
             thread_state::attach_block(block);
             thread_state::set_phase(Phase::Active);

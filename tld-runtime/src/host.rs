@@ -43,28 +43,31 @@ pub(crate) fn table_address() -> u64 {
 impl Runtime {
     /// Joins a part (see [`crate::parts`]): all or none of its hints are published. Joining
     /// again with the same token gives the same answer.
+    /// Returns the part's index and its hints' offsets, or why they are not published.
     pub(crate) fn join_part(
         &self,
         token: u64,
         forget: extern "C" fn(u32),
         hints: Vec<PartHint>,
-    ) -> Result<Vec<u32>, Error> {
+    ) -> (u32, Result<Vec<u32>, Error>) {
         // The write lock: no thread sets up, exits or registers while live pages are written.
         let _conn = write(&self.conn);
         let mut parts = write(&self.parts);
         if let Some(part) = parts.get(token) {
-            return part.outcome.clone();
+            return (part.index, part.outcome.clone());
         }
         let outcome = self.place(&parts, &hints);
+        let index = parts.next_index();
         parts.add(
             Part {
                 token,
+                index,
                 forget,
                 outcome: outcome.clone(),
             },
             &hints,
         );
-        outcome
+        (index, outcome)
     }
 
     /// Publishes `hints` (all or none) and gives each thread, and the template of new
@@ -159,10 +162,11 @@ impl Runtime {
         write(&self.parts).remove(token);
     }
 
-    /// Tells every part that the calling thread's page goes away. Called with the connection's
-    /// read lock held, before the page goes back to the pool.
+    /// Tells every part that asked for the calling thread's page that it goes away. Called
+    /// with the connection's read lock held, before the page goes back to the pool.
     pub(crate) fn tell_parts(&self, reason: u32) {
-        for forget in read(&self.parts).forgets() {
+        let seen = thread_state::take_parts_seen();
+        for forget in read(&self.parts).forgets(seen) {
             forget(reason);
         }
     }
@@ -181,8 +185,13 @@ unsafe fn write_bytes_volatile(dst: *mut u8, bytes: &[u8]) {
 
 /// # Safety
 /// The protocol's rules: `part` and what it points to are valid for the call, `offsets` has
-/// room for `n_hints` offsets, `err` is a caller's sink.
-unsafe extern "C" fn join(part: *const RawPart, offsets: *mut u32, err: ErrorSink) -> i32 {
+/// room for `n_hints` offsets, `index` for one, `err` is a caller's sink.
+unsafe extern "C" fn join(
+    part: *const RawPart,
+    offsets: *mut u32,
+    index: *mut u32,
+    err: ErrorSink,
+) -> i32 {
     // SAFETY: the protocol's rules.
     let part = unsafe { &*part };
     let raw = if part.n_hints == 0 {
@@ -202,7 +211,10 @@ unsafe extern "C" fn join(part: *const RawPart, offsets: *mut u32, err: ErrorSin
             init: unsafe { h.init.bytes() }.to_vec(),
         })
         .collect();
-    match runtime().join_part(part.token, part.forget, hints) {
+    let (part_index, outcome) = runtime().join_part(part.token, part.forget, hints);
+    // SAFETY: the caller's promise.
+    unsafe { index.write(part_index) };
+    match outcome {
         Ok(placed) => {
             for (i, offset) in placed.into_iter().enumerate() {
                 // SAFETY: `offsets` has room for `n_hints`, and there is one offset per hint.
@@ -221,8 +233,11 @@ extern "C" fn leave(token: u64) {
 
 /// # Safety
 /// `phase_out` must be valid for a write.
-unsafe extern "C" fn enter_thread(phase_out: *mut u32) -> *mut u8 {
+unsafe extern "C" fn enter_thread(part: u32, phase_out: *mut u32) -> *mut u8 {
     let phase = lifecycle::enter_thread();
+    if phase == Phase::Active {
+        thread_state::note_part_seen(part);
+    }
     let code = match phase {
         Phase::New => phase::NEW,
         Phase::Busy => phase::BUSY,

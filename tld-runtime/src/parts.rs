@@ -60,6 +60,9 @@ pub struct KeyOwner {
 pub struct Part {
     /// Its token.
     pub token: u64,
+    /// Its index: which bit of a thread's [`crate::thread_state::parts_seen`] stands for it
+    /// (none from [`SEEN_BITS`] on: such a part is told about every thread).
+    pub index: u32,
     /// Told when a thread's page goes away.
     pub forget: extern "C" fn(u32),
     /// What joining answered: its hints' offsets, or why they are not published.
@@ -75,11 +78,17 @@ pub enum Placement {
     Adopt(usize),
 }
 
+/// Parts with an index below this have a bit in each thread's record of the parts that
+/// asked for its page.
+pub const SEEN_BITS: u32 = 64;
+
 /// The parts, and the owners of the keys they declared.
 #[derive(Debug, Default)]
 pub struct Parts {
     joined: Vec<Part>,
     owners: HashMap<String, KeyOwner>,
+    /// The index the next part gets.
+    next_index: u32,
 }
 
 impl Parts {
@@ -101,9 +110,18 @@ impl Parts {
         self.joined.iter().find(|p| p.token == token)
     }
 
-    /// Every part's `forget`.
-    pub fn forgets(&self) -> impl Iterator<Item = extern "C" fn(u32)> + '_ {
-        self.joined.iter().map(|p| p.forget)
+    /// The index the next part to join gets.
+    pub fn next_index(&self) -> u32 {
+        self.next_index
+    }
+
+    /// The `forget` of every part that asked for a page on a thread whose `seen` bits are
+    /// given.
+    pub fn forgets(&self, seen: u64) -> impl Iterator<Item = extern "C" fn(u32)> + '_ {
+        self.joined
+            .iter()
+            .filter(move |p| p.index >= SEEN_BITS || seen & (1 << p.index) != 0)
+            .map(|p| p.forget)
     }
 
     /// Parts that share the runtime, the serving copy included.
@@ -137,8 +155,10 @@ impl Parts {
         }
     }
 
-    /// Records a part that joined, and the keys it now owns.
+    /// Records a part that joined (with the index [`Parts::next_index`] gave), and the keys it
+    /// now owns.
     pub fn add(&mut self, part: Part, hints: &[PartHint]) {
+        self.next_index = self.next_index.max(part.index + 1);
         if part.outcome.is_ok() {
             for hint in hints {
                 self.owners.insert(
@@ -211,11 +231,16 @@ mod tests {
         ));
         let part = Part {
             token: 7,
+            index: parts.next_index(),
             forget: nothing,
             outcome: Ok(vec![16]),
         };
         parts.add(part, &[hint(&SITE, 4)]);
         assert_eq!(parts.count(), 2);
+        // Told about the threads where it asked for a page, only.
+        assert_eq!(parts.forgets(0b1).count(), 1);
+        assert_eq!(parts.forgets(0b10).count(), 0);
+        assert_eq!(parts.next_index(), 1);
         // While the part is there, another declaration is a duplicate naming both sites.
         match parts.placement(&hint(&OTHER, 4), Some(16)) {
             Err(Error::DuplicateKey { first, second, .. }) => {

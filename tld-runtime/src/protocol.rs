@@ -226,16 +226,23 @@ pub struct HostTable {
     /// [`PROTOCOL`].
     pub protocol: u32,
     /// Joins a part: publishes its hints (all or none) and writes their offsets, in the
-    /// order given, to `offsets` (room for `n_hints`). The part is joined even when its
-    /// hints cannot be published: its threads share pages all the same. Joining again with
-    /// the same token gives the same answer.
-    pub join: unsafe extern "C" fn(part: *const RawPart, offsets: *mut u32, err: ErrorSink) -> i32,
+    /// order given, to `offsets` (room for `n_hints`), and the part's index to `index`
+    /// (always, failure or not). The part is joined even when its hints cannot be published:
+    /// its threads share pages all the same. Joining again with the same token gives the same
+    /// answer.
+    pub join: unsafe extern "C" fn(
+        part: *const RawPart,
+        offsets: *mut u32,
+        index: *mut u32,
+        err: ErrorSink,
+    ) -> i32,
     /// Forgets a part that is being unloaded: its keys stay published (see the crate docs),
     /// and its `forget` is never called again.
     pub leave: extern "C" fn(token: u64),
     /// Gives the calling thread its page if it has none, and returns it (null without one);
-    /// writes the thread's [`phase`].
-    pub enter_thread: unsafe extern "C" fn(phase: *mut u32) -> *mut u8,
+    /// writes the thread's [`phase`]. `part` is the caller's index from `join`: the serving
+    /// copy tells a part to forget a thread's page only on threads that asked for it.
+    pub enter_thread: unsafe extern "C" fn(part: u32, phase: *mut u32) -> *mut u8,
     /// Takes the calling thread's page away now; its next access gets a new one.
     pub release_thread: extern "C" fn(),
     /// [`crate::thread_init`].
