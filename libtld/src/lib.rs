@@ -9,7 +9,7 @@
 //! `tld_key_is_err`, `tld_key_err_or_zero`), so that a program written for it builds against
 //! `tld.h` with a changed include, plus connecting by fd or pin, status and typed helpers.
 //!
-//! ```c
+//! ```c libtld
 //! #include <tld.h>
 //!
 //! TLD_DEFINE_KEY(prio_key, "priority", sizeof(int));

@@ -1,7 +1,9 @@
 //! `tld.h` under strict C and C++ compilers, and what `make install` puts in place: a program
 //! built from the installed header, library and pkg-config file, linked with `libtld.so` or
 //! `libtld.a`, runs (`tests/c/header_check.c`, `tests/c/header_check.cpp`). No BPF map is
-//! needed: hints work as thread-locals, and the status says why.
+//! needed: hints work as thread-locals, and the status says why. And every user-space C snippet
+//! of the documentation (```` ```c libtld ```` blocks of `README.md` and of libtld's crate
+//! documentation) compiles against `tld.h`.
 
 use std::path::Path;
 use std::process::Command;
@@ -33,6 +35,52 @@ fn tld_h_builds_as_strict_cxx_with_its_typed_hints() {
         .build();
     let out = run(&program, "header_check (C++)");
     assert!(out.contains("0 failures"));
+}
+
+/// The ```` ```c libtld ```` blocks of `text` (Markdown, or doc comments once their `//!` is
+/// stripped), with the line each starts at.
+fn snippets(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        let line = line
+            .strip_prefix("//!")
+            .map_or(line, |l| l.strip_prefix(' ').unwrap_or(l));
+        match &mut current {
+            None if line.trim() == "```c libtld" => current = Some((i + 1, String::new())),
+            None => {}
+            Some(_) if line.trim() == "```" => out.push(current.take().unwrap()),
+            Some((_, source)) => {
+                source.push_str(line);
+                source.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_c_snippets_of_the_documentation_compile_against_tld_h() {
+    let mut count = 0;
+    for file in ["README.md", "libtld/src/lib.rs"] {
+        let path = c::workspace().join(file);
+        let text = std::fs::read_to_string(&path).expect("read the documentation");
+        for (line, source) in snippets(&text) {
+            let name = format!("snippet_{}_{line}", file.replace(['/', '.'], "_"));
+            let c_file = c::artifacts().work.join(format!("{name}.c"));
+            std::fs::write(&c_file, source).expect("write the snippet");
+            let mut gcc = Command::new("gcc");
+            gcc.args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-c"])
+                .arg(format!("-I{}", c::include_dir().display()))
+                .arg(&c_file)
+                .arg("-o")
+                .arg(c_file.with_extension("o"));
+            c::run_ok(&mut gcc, &format!("{file}:{line}"));
+            count += 1;
+        }
+    }
+    assert!(count >= 2, "the snippets were found ({count})");
 }
 
 #[test]
