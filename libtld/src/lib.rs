@@ -1,5 +1,7 @@
 //! # libtld: task local data for C, C++ and any language with a C FFI
 //!
+//! (`README.md` is the overview; `include/tld.h` the reference.)
+//!
 //! The tld runtime ([`tld_runtime`]) behind a C ABI: `libtld.so` (soname `libtld.so.0`),
 //! `libtld.a`, the header `tld.h` (in `include/`, which documents every function) and a
 //! pkg-config file (`make install PREFIX=...` installs them).
