@@ -1,6 +1,7 @@
 //! Python through libtld, with ctypes and no compiled extension: threads set a hint and BPF
-//! reads it from each thread's element (`tests/python/bpf_reads_a_hint.py`), and the example
-//! of `examples/python/` runs.
+//! reads it from each thread's element (`tests/python/bpf_reads_a_hint.py`), alone and next to
+//! two Rust extensions loaded as Python loads PyO3 modules (one runtime for the three); and the
+//! example of `examples/python/` runs.
 
 use std::os::fd::AsFd;
 use std::process::Command;
@@ -43,6 +44,32 @@ fn python_threads_set_a_hint_that_bpf_reads() {
     c::inherit(&mut cmd, &[map, prog]);
     let out = c::run_ok(&mut cmd, "bpf_reads_a_hint.py");
     assert!(out.contains("0 failures") && out.contains("connected to map"));
+}
+
+#[test]
+fn python_and_two_rust_extensions_share_one_runtime() {
+    let test = "python_and_two_rust_extensions_share_one_runtime";
+    let Some(skel) = c::load_c(test) else {
+        return;
+    };
+    let Some(mut cmd) = python(test) else {
+        return;
+    };
+    let a = c::artifacts();
+    let (map, prog) = (
+        skel.maps.tld_data_map.as_fd(),
+        skel.progs.tld_c_read.as_fd(),
+    );
+    cmd.arg(c::workspace().join("tests/python/bpf_reads_a_hint.py"))
+        .env("TLD_TEST_MAP_FD", c::fd_env(map))
+        .env("TLD_TEST_PROG_FD", c::fd_env(prog))
+        .env(
+            "TLD_TEST_PLUGINS",
+            format!("{}:{}", a.plugin_a.display(), a.plugin_b.display()),
+        );
+    c::inherit(&mut cmd, &[map, prog]);
+    let out = c::run_ok(&mut cmd, "bpf_reads_a_hint.py with two Rust extensions");
+    assert!(out.contains("0 failures") && out.contains("3 parts (serving)"));
 }
 
 #[test]
