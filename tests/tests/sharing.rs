@@ -127,14 +127,14 @@ fn isolated_child() {
             bytes.len() as isize
         );
         let p = libc::mmap(
-            ADDRESSES[0] as *mut libc::c_void,
+            ADDRESSES[0] as usize as *mut libc::c_void,
             4096,
             libc::PROT_READ,
             libc::MAP_PRIVATE | libc::MAP_FIXED_NOREPLACE,
             fd,
             0,
         );
-        assert_eq!(p as usize, ADDRESSES[0]);
+        assert_eq!(p as u64, ADDRESSES[0]);
     }
     let skel = load("isolated").expect("loaded by the parent");
     VALUE1.set(3);

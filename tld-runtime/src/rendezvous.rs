@@ -53,8 +53,9 @@ pub const MAGIC: [u8; 16] = *b"tld-rendezvous\0\0";
 /// Where the table may be, in the order copies try them. They lie far from where the kernel
 /// puts executables, heaps and ordinary mappings; the first two fit in a 39-bit address space
 /// (some arm64 kernels), the others lie above the shadow memory of address sanitizers on
-/// x86-64. Every version of the runtime uses the same list.
-pub const ADDRESSES: [usize; 6] = [
+/// x86-64. Every version of the runtime uses the same list. (An address a process cannot have,
+/// on a 32-bit target, is skipped.)
+pub const ADDRESSES: [u64; 6] = [
     0x003d_1d00_0000,
     0x002e_7d00_0000,
     0x5f1d_7d00_0000,
@@ -120,7 +121,10 @@ pub(crate) fn find_or_claim(table: u64, protocol: u32) -> Result<Found, Error> {
     let fd = sys::memfd_with(NAME_C, &header_bytes(&header), sys::page_size())
         .map_err(|e| Error::from_errno("creating the runtime's rendezvous memfd", e))?;
     let mut last = libc::EEXIST;
-    for addr in ADDRESSES {
+    for addr in ADDRESSES
+        .into_iter()
+        .filter_map(|a| usize::try_from(a).ok())
+    {
         match sys::map_fixed_noreplace(fd.as_raw_fd(), addr, sys::page_size()) {
             Ok(()) => return Ok(Found::Claimed),
             Err(libc::EEXIST) => {
