@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := clang-19 make pkgconf gcc libelf-dev zlib1g-dev bpftool libbp
 VM_PACKAGES := qemu-system-x86 cpio busybox-static
 CARGO ?= cargo
 
-.PHONY: all deps demo demo-sched test vm-test lint fmt bench doc package-check clean
+.PHONY: all deps demo demo-sched test vm-test lint fmt bench doc package-check install libtld clean
 
 all: test
 
@@ -72,6 +72,8 @@ fmt:
 # Not part of `make test`.
 bench: deps
 	$(CARGO) bench -p tld-bench -- --warm-up-time 0.5 --measurement-time 2 --noplot
+	$(CARGO) build --release -p tld-bench --bin tld-bench-joined
+	$(CARGO) build --release -p tld-bench-plugin-a -p tld-bench-plugin-b
 	$(CARGO) run --release -p tld-bench --bin tld-bench-report -- --out target/tld-bench.md
 
 doc:
@@ -91,6 +93,31 @@ package-check: deps
 	rm -rf $(foreach c,$(PUBLISHED_CRATES),$(CARGO_HOME)/registry/src/-*/$(c)-[0-9]*)
 	$(CARGO) publish --dry-run --allow-dirty $(addprefix -p ,$(PUBLISHED_CRATES))
 	cd examples/standalone && $(CARGO) run --locked --target-dir ../../target/standalone
+
+# libtld, the C ABI of the runtime (libtld/): libtld.so (soname libtld.so.0), libtld.a, tld.h
+# and tld.pc, built with cargo's LIBTLD_PROFILE (release by default) and installed under
+# PREFIX (/usr/local by default; DESTDIR is prepended, for packaging). Builds with cargo only:
+# no system package is needed beyond a C compiler.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+LIBTLD_PROFILE ?= release
+LIBTLD_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+LIBTLD_OUT := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)/$(if $(filter dev,$(LIBTLD_PROFILE)),debug,$(LIBTLD_PROFILE))
+
+libtld:
+	$(CARGO) build -p libtld --profile $(LIBTLD_PROFILE)
+
+install: libtld
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 644 libtld/include/tld.h $(DESTDIR)$(INCLUDEDIR)/tld.h
+	install -m 755 $(LIBTLD_OUT)/libtld.so $(DESTDIR)$(LIBDIR)/libtld.so.$(LIBTLD_VERSION)
+	ln -sf libtld.so.$(LIBTLD_VERSION) $(DESTDIR)$(LIBDIR)/libtld.so.0
+	ln -sf libtld.so.0 $(DESTDIR)$(LIBDIR)/libtld.so
+	install -m 644 $(LIBTLD_OUT)/libtld.a $(DESTDIR)$(LIBDIR)/libtld.a
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(LIBTLD_VERSION)|' \
+	    libtld/tld.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tld.pc
 
 clean:
 	$(CARGO) clean

@@ -1,6 +1,6 @@
 //! Builds the benchmark's BPF object: the header for the bench hints, then
 //! `bpf/bench_tld.bpf.c` (our lookups and the floor programs, side by side) into a skeleton.
-//! Also records the rustc version, which the report prints with the machine.
+//! Compiles the C side of row L1. Also records the rustc version, which the report prints with the machine.
 use std::path::PathBuf;
 
 // Name the hints crate, or linkme drops its hints from this build script and the header.
@@ -18,6 +18,16 @@ fn main() {
             &[out.as_path()],
         );
     }
+
+    // Row L1: C that calls libtld through tld.h (libtld's build script says where it is).
+    let include = std::env::var_os("DEP_TLD_INCLUDE").expect("libtld exports its include dir");
+    println!("cargo:rerun-if-changed=c/libtld_bench.c");
+    cc::Build::new()
+        .file("c/libtld_bench.c")
+        .include(include)
+        .opt_level(2)
+        .warnings_into_errors(true)
+        .compile("tld_libtld_bench");
 
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let version = std::process::Command::new(rustc)

@@ -65,6 +65,9 @@ fn main() {
         &out.join("tld_typed.skel.rs"),
         &[&out],
     );
+    // Every key that the C, C++, Python and plugin parts of the libtld tests set, read by name
+    // from a thread's element (tests/tests/libtld_*.rs).
+    tld_bpf_build::build_skeleton(&bpf.join("tld_c.bpf.c"), &out.join("tld_c.skel.rs"), &[]);
     // Consistent hints read and written under their counter, for tests/tests/consistent.rs.
     tld_bpf_build::build_skeleton(
         &bpf.join("tld_consistent.bpf.c"),

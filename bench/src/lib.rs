@@ -9,6 +9,7 @@
 pub mod bpf;
 pub mod consistent;
 pub mod guard_cost;
+pub mod libtld;
 pub mod machine;
 pub mod measure;
 pub mod registration;
@@ -17,6 +18,9 @@ pub mod scoped;
 pub mod vm_figures;
 pub mod vm_guard;
 pub mod vm_latency;
+
+// The C ABI that row L1's C code calls, linked in.
+use tld as _;
 
 /// The generated libbpf-rs skeleton of `bpf/bench_tld.bpf.c` (the 7.x generation's value).
 #[allow(clippy::all, missing_docs, dead_code)]

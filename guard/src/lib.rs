@@ -436,6 +436,12 @@ fn bpf_lsm_enabled() -> bool {
 /// Writes a fresh secret into the key map and freezes it, or keeps the secret of a key map that
 /// an earlier guard froze.
 fn write_secret(key_map: BorrowedFd<'_>) -> Result<Secret, Error> {
+    check_key_map(key_map)?;
+    if frozen(key_map)? {
+        // A pinned key map that an earlier guard wrote (a scheduler started again on its
+        // pins): its secret stays, and so do the stamps made with it.
+        return Ok(Secret::Kept);
+    }
     let mut secret = [0u8; 32];
     let mut got = 0;
     while got < secret.len() {
@@ -461,7 +467,6 @@ fn write_secret(key_map: BorrowedFd<'_>) -> Result<Secret, Error> {
     value[..32].copy_from_slice(&secret);
     value[32..].copy_from_slice(&KEY_READY.to_ne_bytes());
     let key = 0u32;
-    check_key_map(key_map)?;
     // SAFETY: key and value are live buffers of the map's key (u32) and value (40 bytes) sizes,
     // which `check_key_map` found it has.
     let rc = unsafe {
@@ -474,20 +479,14 @@ fn write_secret(key_map: BorrowedFd<'_>) -> Result<Secret, Error> {
     };
     secret.fill(0);
     value.fill(0);
-    // SAFETY: freezing takes only the fd.
-    let freeze = || unsafe { libbpf_rs::libbpf_sys::bpf_map_freeze(key_map.as_raw_fd()) };
-    if rc == -libc::EPERM && freeze() == -libc::EBUSY {
-        // Frozen already: a pinned key map that an earlier guard wrote (a scheduler started
-        // again on its pins). Its secret stays, and so do the stamps made with it.
-        return Ok(Secret::Kept);
-    }
     if rc != 0 {
         return Err(Error::Os {
             op: "writing the guard's secret into the key map",
             errno: -rc,
         });
     }
-    let rc = freeze();
+    // SAFETY: freezing takes only the fd.
+    let rc = unsafe { libbpf_rs::libbpf_sys::bpf_map_freeze(key_map.as_raw_fd()) };
     if rc != 0 {
         return Err(Error::Os {
             op: "freezing the guard's key map",
@@ -510,6 +509,21 @@ fn check_key_map(fd: BorrowedFd<'_>) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// Whether the map behind `fd` is frozen, as the kernel shows it in the fd's `fdinfo` (the map's
+/// info has no such field; an update of a frozen map and a freeze both fail with `EPERM`, as
+/// they do without the right to write).
+fn frozen(fd: BorrowedFd<'_>) -> Result<bool, Error> {
+    let path = format!("/proc/self/fdinfo/{}", fd.as_raw_fd());
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Os {
+        op: "reading the key map's fdinfo (is /proc mounted?)",
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+    })?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("frozen:"))
+        .is_some_and(|v| v.trim() == "1"))
 }
 
 /// Where the guard's secret came from.

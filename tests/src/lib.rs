@@ -54,6 +54,7 @@ mod isolation_skel {
 }
 pub use isolation_skel::TldIsolationSkel;
 
+pub mod c;
 pub mod typed;
 
 /// Mirror of `struct tld_read_ctx`.

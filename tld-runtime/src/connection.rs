@@ -514,7 +514,7 @@ impl Runtime {
                 }
             }
         }
-        self.register_unstamped();
+        self.verify_stamps();
         let Some(spoofs) = guard.spoofs() else {
             return;
         };
@@ -527,17 +527,28 @@ impl Runtime {
         self.register_all(&conn);
     }
 
-    /// Registers again the threads whose registration the guard left unstamped (its program
-    /// is skipped while another run of it holds the CPU).
-    fn register_unstamped(&self) {
-        if !read(&self.conn).maps().any(|m| m.has_unstamped()) {
-            return;
-        }
-        // Under the write lock every record is whole (as in `register_all`).
-        let conn = write(&self.conn);
-        for map in conn.maps() {
-            let tids = map.take_unstamped();
-            if tids.is_empty() || !map.guarded() {
+    /// Looks for the guard's stamp on the elements of the threads registered since the last
+    /// look, and registers again those that lack it (the guard's program was skipped). The
+    /// looks are made without the connection's lock; a thread registered again is looked at
+    /// again next time.
+    fn verify_stamps(&self) {
+        let maps: Vec<Arc<TldMap>> = read(&self.conn)
+            .maps()
+            .filter(|m| m.has_pending())
+            .cloned()
+            .collect();
+        for map in maps {
+            let missing: Vec<i32> = map
+                .take_pending()
+                .into_iter()
+                .filter(|&tid| map.guarded() && map.stamp_missing(tid))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            // Under the write lock every record is whole (as in `register_all`).
+            let conn = write(&self.conn);
+            if !conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
                 continue;
             }
             let Ok(meta) = self.published() else {
@@ -545,7 +556,7 @@ impl Runtime {
             };
             let start = self.layout.plan.start;
             for (_, record) in self.threads.iter() {
-                if tids.contains(&record.tid) {
+                if missing.contains(&record.tid) {
                     let _ = map.register(record.tid, record.block.addr() as u64, meta, start);
                 }
             }

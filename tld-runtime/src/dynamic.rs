@@ -12,6 +12,7 @@ use crate::layout;
 use crate::lifecycle;
 use crate::locks::{lock, read};
 use crate::metadata::Published;
+use crate::role;
 use crate::runtime::runtime;
 use crate::thread_state::{self, Phase};
 use crate::types::TldType;
@@ -82,12 +83,13 @@ impl DynamicKey {
     /// down (a re-entrant access).
     fn slot(&self) -> Option<*mut u8> {
         let mut base = thread_state::current_block();
+        let mut phase = Phase::Active;
         if base.is_null() {
-            lifecycle::enter_thread();
+            phase = lifecycle::enter_thread();
             base = thread_state::current_block();
         }
         if base.is_null() {
-            if thread_state::phase() == Phase::Busy {
+            if phase == Phase::Busy {
                 return None;
             }
             // The thread is exiting: keep a private value for what is left of its life.
@@ -132,6 +134,14 @@ impl DynamicKey {
 
 /// Creates a key at run time; see [`DynamicKey::create`].
 fn create_key(name: &str, size: usize) -> Result<Published, Error> {
+    match role::guest() {
+        Some(guest) => guest.create_key(name, size),
+        None => create_local(name, size),
+    }
+}
+
+/// [`create_key`] in this copy's own runtime.
+pub(crate) fn create_local(name: &str, size: usize) -> Result<Published, Error> {
     let rt = runtime();
     let invalid = |reason: String| Error::InvalidKey {
         key: name.to_string(),
@@ -184,6 +194,14 @@ fn create_key(name: &str, size: usize) -> Result<Published, Error> {
 
 /// Finds a published key, static or dynamic.
 fn find_key(name: &str) -> Option<Published> {
+    match role::guest() {
+        Some(guest) => guest.find_key(name),
+        None => find_local(name),
+    }
+}
+
+/// [`find_key`] in this copy's own runtime.
+pub(crate) fn find_local(name: &str) -> Option<Published> {
     let meta = runtime().meta.as_ref().ok()?;
     let meta = lock(meta);
     meta.entries().iter().find(|e| e.name == name).cloned()

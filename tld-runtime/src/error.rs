@@ -166,6 +166,30 @@ pub enum Error {
         /// The hint's key.
         key: &'static str,
     },
+    /// Another copy of the runtime serves this process (a shared object or the executable
+    /// linked another version of `tld-runtime`) and speaks a protocol this copy does not. This
+    /// copy never registers a thread over it: its hints work as plain thread-locals. See
+    /// [`Sharing::Isolated`](crate::Sharing::Isolated).
+    #[error(
+        "another copy of the task local data runtime serves this process with protocol \
+         {protocol}; this copy speaks protocol {supported}, so its hints stay thread-local"
+    )]
+    OtherRuntime {
+        /// The protocol of the copy that serves the process.
+        protocol: u32,
+        /// The protocol of this copy.
+        supported: u32,
+    },
+
+    /// An error that the copy serving the process reported, of a kind this copy does not know
+    /// (the serving copy is a newer version of the same protocol).
+    #[error("{message}")]
+    Remote {
+        /// The serving copy's description of it.
+        message: String,
+        /// The errno, if there was one.
+        errno: Option<i32>,
+    },
 }
 
 impl Error {
@@ -181,6 +205,7 @@ impl Error {
             Error::NoSlots { .. } => Some(libc::ENOSPC),
             Error::InvalidKey { .. } => Some(libc::EINVAL),
             Error::HintBusy { .. } => Some(libc::EAGAIN),
+            Error::Remote { errno, .. } => *errno,
             _ => None,
         }
     }

@@ -309,12 +309,12 @@ pub(crate) unsafe fn block_slot(offset: &AtomicU32) -> Option<*mut u8> {
 /// As for [`block_slot`].
 #[cold]
 pub(crate) unsafe fn slot_slow(offset: &AtomicU32, id: usize, init: &[u8]) -> Option<*mut u8> {
-    lifecycle::enter_thread();
+    let phase = lifecycle::enter_thread();
     // SAFETY: the caller's promise.
     if let Some(p) = unsafe { block_slot(offset) } {
         return Some(p);
     }
-    match thread_state::phase() {
+    match phase {
         Phase::Busy => None,
         Phase::New | Phase::Active | Phase::Exited => thread_state::fallback_slot(id, init),
     }

@@ -7,7 +7,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use crate::btf::Btf;
 use crate::error::Error;
@@ -24,22 +23,18 @@ pub struct TldMap {
     generation: Generation,
     /// A guard (`tld-guard`) stamps this map's elements: registrations check for the stamp.
     guarded: AtomicBool,
-    /// Threads whose registration the guard left unstamped however often it was made: the
-    /// connection's watcher registers them again later ([`TldMap::take_unstamped`]).
-    unstamped: Mutex<Vec<i32>>,
-    /// Registrations in a row that stayed unstamped.
+    /// Threads registered since the connection's watcher last looked for their stamps
+    /// ([`TldMap::take_pending`]).
+    pending: Mutex<Vec<i32>>,
+    /// Stamps in a row found missing.
     misses: AtomicU32,
 }
 
-/// How many times a registration is made while the guard leaves it unstamped. Between tries
-/// the thread waits, longer each time (about 20 ms in all), for the run of the guard's program
-/// that held its CPU to end.
-const STAMP_TRIES: u32 = 12;
-
-/// Registrations in a row left unstamped after which the guard is taken to be gone (a
-/// scheduler killed before it could remove the guard's pin): registrations stop checking
-/// until a guard's pin appears again.
-const GUARD_GONE_AFTER: u32 = 3;
+/// Stamps in a row found missing after which the guard is taken to be gone (a scheduler killed
+/// before it could remove the guard's pin): registrations stop being checked until a guard's
+/// pin appears again. A live guard misses a stamp only when its program is skipped (another
+/// run of it holds the CPU), which never happens this often in a row.
+const GUARD_GONE_AFTER: u32 = 16;
 
 impl TldMap {
     /// Duplicates `fd` and checks that it is a task local data map.
@@ -114,7 +109,7 @@ impl TldMap {
             info,
             generation,
             guarded: AtomicBool::new(false),
-            unstamped: Mutex::new(Vec::new()),
+            pending: Mutex::new(Vec::new()),
             misses: AtomicU32::new(0),
         })
     }
@@ -149,14 +144,34 @@ impl TldMap {
         self.guarded.load(Ordering::Relaxed)
     }
 
-    /// Whether some registration stayed unstamped since the last [`TldMap::take_unstamped`].
-    pub fn has_unstamped(&self) -> bool {
-        !lock(&self.unstamped).is_empty()
+    /// Whether threads were registered since the last [`TldMap::take_pending`] in a guarded
+    /// map.
+    pub fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_empty()
     }
 
-    /// The threads whose registration stayed unstamped since the last call.
-    pub fn take_unstamped(&self) -> Vec<i32> {
-        std::mem::take(&mut *lock(&self.unstamped))
+    /// The threads registered in this guarded map since the last call, whose stamps the
+    /// connection's watcher looks for ([`TldMap::stamp_missing`]).
+    pub fn take_pending(&self) -> Vec<i32> {
+        std::mem::take(&mut *lock(&self.pending))
+    }
+
+    /// Whether thread `tid`'s element lacks the guard's stamp: the guard's program, which
+    /// stamps an element right after the update, was skipped (the kernel skips a tracing
+    /// program while another run of it holds the CPU). `false` if the thread is gone or its
+    /// element cannot be read. Enough misses in a row and the map is taken to be guarded no
+    /// more ([`GUARD_GONE_AFTER`]).
+    pub fn stamp_missing(&self, tid: i32) -> bool {
+        let Ok(pidfd) = sys::pidfd_open_thread(tid) else {
+            return false;
+        };
+        let missing = !self.stamped(pidfd.as_fd());
+        if !missing {
+            self.misses.store(0, Ordering::Relaxed);
+        } else if self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= GUARD_GONE_AFTER {
+            self.set_guarded(false);
+        }
+        missing
     }
 
     /// The kernel's id of the map.
@@ -196,32 +211,11 @@ impl TldMap {
                 &value,
             )
         };
-        let mut result = update();
-        // The guard stamps the element right after the update, from a BPF program that the
-        // kernel skips when another run of it is in progress on the same CPU (a preempted
-        // one). An element left without a stamp is useless to guarded readers: make it again.
-        if self.guarded() {
-            let mut stamped = false;
-            for attempt in 1..=STAMP_TRIES {
-                stamped = result.is_err() || self.stamped(pidfd.as_fd());
-                if stamped || attempt == STAMP_TRIES {
-                    break;
-                }
-                if attempt <= 2 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(Duration::from_micros(50 << (attempt - 2).min(6)));
-                }
-                result = update();
-            }
-            if stamped {
-                self.misses.store(0, Ordering::Relaxed);
-            } else {
-                lock(&self.unstamped).push(tid);
-                if self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= GUARD_GONE_AFTER {
-                    self.set_guarded(false);
-                }
-            }
+        let result = update();
+        // The guard stamps the element right after the update; the connection's watcher
+        // checks that it did, off this thread, and registers the thread again if not.
+        if result.is_ok() && self.guarded() {
+            lock(&self.pending).push(tid);
         }
         result.map_err(|e| match e {
             libc::EOPNOTSUPP | libc::E2BIG => Error::Unsupported {

@@ -44,9 +44,61 @@
 //! and sched-ext/scx's. The runtime reads from the map which one its BPF readers speak
 //! ([`Generation`]), so BPF programs written against the kernel's or scx's
 //! `task_local_data.bpf.h` read these hints unchanged.
+//!
+//! # One runtime per process
+//!
+//! A process can hold several copies of this crate: the executable's, one in each Rust shared
+//! object it loads (a plugin, a Python extension written with PyO3), and libtld's, the C
+//! library built from it. The dynamic linker never merges them, and a plugin loaded with
+//! `dlopen(RTLD_LOCAL)` does not even see the executable's symbols. Yet a thread has one
+//! element in `tld_data_map`, naming one page and one metadata page: two runtimes registering
+//! the same thread would each hide the other's hints from BPF. So the copies share one
+//! runtime: one metadata page, one layout, one page and one registration per thread, in which
+//! BPF finds every part's keys.
+//!
+//! - **Finding each other.** The first copy to need the runtime *serves* the process: it
+//!   publishes a small read-only table at a fixed address, a memfd named
+//!   `tld-runtime-rendezvous` mapped with `MAP_FIXED_NOREPLACE` (the kernel lets one mapping
+//!   have an address; a copy that loses the race finds the winner's mapping by its name in
+//!   `/proc/self/maps`). The table names a C-ABI function table of the serving copy, with a
+//!   protocol number ([`rendezvous`] documents the format, which never changes). This works
+//!   whatever the symbol scopes, and needs no cooperation from the program.
+//! - **Joining.** Every other copy *joins* at its first use: its static hints are published in
+//!   the serving copy's layout as keys created at run time are (appended to the metadata page),
+//!   with their initial values written first into the page of every live thread and into the
+//!   template of new threads' pages, so that every thread starts from the initializers. A
+//!   part's hints are published all or none; a key that another part already has is a
+//!   [`Error::DuplicateKey`] naming both declarations, and leaves that part's hints
+//!   thread-local, as two statics with one key in one binary do. [`status`] in every part
+//!   reports the same runtime ([`Status::runtime_id`], [`Status::parts`]) and the part's own
+//!   [`Status::sharing`].
+//! - **The hot path is unchanged.** A joined copy's hints run the code a serving copy's run: a
+//!   thread-local load of the thread's page (the copy's own thread-local), the hint's offset, the
+//!   access. Only a thread's first access differs: it asks the serving copy for the thread's
+//!   page. Before a page goes away (the thread exits, or gives it back), the serving copy tells
+//!   every joined copy, on that thread, to forget it.
+//! - **Unloading.** The serving copy pins the object it lives in (`RTLD_NODELETE`), since the
+//!   others call its code. A joined copy can be unloaded: as `dlclose` unloads it, a destructor
+//!   in `.fini_array` makes it leave, and it is never called again. Its keys stay published
+//!   (BPF programs may have cached their offsets), *orphaned*: each thread keeps its last value,
+//!   and new threads start from the part's initializers. A part that declares an orphaned key
+//!   again with the same size (the plugin loaded again) takes it over, and every thread's value
+//!   goes back to its initializer; any other declaration of it is a duplicate.
+//! - **`fork` and `exec`.** The table is mapped privately: a forked child has its own copy of
+//!   it, naming the same code in the child, where the serving copy's `fork` handlers reset the
+//!   runtime (every part's pointer to the forking thread's page stays right: the page is at
+//!   the same address in the child). `exec` starts from nothing.
+//! - **Another protocol.** A copy that finds a table of a protocol it does not speak keeps its
+//!   hints as thread-locals and never registers a thread: [`Sharing::Isolated`] with
+//!   [`Error::OtherRuntime`]. A copy that cannot look for the table at all (no memfd, no free
+//!   address, no `/proc/self/maps`) serves on its own and says so: [`Sharing::Unshared`].
+//!
+//! Language bindings that keep their own pointer to a thread's page (libtld's C fast path) use
+//! [`bindings`].
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod bindings;
 pub mod btf;
 mod c_type;
 mod connection;
@@ -55,22 +107,30 @@ pub mod consistent;
 mod dynamic;
 mod error;
 mod fork;
+mod guest;
 mod handle;
 pub mod header;
+mod host;
 mod index_stack;
 mod kernel;
 mod layout;
 mod lifecycle;
 mod locks;
+mod marshal;
 mod metadata;
+mod parts;
 mod pool;
 mod process;
+mod protocol;
 mod registry;
+pub mod rendezvous;
+mod role;
 mod runtime;
 pub mod schema;
 mod scoped;
 mod segments;
 mod seqlock;
+mod sharing;
 mod status;
 mod sys;
 mod thread_state;
@@ -90,6 +150,7 @@ pub use lifecycle::at_thread_exit;
 pub use process::{connect, connect_also, connect_pinned, status, thread_init};
 pub use registry::Site;
 pub use scoped::{HintFutureExt, HintGuard, HintSet, Hinted};
+pub use sharing::Sharing;
 pub use status::{Connection, MapSource, MapStatus, Status};
 pub use types::TldType;
 pub use wire::Generation;

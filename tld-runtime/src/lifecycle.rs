@@ -14,15 +14,25 @@
 //!
 //! The process's main thread runs no key destructors when it returns from `main`: its block is
 //! released with the process.
+//!
+//! # Other copies of the runtime
+//!
+//! In a copy that joined another one ([`crate::guest`]), a thread's first access asks the
+//! serving copy for the thread's page. In the serving copy, a page that goes away (the thread
+//! exits, or gives it back with [`crate::bindings::release_thread_page`]) is first forgotten
+//! everywhere: every joined copy, and every hook of [`crate::bindings::on_page_release`], on
+//! the thread, before the page goes back to the pool.
 
 use std::sync::OnceLock;
 
 use crate::locks::read;
+use crate::protocol::{FORGET_EXITING, FORGET_RELEASED};
+use crate::role::{self, Role};
 use crate::runtime::{self, runtime, Runtime};
 use crate::sys;
 use crate::thread_state::{self, Phase};
 use crate::thread_table::ThreadRecord;
-use crate::{pool, Error};
+use crate::{bindings, pool, Error};
 
 /// A thread-specific key with destructor `dtor`, created once in `cell`, or the errno of why it
 /// could not be.
@@ -50,7 +60,7 @@ fn exit_key() -> Result<libc::pthread_key_t, i32> {
 /// The exit key's destructor, run by the C library as the thread ends.
 extern "C" fn on_thread_exit(_value: *mut libc::c_void) {
     if let Some(rt) = runtime::get() {
-        exit_current_thread(rt);
+        give_back(rt, FORGET_EXITING);
     }
 }
 
@@ -143,17 +153,39 @@ pub fn at_thread_exit(hook: impl FnOnce() + 'static) -> Result<(), Error> {
 }
 
 /// Gives the calling thread its block and registers it, if it has none yet. Never fails: a
-/// thread that cannot get a block or be registered keeps working (see `status()`).
+/// thread that cannot get a block or be registered keeps working (see `status()`). Returns the
+/// phase the calling access must act on.
 ///
 /// Re-entrant calls (from a signal handler or a thread-local destructor that interrupts the
 /// setup) return at once: the thread is `Busy`.
-pub(crate) fn enter_thread() {
-    if thread_state::phase() != Phase::New {
-        return;
+pub(crate) fn enter_thread() -> Phase {
+    let phase = thread_state::phase();
+    if phase != Phase::New {
+        return phase;
+    }
+    if let Some(guest) = role::guest() {
+        return guest.enter_thread();
     }
     thread_state::set_phase(Phase::Busy);
     let phase = setup();
     thread_state::set_phase(phase);
+    phase
+}
+
+/// Gives the calling thread's block back now, if it has one: see
+/// [`crate::bindings::release_thread_page`]. Its next access gives it a new one.
+pub(crate) fn release_thread() {
+    if thread_state::phase() != Phase::Active {
+        return;
+    }
+    match role::role() {
+        Role::Joined(guest) => guest.release_thread(),
+        _ => {
+            if let Some(rt) = runtime::get() {
+                give_back(rt, FORGET_RELEASED);
+            }
+        }
+    }
 }
 
 /// The setup of a new thread; returns the phase it ends in.
@@ -168,15 +200,6 @@ fn setup() -> Phase {
         // No memory: the next access tries again.
         return Phase::New;
     };
-    // SAFETY: `block` is a whole block of `block_size` bytes that no thread uses (it came from
-    // the pool); the template has `block_size` bytes; the two do not overlap.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            rt.layout.template.as_ptr(),
-            block.addr() as *mut u8,
-            rt.layout.block_size,
-        )
-    };
     let tid = sys::gettid();
     let record = ThreadRecord {
         tid,
@@ -184,9 +207,21 @@ fn setup() -> Phase {
         registered: 0,
         exposed: false,
     };
-    // Under the connection's read lock: a connect either sees the record or comes after it.
+    // Under the connection's read lock: a connect either sees the record or comes after it,
+    // and a part that joins either writes its initial values into this block or into the
+    // template before it is copied.
     let slot = {
         let _conn = read(&rt.conn);
+        let template = read(&rt.template);
+        // SAFETY: `block` is a whole block of `block_size` bytes that no thread uses (it came
+        // from the pool); the template has `block_size` bytes; the two do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                template.as_ptr(),
+                block.addr() as *mut u8,
+                rt.layout.block_size,
+            )
+        };
         rt.threads.insert(record)
     };
     let Some(slot) = slot else {
@@ -200,18 +235,28 @@ fn setup() -> Phase {
     Phase::Active
 }
 
-/// Releases the calling thread's block: deletes its element, retires its pages, and returns it
-/// to the pool. From here on the thread's hints live in fallback storage.
-fn exit_current_thread(rt: &'static Runtime) {
+/// Releases the calling thread's block: every part forgets it, its element is deleted, its
+/// pages retired, and it goes back to the pool. `reason` is [`FORGET_EXITING`] as the thread
+/// ends (from here on its hints live in fallback storage), or [`FORGET_RELEASED`] (its next
+/// access gets a new block).
+fn give_back(rt: &'static Runtime, reason: u32) {
+    let after = if reason == FORGET_EXITING {
+        Phase::Exited
+    } else {
+        Phase::New
+    };
     thread_state::set_phase(Phase::Busy);
     if let Some((_, slot)) = thread_state::detach() {
         // Under the connection's read lock, for the reason `setup` inserts under it; the
         // elements to delete are in the connected maps if the thread is registered in them.
         let (record, maps) = {
             let conn = read(&rt.conn);
+            // Every other holder of the block forgets it before it can go to another thread.
+            rt.tell_parts(reason);
+            bindings::run_release_hooks();
             let Some(record) = rt.threads.remove(slot) else {
                 drop(conn);
-                thread_state::set_phase(Phase::Exited);
+                thread_state::set_phase(after);
                 return;
             };
             let registered_here = record.registered != 0 && record.registered == conn.generation;
@@ -228,7 +273,7 @@ fn exit_current_thread(rt: &'static Runtime) {
         }
         release(rt, &record);
     }
-    thread_state::set_phase(Phase::Exited);
+    thread_state::set_phase(after);
 }
 
 /// Returns a block that its thread no longer uses to the pool, retiring its pages first if any

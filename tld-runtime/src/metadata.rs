@@ -88,6 +88,11 @@ impl MetaPage {
         self.page_size - self.start - self.used
     }
 
+    /// The offset the next entry published will have in a thread's page.
+    pub fn next_offset(&self) -> usize {
+        self.start + self.used
+    }
+
     /// Entries the page has room for.
     pub fn capacity(&self) -> usize {
         max_entries(self.page_size)

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::kernel::TldMap;
 use crate::lifecycle;
 use crate::locks::read;
+use crate::role;
 use crate::runtime::runtime;
 use crate::status::{MapSource, Status};
 use crate::thread_state::{self, Phase};
@@ -28,7 +29,20 @@ use crate::thread_state::{self, Phase};
 /// previous connection, if there was one, stays exactly as it was. Without a previous
 /// connection the runtime stays detached, [`status`] says why, and hints keep working as
 /// thread-locals.
+///
+/// In a process where several copies of the runtime share one (see the crate documentation),
+/// this connects that one runtime, whichever part calls it. A part whose own hints could not
+/// be published (a key that another part has) connects the process all the same, and then
+/// returns that problem.
 pub fn connect(map: std::os::fd::BorrowedFd<'_>) -> Result<(), Error> {
+    match role::guest() {
+        Some(guest) => guest.connect(map),
+        None => local_connect(map),
+    }
+}
+
+/// [`connect`] in this copy's own runtime.
+pub(crate) fn local_connect(map: std::os::fd::BorrowedFd<'_>) -> Result<(), Error> {
     let rt = runtime();
     rt.connect(|conn| {
         let map = TldMap::from_fd(map)?;
@@ -42,8 +56,15 @@ pub fn connect(map: std::os::fd::BorrowedFd<'_>) -> Result<(), Error> {
 /// every thread moves to the new map, and if it goes away the runtime lets the map go. See
 /// `TLD_WATCH_INTERVAL_MS` in the crate documentation.
 pub fn connect_pinned(path: impl AsRef<Path>) -> Result<(), Error> {
+    match role::guest() {
+        Some(guest) => guest.connect_pinned(path.as_ref()),
+        None => local_connect_pinned(path.as_ref()),
+    }
+}
+
+/// [`connect_pinned`] in this copy's own runtime.
+pub(crate) fn local_connect_pinned(path: &Path) -> Result<(), Error> {
     let rt = runtime();
-    let path = path.as_ref();
     rt.connect(|conn| rt.connect_pin(conn, path))
 }
 
@@ -70,6 +91,14 @@ pub fn connect_also(map: std::os::fd::BorrowedFd<'_>) -> Result<(), Error> {
 /// choosing, or to learn the reason. Without an explicit [`connect`], this tries auto-connect:
 /// the pin path in `TLD_MAP_PATH`, else `/sys/fs/bpf/tld_data_map`.
 pub fn thread_init() -> Result<(), Error> {
+    match role::guest() {
+        Some(guest) => guest.thread_init(),
+        None => local_thread_init(),
+    }
+}
+
+/// [`thread_init`] in this copy's own runtime.
+pub(crate) fn local_thread_init() -> Result<(), Error> {
     lifecycle::enter_thread();
     match (thread_state::phase(), thread_state::current_slot()) {
         (Phase::Active, Some(slot)) => {
@@ -100,6 +129,13 @@ pub fn thread_init() -> Result<(), Error> {
 }
 
 /// A snapshot of the runtime's state: whether it is connected, and if not, why.
+///
+/// Every part of a process that shares one runtime reports the same runtime
+/// ([`Status::runtime_id`], [`Status::parts`]), with its own [`Status::sharing`] and its own
+/// count of [`Status::hints`].
 pub fn status() -> Status {
-    runtime().status()
+    match role::guest() {
+        Some(guest) => guest.status(),
+        None => runtime().status(),
+    }
 }

@@ -7,11 +7,18 @@
 //! ([`crate::lifecycle`]), `fork()` ([`crate::fork`]) and run-time keys ([`crate::dynamic`])
 //! act on it, and [`crate::process`] is the public face.
 //!
+//! A copy of the crate builds this runtime only when it serves the process, or runs on its own
+//! ([`crate::role`]); a copy that joined another one has none, and the parts that joined this
+//! one are in [`crate::parts`].
+//!
 //! # Locks
 //!
 //! Two locks, always taken in this order: `conn` → `meta`. `fork()`'s prepare handler takes
 //! both (after [`fork::init_lock`]), so that a child never inherits one held by a thread that
-//! does not exist in it.
+//! does not exist in it. Two more, `parts` and `template`, are only ever taken while `conn` is
+//! held, for reading under its read lock and for writing under its write lock (in the order
+//! `conn` → `parts` → `meta` → `template`): nobody holds them when `fork()`'s handler holds
+//! `conn`.
 //!
 //! The paths every thread takes, its first access and its exit, take only `conn`'s read lock,
 //! which readers share: a thread never waits for another one to register or exit. The pool and
@@ -29,11 +36,14 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use crate::connection_state::ConnState;
 use crate::error::Error;
 use crate::fork;
+use crate::host;
 use crate::layout::Layout;
 use crate::locks::{lock, read};
 use crate::metadata::MetaPage;
+use crate::parts::Parts;
 use crate::pool::PagePool;
 use crate::registry;
+use crate::role::{self, Role};
 use crate::status::{Connection, MapStatus, Status};
 use crate::sys;
 use crate::thread_table::ThreadTable;
@@ -55,6 +65,11 @@ pub(crate) struct Runtime {
     pub threads: ThreadTable,
     pub pool: PagePool,
     pub knobs: Knobs,
+    /// A new thread's block: the layout's template, with the initial values of the hints of
+    /// the parts that joined since (see [`crate::parts`]).
+    pub template: RwLock<Box<[u8]>>,
+    /// The parts that joined this runtime, and who declared which key.
+    pub parts: RwLock<Parts>,
 }
 
 /// Mechanisms that tests can switch off, to show that the tests catch what they prevent.
@@ -98,9 +113,25 @@ fn build() -> &'static Runtime {
     }
     let rt = RUNTIME.get_or_init(|| {
         let layout = Layout::build(registry::collect(), sys::page_size());
-        let meta = layout.publish();
+        let meta = match role::role() {
+            // Another copy serves the process: never publish or register anything over it.
+            Role::Isolated(reason) => Err(reason.clone()),
+            Role::Joined(_) => Err(Error::OtherRuntime {
+                protocol: crate::protocol::PROTOCOL,
+                supported: crate::protocol::PROTOCOL,
+            }),
+            Role::Serving | Role::Unshared(_) => layout.publish(),
+        };
         let meta_addr = meta.as_ref().map_or(0, MetaPage::addr);
+        let mut parts = Parts::default();
+        if meta.is_ok() {
+            for e in &layout.entries {
+                parts.own(e.hint.site(), e.hint.size(), e.hint.consistent());
+            }
+        }
         Runtime {
+            template: RwLock::new(layout.template.clone().into_boxed_slice()),
+            parts: RwLock::new(parts),
             meta: meta.map(Mutex::new),
             meta_addr,
             conn: RwLock::new(ConnState::default()),
@@ -168,6 +199,7 @@ impl Runtime {
             false => 0,
         };
         let live = self.threads.len();
+        let parts = read(&self.parts).count();
         drop(conn);
         let pool_blocks = self.pool.total();
         let (published_keys, data_bytes) = match &self.meta {
@@ -191,6 +223,9 @@ impl Runtime {
             live_threads: live,
             registered_threads: registered,
             pool_pages: pool_blocks * (self.layout.block_size / self.layout.page_size),
+            sharing: role::role().sharing(),
+            parts,
+            runtime_id: host::table_address(),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::sharing::Sharing;
 use crate::wire::Generation;
 
 /// Where the connected map came from.
@@ -89,6 +90,14 @@ pub struct Status {
     /// reserves for pages ahead of need is not counted: it holds no memory until a thread
     /// writes it.
     pub pool_pages: usize,
+    /// How this copy of the runtime relates to the other copies in the process (a plugin's,
+    /// libtld's): serving them, joined to one, or on its own, and why.
+    pub sharing: Sharing,
+    /// Copies of the runtime that share it, this one included: 1 for a process with one.
+    pub parts: usize,
+    /// The identity of the runtime this copy uses: the same number in every part that shares
+    /// it, another one in a copy that runs on its own.
+    pub runtime_id: u64,
 }
 
 impl Status {
@@ -144,6 +153,17 @@ impl fmt::Display for Status {
             self.data_capacity,
             self.registered_threads,
             self.live_threads
-        )
+        )?;
+        match &self.sharing {
+            Sharing::Serving | Sharing::Joined if self.parts > 1 => {
+                write!(
+                    f,
+                    "; one runtime for {} parts ({})",
+                    self.parts, self.sharing
+                )
+            }
+            Sharing::Serving | Sharing::Joined => Ok(()),
+            other => write!(f, "; {other}"),
+        }
     }
 }

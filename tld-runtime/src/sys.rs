@@ -350,3 +350,93 @@ pub unsafe fn madvise(addr: usize, len: usize, advice: libc::c_int) -> Result<()
         Ok(())
     }
 }
+
+/// A new memfd named `name` (close-on-exec), `size` bytes long, starting with `content`.
+pub fn memfd_with(name: &CStr, content: &[u8], size: usize) -> Result<OwnedFd, i32> {
+    // SAFETY: `name` is a NUL-terminated string that outlives the call.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: on success the kernel returned a new file descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ftruncate takes its arguments by value.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } != 0 {
+        return Err(errno());
+    }
+    let mut written = 0;
+    while written < content.len() {
+        let rest = &content[written..];
+        // SAFETY: `rest` is readable for its length, which is what pwrite reads.
+        let n = unsafe {
+            libc::pwrite(
+                fd.as_raw_fd(),
+                rest.as_ptr().cast(),
+                rest.len(),
+                written as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => written += n as usize,
+            0 => return Err(libc::EIO),
+            _ if errno() == libc::EINTR => continue,
+            _ => return Err(errno()),
+        }
+    }
+    Ok(fd)
+}
+
+/// Maps the first `len` bytes of `fd` read-only and private at exactly `addr`, if nothing is
+/// mapped there: `EEXIST` if something is.
+pub fn map_fixed_noreplace(fd: libc::c_int, addr: usize, len: usize) -> Result<(), i32> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: the call either maps the
+    // file at `addr`, where nothing was, or fails and touches nothing.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_FIXED_NOREPLACE,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    if p as usize != addr {
+        // A kernel older than 4.17 takes the flag for a hint: give the mapping back.
+        // SAFETY: `p` is the mapping just made, which nothing else knows of.
+        unsafe { libc::munmap(p, len) };
+        return Err(libc::EEXIST);
+    }
+    Ok(())
+}
+
+/// The path and base address of the loaded object that contains `addr`, from `dladdr`.
+pub fn object_of(addr: *const libc::c_void) -> Option<(std::ffi::CString, usize)> {
+    // SAFETY: an all-zero Dl_info is valid (null pointers); dladdr only writes it.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr reads no memory at `addr`; it looks the address up in the loader's tables.
+    if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: on success dli_fname is a NUL-terminated string owned by the loader, valid while
+    // the object is loaded, which it is (it holds the caller's code); it is copied at once.
+    let name = unsafe { CStr::from_ptr(info.dli_fname) }.to_owned();
+    Some((name, info.dli_fbase as usize))
+}
+
+/// Marks the loaded shared object `path` `RTLD_NODELETE`, so that it stays loaded for the rest
+/// of the process. Returns whether it is.
+pub fn pin_loaded_object(path: &CStr) -> bool {
+    // SAFETY: with RTLD_NOLOAD, dlopen loads nothing and runs no constructor: it returns a
+    // handle to the object if it is loaded, and sets its flags. The handle is kept for ever.
+    let handle = unsafe {
+        libc::dlopen(
+            path.as_ptr(),
+            libc::RTLD_LAZY | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+        )
+    };
+    !handle.is_null()
+}

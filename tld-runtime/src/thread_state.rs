@@ -39,6 +39,9 @@ thread_local! {
     static SLOT: Cell<Option<SlotId>> = const { Cell::new(None) };
     /// The thread has handed its block to the kernel at least once.
     static EXPOSED: Cell<bool> = const { Cell::new(false) };
+    /// In a copy that serves other parts: bit `i` is set when part `i` asked for the thread's
+    /// block (see [`crate::parts`]).
+    static PARTS_SEEN: Cell<u64> = const { Cell::new(0) };
     /// Storage for values that have no place in a block (see [`fallback_slot`]).
     static FALLBACK: RefCell<Vec<Fallback>> = const { RefCell::new(Vec::new()) };
 }
@@ -70,6 +73,17 @@ pub fn attach(block: *mut u8, slot: SlotId) {
     BLOCK.with(|b| b.set(block));
 }
 
+/// Gives the calling thread `block`, in a copy of the runtime that joined another one: the
+/// serving copy keeps the thread's record.
+pub fn attach_block(block: *mut u8) {
+    BLOCK.with(|b| b.set(block));
+}
+
+/// Forgets the calling thread's block, in a copy of the runtime that joined another one.
+pub fn detach_block() {
+    BLOCK.with(|b| b.set(std::ptr::null_mut()));
+}
+
 /// Takes the calling thread's block and slot away. From here on its hints have no block.
 pub fn detach() -> Option<(*mut u8, SlotId)> {
     let block = BLOCK.with(|b| b.replace(std::ptr::null_mut()));
@@ -91,6 +105,19 @@ pub fn exposed() -> bool {
 /// Forgets [`mark_exposed`], in a forked child, whose copy of the page no element names.
 pub fn clear_exposed() {
     EXPOSED.with(|e| e.set(false));
+}
+
+/// Notes that the part with index `part` asked for the calling thread's block.
+pub fn note_part_seen(part: u32) {
+    if part < crate::parts::SEEN_BITS {
+        PARTS_SEEN.with(|s| s.set(s.get() | 1 << part));
+    }
+}
+
+/// The parts that asked for the calling thread's block (bits of [`note_part_seen`]), now
+/// forgotten.
+pub fn take_parts_seen() -> u64 {
+    PARTS_SEEN.with(|s| s.replace(0))
 }
 
 /// One value in a thread's fallback storage.

@@ -1,4 +1,4 @@
-//! `tld-bench-report`: runs every measurement of the benchmark suite (P1–P6, S1–S2, C1–C2) in one
+//! `tld-bench-report`: runs every measurement of the benchmark suite (P1–P6, S1–S2, C1–C2, L1–L2) in one
 //! process run, prints the ratio table, and writes it as Markdown (the README's Performance
 //! section) and as JSON.
 //!
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use tld_bench::bpf::{Bench, Bench618, BenchGuard, Prog, ProgStats, Timed};
 use tld_bench::consistent::ConsistentCost;
+use tld_bench::libtld::LibtldCost;
 use tld_bench::machine::Machine;
 use tld_bench::measure::{self, interleave, median, ns_per_call, slope, Comparison};
 use tld_bench::registration;
@@ -873,6 +874,8 @@ fn report(opts: &Options) -> Result<(), String> {
     let scoped = scoped::measure(opts.quick);
     eprintln!("C1, C2: consistent hints: set vs a plain set, a BPF consistent read vs a copy ...");
     let consistent = ConsistentCost::measure(bench, opts.quick)?;
+    eprintln!("L1, L2: libtld from C vs a C __thread store; a joined plugin vs a serving one ...");
+    let libtld = LibtldCost::measure(opts.quick);
     eprintln!("P3: BPF lookups vs floor programs (test_run, repeat) ...");
     let p3_7 = p3(bench, opts.quick)?;
     eprintln!("P6: verified instructions and load times ...");
@@ -926,6 +929,7 @@ fn report(opts: &Options) -> Result<(), String> {
         consistent: &consistent,
         vm: tld_bench::vm_latency::VmLatency::load(&tld_bench::vm_latency::default_path()),
         vm_guard: tld_bench::vm_guard::VmGuardCost::load(),
+        libtld: &libtld,
     };
     let md = results.markdown();
     println!("{md}");
@@ -965,6 +969,7 @@ struct Results<'a> {
     vm: Option<tld_bench::vm_latency::VmLatency>,
     /// P4 with the guard, from the VM runner's figures, if a VM run wrote them.
     vm_guard: Option<tld_bench::vm_guard::VmGuardCost>,
+    libtld: &'a LibtldCost,
 }
 
 /// P5's memory figures, per live thread.
@@ -1105,6 +1110,7 @@ impl Results<'_> {
             base,
             scoped,
             consistent,
+            libtld,
             ..
         } = *self;
         let page = registration::page_size() as f64;
@@ -1217,6 +1223,7 @@ impl Results<'_> {
         if let Some(vm) = &self.vm {
             s.push_str(&vm.rows());
         }
+        s.push_str(&libtld.rows());
 
         let _ = writeln!(
             s,
@@ -1517,6 +1524,7 @@ impl Results<'_> {
         );
         s.push_str(&scoped.notes());
         s.push_str(&consistent.notes());
+        s.push_str(&libtld.notes());
 
         let _ = writeln!(
             s,
@@ -1767,6 +1775,7 @@ impl Results<'_> {
         }
         let mut members = self.scoped.json_members();
         members.extend(self.consistent.json_members());
+        members.extend(self.libtld.json_members());
         members.extend(self.vm_guard.iter().flat_map(|vm| vm.json_members()));
         members.extend(self.vm.iter().flat_map(|vm| vm.json_members()));
         let _ = writeln!(out, "  {}", members.join(",\n  "));

@@ -30,7 +30,9 @@ pub fn run_all(dir: &str) {
         let start = Instant::now();
         let child = std::fs::File::create(&log).and_then(|f| {
             let f2 = f.try_clone()?;
+            // --nocapture: a passing test's report lines reach the log too.
             Command::new(&test)
+                .arg("--nocapture")
                 .env("TLD_REQUIRE_BPF", "1")
                 .env("TLD_RACE_ROUNDS", RACE_ROUNDS)
                 .stdin(Stdio::null())
