@@ -628,7 +628,7 @@ mod guard_vm {
             }
             assert_eq!(r.spoofed, 0);
             assert!(
-                restarted.elapsed() < Duration::from_secs(20),
+                restarted.elapsed() < Duration::from_secs(60),
                 "after the restart: {r:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -695,7 +695,7 @@ mod guard_vm {
             }
             assert_eq!(r.spoofed, 0);
             assert!(
-                restarted.elapsed() < Duration::from_secs(20),
+                restarted.elapsed() < Duration::from_secs(60),
                 "after the restart on the kept map: {r:?}; {}",
                 tld_runtime::status()
             );

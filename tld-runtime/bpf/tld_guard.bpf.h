@@ -41,6 +41,14 @@
 /* The stamp's bits: 48, the room after start. */
 #define TLD_GUARD_STAMP_MASK ((1ULL << 48) - 1)
 
+/*
+ * The stamp the guard writes on an element that another process registered:
+ * all ones, a value no right stamp takes (__tld_guard_mac() never returns
+ * it). Readers refuse it like any wrong stamp; the runtime of the thread's
+ * process looks for it to find which of its threads to register again.
+ */
+#define TLD_GUARD_SPOOFED TLD_GUARD_STAMP_MASK
+
 /* tld_guard_key's ready word once the loader has written the secret ("tldgkey1"). */
 #define TLD_GUARD_READY 0x3179656b67646c74ULL
 
@@ -97,7 +105,9 @@ static __always_inline __u64 __tld_guard_mac(const struct tld_guard_key *key, __
 			0x94d049bb133111ebULL, 32);
 	h += key->k[1] ^ key->k[2];
 	__TLD_GUARD_MIX(h, key->k[3], 0xd6e8feb86659fd93ULL, 32);
-	return h & TLD_GUARD_STAMP_MASK;
+	h &= TLD_GUARD_STAMP_MASK;
+	/* TLD_GUARD_SPOOFED is reserved. */
+	return h == TLD_GUARD_SPOOFED ? h - 1 : h;
 }
 
 /*

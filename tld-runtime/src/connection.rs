@@ -509,7 +509,10 @@ impl Runtime {
                         map.set_guarded(guard.covers(map.id()));
                     }
                     if stale {
-                        self.register_all(&conn);
+                        // Only where the new guard's stamps count: the map it guards.
+                        for map in conn.maps().filter(|m| m.guarded()) {
+                            self.register_in(map, |_| true);
+                        }
                     }
                 }
             }
@@ -522,9 +525,27 @@ impl Runtime {
             return;
         }
         guard.seen = spoofs;
+        // The threads whose elements carry the guard's mark of a spoofed one, found without
+        // the lock (a lookup each), then registered again under it.
+        let maps: Vec<Arc<TldMap>> = read(&self.conn)
+            .maps()
+            .filter(|m| m.guarded())
+            .cloned()
+            .collect();
+        let tids: Vec<i32> = self.threads.iter().map(|(_, r)| r.tid).collect();
         let mut conn = write(&self.conn);
         conn.guard_repairs += 1;
-        self.register_all(&conn);
+        drop(conn);
+        for map in maps {
+            let spoofed: Vec<i32> = tids.iter().copied().filter(|&t| map.spoofed(t)).collect();
+            if spoofed.is_empty() {
+                continue;
+            }
+            let conn = write(&self.conn);
+            if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
+                self.register_in(&map, |tid| spoofed.contains(&tid));
+            }
+        }
     }
 
     /// Looks for the guard's stamp on the elements of the threads registered since the last
@@ -546,34 +567,23 @@ impl Runtime {
             if missing.is_empty() {
                 continue;
             }
-            // Under the write lock every record is whole (as in `register_all`).
             let conn = write(&self.conn);
-            if !conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
-                continue;
-            }
-            let Ok(meta) = self.published() else {
-                return;
-            };
-            let start = self.layout.plan.start;
-            for (_, record) in self.threads.iter() {
-                if missing.contains(&record.tid) {
-                    let _ = map.register(record.tid, record.block.addr() as u64, meta, start);
-                }
+            if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
+                self.register_in(&map, |tid| missing.contains(&tid));
             }
         }
     }
 
-    /// Registers every thread again, in every map, with its own pages.
-    fn register_all(&self, conn: &ConnState) {
-        let meta = match self.published() {
-            Ok(meta) => meta,
-            Err(_) => return,
+    /// Registers again in `map`, with their own pages, the threads for whose id `which` says
+    /// so. The caller holds the connection's write lock, under which every record is whole.
+    fn register_in(&self, map: &TldMap, which: impl Fn(i32) -> bool) {
+        let Ok(meta) = self.published() else {
+            return;
         };
         let start = self.layout.plan.start;
-        // Under the write lock every record is whole: each thread gets its own pages back in
-        // every map (a thread that is exiting fails with ESRCH, and that is fine).
+        // A thread that is exiting fails with ESRCH, and that is fine.
         for (_, record) in self.threads.iter() {
-            for map in conn.maps() {
+            if which(record.tid) {
                 let _ = map.register(record.tid, record.block.addr() as u64, meta, start);
             }
         }

@@ -258,6 +258,28 @@ impl TldMap {
         })
     }
 
+    /// Whether thread `tid`'s element carries the guard's mark of a spoofed element (all ones
+    /// where the stamp goes: the guard writes it on an element another process registered,
+    /// and no right stamp takes that value). `false` if the thread is gone or its element
+    /// cannot be read.
+    pub fn spoofed(&self, tid: i32) -> bool {
+        let Ok(pidfd) = sys::pidfd_open_thread(tid) else {
+            return false;
+        };
+        let mut value = [0u8; wire::MAP_VALUE_MAX];
+        sys::map_lookup_int_key(
+            self.fd.as_fd(),
+            pidfd.as_raw_fd(),
+            self.value_size(),
+            &mut value,
+        )
+        .is_ok_and(|()| {
+            value[wire::MAP_VALUE_START_OFFSET + 2..wire::MAP_VALUE_SIZE_7]
+                .iter()
+                .all(|&b| b == 0xff)
+        })
+    }
+
     /// Whether the element of the thread behind `pidfd` carries a stamp: the guard's bytes after
     /// `start`, which a registration writes as zeros (a real stamp is zero once in 2^48).
     fn stamped(&self, pidfd: BorrowedFd<'_>) -> bool {

@@ -10,9 +10,10 @@
  * tld_data_map, it looks at the element the update installed:
  *  - the updating task is of the element's task's process: the element gets
  *    its stamp (tld_guard.bpf.h), and readers built with TLD_GUARD take it;
- *  - otherwise the stamp is made wrong, so readers ignore the element, and
- *    the victim's process is told through tld_guard_events, which its runtime
- *    watches to register its threads again.
+ *  - otherwise the element gets the mark of a spoofed one (TLD_GUARD_SPOOFED),
+ *    which readers refuse, and the victim's process is told through
+ *    tld_guard_events, which its runtime watches to register again the
+ *    threads whose elements carry the mark.
  * If another update of the same element came in between, the element is left
  * to that update's own run of this program.
  *
@@ -205,8 +206,8 @@ int tld_guard_stamp(__u64 *ctx)
 		__tld_guard_set_stamp(elem, stamp);
 		__sync_fetch_and_add(&stamped, 1);
 	} else {
-		/* Whatever the writer put there: one more than the right stamp. */
-		__tld_guard_set_stamp(elem, (stamp + 1) & TLD_GUARD_STAMP_MASK);
+		/* Whatever the writer put there: the mark of a spoofed element. */
+		__tld_guard_set_stamp(elem, TLD_GUARD_SPOOFED);
 		__sync_fetch_and_add(&spoofed, 1);
 		note(owner_tgid, owner_pid, current->tgid, 0);
 	}

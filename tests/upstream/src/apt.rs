@@ -3,7 +3,7 @@
 //! of their own under the cache directory, against the mirror that the system's Debian sources
 //! name (`TLD_VM_DEBIAN_MIRROR` overrides it).
 //!
-//! The kernel's own test sources ([`crate::selftests`]) come this way, and so does the VM
+//! The kernel's own test sources ([`mod@crate::selftests`]) come this way, and so does the VM
 //! runner's kernel.
 
 use std::fs;

@@ -5,7 +5,7 @@
 //! them unmodified against tld: the kernel's BPF test program reading hints that tld-runtime
 //! publishes, and C programs on the kernel's library publishing hints that our header and our
 //! inspector read. They are GPL test code, so they are never copied into the repository:
-//! [`selftests`] fetches them from Debian's `linux-source-7.N` package through a private apt
+//! [`mod@selftests`] fetches them from Debian's `linux-source-7.N` package through a private apt
 //! configuration ([`apt`]), and [`build`] compiles them.
 //!
 //! The VM runner (`tld-vm`) fetches its kernel through the same [`apt`] module.
