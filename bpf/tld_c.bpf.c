@@ -28,10 +28,18 @@ char LICENSE[] SEC("license") = "GPL";
 extern struct task_struct *bpf_task_from_pid(int pid) __ksym;
 extern void bpf_task_release(struct task_struct *p) __ksym;
 
-/* A consistent hint's entry: its counter, then its value (16 bytes, as published). */
+/*
+ * "plugin_b_budget" is consistent: its entry is the latch word, then two copies
+ * of the value, a [u32; 2] (24 bytes, as published). The header's latch read
+ * picks the copy that the word names as whole.
+ */
+typedef struct {
+	__u32 v[2];
+} budget_value;
+
 struct budget_entry {
 	__u64 seq;
-	__u32 value[2];
+	budget_value value[2];
 };
 
 static __always_inline void read_task(struct task_struct *task, struct tld_c_read *out)
@@ -74,10 +82,15 @@ static __always_inline void read_task(struct task_struct *task, struct tld_c_rea
 	}
 	budget = bpf_tld_lookup(&tld, plugin_b_budget, sizeof(struct budget_entry));
 	if (budget) {
+		budget_value b;
+		__u32 retries = 0;
+
 		out->found |= TLD_C_PLUGIN_B_BUDGET;
-		out->plugin_b_seq = budget->seq;
-		out->plugin_b_budget[0] = budget->value[0];
-		out->plugin_b_budget[1] = budget->value[1];
+		if (!__bpf_tld_seq_read(budget, &b, budget_value, &retries)) {
+			out->plugin_b_seq = budget->seq;
+			out->plugin_b_budget[0] = b.v[0];
+			out->plugin_b_budget[1] = b.v[1];
+		}
 	}
 	u64p = bpf_tld_lookup(&tld, py_hint, sizeof(__u64));
 	if (u64p) {

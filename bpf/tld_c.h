@@ -27,8 +27,8 @@ struct tld_c_read {
 	__u64 plugin_a_count;	/* "plugin_a_count", __u64 */
 	__u64 plugin_a_flag;	/* "plugin_a_flag", __u32 */
 	__s64 plugin_b_level;	/* "plugin_b_level", __s32 */
-	__u64 plugin_b_seq;	/* "plugin_b_budget", consistent: its counter */
-	__u32 plugin_b_budget[2];	/* ... and its value, [u32; 2] */
+	__u64 plugin_b_seq;	/* "plugin_b_budget", consistent: its latch word after the read */
+	__u32 plugin_b_budget[2];	/* ... and the whole copy of its value, [u32; 2] */
 	__u64 py_hint;		/* "py_hint", __u64 */
 };
 
