@@ -13,3 +13,15 @@ pub struct Readme;
 /// `docs/rust.md`.
 #[doc = include_str!("../../docs/rust.md")]
 pub struct RustGuide;
+
+/// `docs/bpf.md`.
+#[doc = include_str!("../../docs/bpf.md")]
+pub struct BpfGuide;
+
+/// `docs/scheduling.md`.
+#[doc = include_str!("../../docs/scheduling.md")]
+pub struct SchedulingGuide;
+
+/// `docs/operations.md`.
+#[doc = include_str!("../../docs/operations.md")]
+pub struct OperationsGuide;
