@@ -97,7 +97,12 @@ fn snippets() -> Vec<Snippet> {
     // Every guide; the BPF guide has three programs.
     let mut guides: Vec<String> = std::fs::read_dir(root.join("docs"))
         .expect("read docs/")
-        .map(|e| e.expect("a docs/ entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("a docs/ entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".md"))
         .collect();
     guides.sort();
@@ -106,7 +111,7 @@ fn snippets() -> Vec<Snippet> {
         files.push((format!("docs/{guide}"), at_least));
     }
     for (file, at_least) in files {
-        let found = markdown_blocks(&root.join(file));
+        let found = markdown_blocks(&root.join(&file));
         assert!(
             found.len() >= at_least,
             "{file}: expected at least {at_least} C snippet(s), found {}",

@@ -57,8 +57,7 @@ fn documents() -> Vec<PathBuf> {
 }
 
 fn read(rel: &Path) -> String {
-    std::fs::read_to_string(root().join(rel))
-        .unwrap_or_else(|e| panic!("{}: {e}", rel.display()))
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{}: {e}", rel.display()))
 }
 
 /// A fenced block: its info string, its first line's number (1-based) and its lines.
@@ -320,7 +319,10 @@ fn make_targets() -> BTreeSet<String> {
 fn commands(file: &Path) -> Vec<(usize, String)> {
     let (blocks, prose) = split(&read(file), file);
     let mut out = Vec::new();
-    for b in blocks.iter().filter(|b| b.info == "sh" || b.info == "console") {
+    for b in blocks
+        .iter()
+        .filter(|b| b.info == "sh" || b.info == "console")
+    {
         for (i, l) in b.body.iter().enumerate() {
             let l = l.trim_start().trim_start_matches(['#', '$']).trim_start();
             let l = l.split(" #").next().unwrap_or(l);

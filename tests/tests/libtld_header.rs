@@ -66,7 +66,12 @@ fn the_c_snippets_of_the_documentation_compile_against_tld_h() {
     let mut files = vec!["README.md".to_string(), "libtld/src/lib.rs".to_string()];
     let mut guides: Vec<String> = std::fs::read_dir(c::workspace().join("docs"))
         .expect("read docs/")
-        .map(|e| e.expect("a docs/ entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("a docs/ entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".md"))
         .map(|name| format!("docs/{name}"))
         .collect();
