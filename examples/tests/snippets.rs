@@ -1,9 +1,10 @@
 //! Every BPF C snippet a user may copy, from the READMEs and the rustdoc, compiles with clang-19
 //! and loads into the running kernel, licence line included.
 //!
-//! The snippets are the ```` ```c ```` blocks of `README.md`, `bpf/README.md`,
-//! `bpf-build/README.md`, and of the doc comments of `tld-runtime`, `tld-macros` and
-//! `tld-bpf-build`. Each is compiled on its own, with the header generated from the demo's hints
+//! The snippets are the ```` ```c ```` blocks of `README.md`, of the guides in `docs/`,
+//! `bpf/README.md`, `bpf-build/README.md`, and of the doc comments of `tld-runtime`,
+//! `tld-macros` and `tld-bpf-build` (```` ```c libtld ```` and ```` ```c fragment ```` blocks are
+//! not BPF programs: see `tests/tests/docs.rs` for the convention). Each is compiled on its own, with the header generated from the demo's hints
 //! crate on the include path (the README's hints), and its object is loaded with libbpf: the
 //! verifier must accept every program in it. Loading needs root (or CAP_BPF + CAP_PERFMON) on
 //! Linux 6.13 or later; without them the loading part says SKIPPED, and under
@@ -88,12 +89,29 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn snippets() -> Vec<Snippet> {
     let root = root();
     let mut all = Vec::new();
-    for (file, at_least) in [
-        ("README.md", 1),
-        ("bpf/README.md", 1),
-        ("bpf-build/README.md", 1),
-    ] {
-        let found = markdown_blocks(&root.join(file));
+    let mut files = vec![
+        ("README.md".to_string(), 1),
+        ("bpf/README.md".to_string(), 1),
+        ("bpf-build/README.md".to_string(), 1),
+    ];
+    // Every guide; the BPF guide has three programs.
+    let mut guides: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .expect("read docs/")
+        .map(|e| {
+            e.expect("a docs/ entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".md"))
+        .collect();
+    guides.sort();
+    for guide in guides {
+        let at_least = if guide == "bpf.md" { 3 } else { 0 };
+        files.push((format!("docs/{guide}"), at_least));
+    }
+    for (file, at_least) in files {
+        let found = markdown_blocks(&root.join(&file));
         assert!(
             found.len() >= at_least,
             "{file}: expected at least {at_least} C snippet(s), found {}",

@@ -55,6 +55,8 @@ mod isolation_skel {
 pub use isolation_skel::TldIsolationSkel;
 
 pub mod c;
+#[cfg(doctest)]
+pub mod docs;
 pub mod typed;
 
 /// Mirror of `struct tld_read_ctx`.

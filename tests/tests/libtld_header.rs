@@ -2,8 +2,8 @@
 //! built from the installed header, library and pkg-config file, linked with `libtld.so` or
 //! `libtld.a`, runs (`tests/c/header_check.c`, `tests/c/header_check.cpp`). No BPF map is
 //! needed: hints work as thread-locals, and the status says why. And every user-space C snippet
-//! of the documentation (```` ```c libtld ```` blocks of `README.md` and of libtld's crate
-//! documentation) compiles against `tld.h`.
+//! of the documentation (```` ```c libtld ```` blocks of `README.md`, of the guides in `docs/`
+//! and of libtld's crate documentation) compiles against `tld.h`.
 
 use std::path::Path;
 use std::process::Command;
@@ -63,7 +63,21 @@ fn snippets(text: &str) -> Vec<(usize, String)> {
 #[test]
 fn the_c_snippets_of_the_documentation_compile_against_tld_h() {
     let mut count = 0;
-    for file in ["README.md", "libtld/src/lib.rs"] {
+    let mut files = vec!["README.md".to_string(), "libtld/src/lib.rs".to_string()];
+    let mut guides: Vec<String> = std::fs::read_dir(c::workspace().join("docs"))
+        .expect("read docs/")
+        .map(|e| {
+            e.expect("a docs/ entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    guides.sort();
+    files.extend(guides);
+    for file in &files {
         let path = c::workspace().join(file);
         let text = std::fs::read_to_string(&path).expect("read the documentation");
         for (line, source) in snippets(&text) {
