@@ -55,6 +55,7 @@ mod isolation_skel {
 pub use isolation_skel::TldIsolationSkel;
 
 pub mod c;
+pub mod hostile;
 pub mod typed;
 
 /// Mirror of `struct tld_read_ctx`.
