@@ -5,7 +5,7 @@
  * Every time a thread of the demo process is switched out, this program reads
  * the thread's hints, set from Rust with plain stores:
  *   priority      (i32)                  tld_example_hints::PRIORITY
- *   latency_hint  (struct LatencyHint)   tld_example_hints::LATENCY
+ *   latency       (struct LatencyHint)   tld_example_hints::LATENCY
  * writes one back:
  *   switches_seen (u64)                  tld_example_hints::SWITCHES_SEEN, +1
  * and records what it saw in the hash map `seen`, keyed by thread id, for the
@@ -38,8 +38,8 @@ const volatile __s32 demo_tgid = 0;
 struct demo_seen {
 	__u64 switches;		/* switches_seen after this program's increment */
 	__s32 priority;		/* priority */
-	__u32 budget_us;	/* latency_hint.budget_us */
-	__u32 class;		/* latency_hint.class */
+	__u32 budget_us;	/* latency.budget_us */
+	__u32 class;		/* latency.class */
 	__s32 tgid;		/* the thread's process */
 	__u32 found;		/* FOUND_* bits */
 	__u32 pad;
@@ -95,7 +95,7 @@ int BPF_PROG(demo_switch, bool preempt, struct task_struct *prev,
 		rec->priority = *priority;
 	}
 
-	latency = bpf_tld_get(&tld, latency_hint);
+	latency = bpf_tld_get(&tld, latency);
 	if (latency) {
 		rec->found |= FOUND_LATENCY;
 		rec->budget_us = latency->budget_us;

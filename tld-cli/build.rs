@@ -1,5 +1,5 @@
 //! Compiles the inspector's BPF task iterator (`src/bpf/tld_iter.bpf.c`) into a BPF object,
-//! and, when the crate's tests are present, the BPF fixture they load into a libbpf-rs
+//! and, when the crate's tests are present, the guard tests' BPF fixture into a libbpf-rs
 //! skeleton, with `tld-bpf-build` (clang 19 or later: `clang-19`, or whatever `TLD_CLANG`
 //! names).
 //!
@@ -44,13 +44,10 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={}", include.display());
     println!("cargo:rerun-if-env-changed={}", tld_bpf_build::CLANG_ENV);
-    // The tests' fixture: a tld_data_map of its own and programs that write into pages.
-    let fixture = dir.join("tests/bpf/tld_cli_fixture.bpf.c");
-    if fixture.exists() {
-        build(&fixture, &out.join("tld_cli_fixture.skel.rs"));
-        println!("cargo:rerun-if-changed={}", fixture.display());
-        // A guarded map, with a stand-in for the guard's program.
-        let guarded = dir.join("tests/bpf/tld_cli_guard_fixture.bpf.c");
+    // The guard tests' fixture: a guarded map, with a stand-in for the guard's program. (The
+    // other tests' fixture is built by their support crate, tests/support.)
+    let guarded = dir.join("tests/bpf/tld_cli_guard_fixture.bpf.c");
+    if guarded.exists() {
         build(&guarded, &out.join("tld_cli_guard_fixture.skel.rs"));
         println!("cargo:rerun-if-changed={}", guarded.display());
     }

@@ -21,6 +21,7 @@ use libbpf_rs::ProgramMut;
 use tld_bench_hints::{PLAIN32, SEQ32};
 
 use crate::bpf::{test_run, Bench};
+use crate::json::Entry;
 use crate::measure::{interleave, ns_per_call, Comparison};
 
 /// C1's goal: a consistent `set` costs at most this many times a plain `set`.
@@ -313,14 +314,6 @@ fn verdict(met: bool) -> &'static str {
     }
 }
 
-fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x}")
-    } else {
-        "null".into()
-    }
-}
-
 impl ConsistentCost {
     /// Measures C1 and C2.
     pub fn measure(bench: &'static Bench, quick: bool) -> Result<ConsistentCost, String> {
@@ -406,42 +399,44 @@ impl ConsistentCost {
         s
     }
 
-    /// `tld-bench.json` members for C1 and C2: `"C1": {...}` each, in the report's format.
-    pub fn json_members(&self) -> Vec<String> {
+    /// `tld-bench.json` members for C1 and C2.
+    pub fn json_members(&self) -> Vec<(&'static str, Entry)> {
         let (set, b) = (self.rust.set, &self.bpf);
         vec![
-            format!(
-                "\"C1\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"ns per set \
-                 of a 32-byte hint, least disturbed batch (floor: a plain hint of the same \
-                 type)\", \"goal\": \"<= {SET_GOAL}x\", \"met\": {}, \"median_ours\": {}, \
-                 \"median_floor\": {}, \"median_ratio\": {}, \"get_ours\": {}, \
-                 \"get_floor\": {}, \"get_ratio\": {}}}",
-                json_num(set.best_a),
-                json_num(set.best_b),
-                json_num(set.ratio()),
-                self.set_met(),
-                json_num(set.median.a),
-                json_num(set.median.b),
-                json_num(set.median.ratio),
-                json_num(self.rust.get.best_a),
-                json_num(self.rust.get.best_b),
-                json_num(self.rust.get.ratio()),
+            (
+                "C1",
+                Entry::new(
+                    set.best_a,
+                    set.best_b,
+                    set.ratio(),
+                    "ns per set of a 32-byte hint, least disturbed batch (floor: a plain hint of \
+                     the same type)",
+                    format!("<= {SET_GOAL}x"),
+                    self.set_met(),
+                )
+                .with("median_ours", set.median.a)
+                .with("median_floor", set.median.b)
+                .with("median_ratio", set.median.ratio)
+                .with("get_ours", self.rust.get.best_a)
+                .with("get_floor", self.rust.get.best_b)
+                .with("get_ratio", self.rust.get.ratio()),
             ),
-            format!(
-                "\"C2\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"ns per \
-                 consistent BPF read of 32 bytes, uncontended (floor: a plain copy of the same \
-                 bytes); per read, from runs of K = 1 and 16\", \"goal\": \"<= {READ_GOAL}x\", \
-                 \"met\": {}, \"run_k1_ours\": {}, \"run_k1_floor\": {}, \
-                 \"run_k1_ratio\": {}, \"cached_k1_ours\": {}, \"cached_k1_floor\": {}}}",
-                json_num(b.seq_per_read()),
-                json_num(b.copy_per_read()),
-                json_num(b.ratio()),
-                b.met(),
-                json_num(b.ns[&Read::Seq1]),
-                json_num(b.ns[&Read::Copy1]),
-                json_num(b.ns[&Read::Seq1] / b.ns[&Read::Copy1]),
-                json_num(b.ns[&Read::SeqCached1]),
-                json_num(b.ns[&Read::CopyCached1]),
+            (
+                "C2",
+                Entry::new(
+                    b.seq_per_read(),
+                    b.copy_per_read(),
+                    b.ratio(),
+                    "ns per consistent BPF read of 32 bytes, uncontended (floor: a plain copy of \
+                     the same bytes); per read, from runs of K = 1 and 16",
+                    format!("<= {READ_GOAL}x"),
+                    b.met(),
+                )
+                .with("run_k1_ours", b.ns[&Read::Seq1])
+                .with("run_k1_floor", b.ns[&Read::Copy1])
+                .with("run_k1_ratio", b.ns[&Read::Seq1] / b.ns[&Read::Copy1])
+                .with("cached_k1_ours", b.ns[&Read::SeqCached1])
+                .with("cached_k1_floor", b.ns[&Read::CopyCached1]),
             ),
         ]
     }

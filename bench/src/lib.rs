@@ -9,10 +9,12 @@
 pub mod bpf;
 pub mod consistent;
 pub mod guard_cost;
+pub mod json;
 pub mod libtld;
 pub mod machine;
 pub mod measure;
 pub mod registration;
+pub mod report;
 pub mod rust_side;
 pub mod scoped;
 pub mod vm_figures;

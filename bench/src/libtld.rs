@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use crate::json::Entry;
 use crate::measure::{interleave, ns_per_call, Comparison};
 
 extern "C" {
@@ -56,14 +57,6 @@ fn verdict(met: bool) -> &'static str {
         "met"
     } else {
         "**missed**"
-    }
-}
-
-fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x}")
-    } else {
-        "null".into()
     }
 }
 
@@ -202,26 +195,31 @@ impl LibtldCost {
     }
 
     /// `tld-bench.json` members for L1 and L2.
-    pub fn json_members(&self) -> Vec<String> {
-        let mut members = vec![format!(
-            "\"L1\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"ns per \
-             tld_get_data and store from C (floor: a C __thread store)\", \"goal\": \"<= \
-             {C_GOAL}x\", \"met\": {}}}",
-            json_num(self.c.a),
-            json_num(self.c.b),
-            json_num(self.c.ratio),
-            self.c_met()
+    pub fn json_members(&self) -> Vec<(&'static str, Entry)> {
+        let mut members = vec![(
+            "L1",
+            Entry::new(
+                self.c.a,
+                self.c.b,
+                self.c.ratio,
+                "ns per tld_get_data and store from C (floor: a C __thread store)",
+                format!("<= {C_GOAL}x"),
+                self.c_met(),
+            ),
         )];
         if let Ok(j) = &self.joined {
-            members.push(format!(
-                "\"L2\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"ns per set \
-                 in a plugin that joined (floor: the same in the plugin that serves)\", \
-                 \"goal\": \"<= {JOINED_GOAL}x\", \"met\": {}, \"best_ratio\": {}}}",
-                json_num(j.joined),
-                json_num(j.serving),
-                json_num(j.ratio),
-                j.ratio <= JOINED_GOAL,
-                json_num(j.best_ratio)
+            members.push((
+                "L2",
+                Entry::new(
+                    j.joined,
+                    j.serving,
+                    j.ratio,
+                    "ns per set in a plugin that joined (floor: the same in the plugin that \
+                     serves)",
+                    format!("<= {JOINED_GOAL}x"),
+                    j.ratio <= JOINED_GOAL,
+                )
+                .with("best_ratio", j.best_ratio),
             ));
         }
         members

@@ -15,6 +15,7 @@ use std::time::Instant;
 use tld_bench_hints::{H00, H01};
 use tld_runtime::{HintFutureExt, Hinted, TaskLocal};
 
+use crate::json::Entry;
 use crate::measure::{interleaved_rounds, median};
 
 /// `H00.scoped(v, f)` with an empty `f`, through a function that is never inlined (S1).
@@ -261,36 +262,37 @@ impl Scoped {
         )
     }
 
-    /// The JSON members of S1 and S2 (`"S1": {...}`), as the report's other rows: ours, the
+    /// The JSON members of S1 and S2 (`tld-bench.json`), as the report's other rows: ours, the
     /// floor, the ratio, the unit, the goal, whether it was met, and what the scope adds.
-    pub fn json_members(&self) -> Vec<String> {
-        let entry = |id: &str, a: &Added, unit: &str, goal: f64| {
-            format!(
-                "\"{id}\": {}",
-                serde_json::json!({
-                    "ours": a.ours,
-                    "floor": a.base,
-                    "ratio": a.ratio,
-                    "unit": unit,
-                    "goal": format!("<= +{goal} ns"),
-                    "met": a.added <= goal,
-                    "added_ns": a.added,
-                })
+    pub fn json_members(&self) -> Vec<(&'static str, Entry)> {
+        let entry = |a: &Added, unit: &str, goal: f64| {
+            Entry::new(
+                a.ours,
+                a.base,
+                a.ratio,
+                unit,
+                format!("<= +{goal} ns"),
+                a.added <= goal,
             )
+            .with("added_ns", a.added)
         };
         vec![
-            entry(
+            (
                 "S1",
-                &self.sync,
-                "ns per HINT.scoped(v, f) with an empty f (floor: a bare HINT.set(v)); medians",
-                SYNC_GOAL_NS,
+                entry(
+                    &self.sync,
+                    "ns per HINT.scoped(v, f) with an empty f (floor: a bare HINT.set(v)); medians",
+                    SYNC_GOAL_NS,
+                ),
             ),
-            entry(
+            (
                 "S2",
-                &self.poll,
-                "ns per poll of a pending future wrapped with .with_hint (floor: the bare \
-                 future's poll); medians",
-                POLL_GOAL_NS,
+                entry(
+                    &self.poll,
+                    "ns per poll of a pending future wrapped with .with_hint (floor: the bare \
+                     future's poll); medians",
+                    POLL_GOAL_NS,
+                ),
             ),
         ]
     }

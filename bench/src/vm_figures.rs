@@ -83,15 +83,6 @@ pub fn verdict(met: bool) -> &'static str {
     }
 }
 
-/// A number for the JSON figures (`null` if it is not finite).
-pub fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x}")
-    } else {
-        "null".into()
-    }
-}
-
 /// ", N days ago" (or ", today") for a Unix time.
 fn days_ago(when: f64) -> String {
     let now = std::time::SystemTime::now()

@@ -2,7 +2,8 @@
 //! [`crate::vm_figures`]; the measurement is [`crate::guard_cost`]).
 
 use crate::guard_cost::GOAL;
-use crate::vm_figures::{self, json_num, verdict, VmFigures};
+use crate::json::Entry;
+use crate::vm_figures::{self, verdict, VmFigures};
 
 /// The figures of one VM run.
 #[derive(Clone, Debug, Default)]
@@ -52,17 +53,19 @@ impl VmGuardCost {
     }
 
     /// The report's JSON member.
-    pub fn json_members(&self) -> Vec<String> {
-        vec![format!(
-            "\"P4, guard\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"us, mean \
-             thread_init() in a guarded map in the VM (floor: in an unguarded one)\", \"goal\": \
-             \"<= {GOAL}x\", \"met\": {}, \"p50_ratio\": {}, \"samples\": {}}}",
-            json_num(self.num("p4g_guarded_mean_us")),
-            json_num(self.num("p4g_plain_mean_us")),
-            json_num(self.num("p4g_mean_ratio")),
-            self.met(),
-            json_num(self.num("p4g_p50_ratio")),
-            json_num(self.num("p4g_samples"))
+    pub fn json_members(&self) -> Vec<(&'static str, Entry)> {
+        vec![(
+            "P4, guard",
+            Entry::new(
+                self.num("p4g_guarded_mean_us"),
+                self.num("p4g_plain_mean_us"),
+                self.num("p4g_mean_ratio"),
+                "us, mean thread_init() in a guarded map in the VM (floor: in an unguarded one)",
+                format!("<= {GOAL}x"),
+                self.met(),
+            )
+            .with("p50_ratio", self.num("p4g_p50_ratio"))
+            .with("samples", self.num("p4g_samples")),
         )]
     }
 }

@@ -11,7 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::vm_figures::{self, json_num, verdict, VmFigures};
+use crate::json::Entry;
+use crate::vm_figures::{self, verdict, VmFigures};
 
 /// P7's goals: the unhinted and control medians at least this many times the hinted one...
 pub const RATIO_GOAL: f64 = 20.0;
@@ -113,39 +114,40 @@ impl VmLatency {
         out
     }
 
-    /// The report's JSON members (`"id": {...}`), in its per-id format.
-    pub fn json_members(&self) -> Vec<String> {
-        let mut out = vec![format!(
-            "\"P7\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"us, p50 wake-up \
-             delay of a hinted thread under CPU hogs in the VM (floor: the same thread \
-             without the hint)\", \"goal\": \">= {RATIO_GOAL}x vs no hint and vs the control, \
-             <= {IDLE_GOAL}x idle\", \"met\": {}, \"control\": {}, \"control_ratio\": {}, \
-             \"idle\": {}, \"vs_idle\": {}, \"kernel\": \"{}\", \"vcpus\": {}, \"host_load\": {}, \
-             \"when_unix\": {}}}",
-            json_num(self.num("p7_hinted_p50_us")),
-            json_num(self.num("p7_unhinted_p50_us")),
-            json_num(self.num("p7_vs_unhinted")),
-            self.met(),
-            json_num(self.num("p7_control_p50_us")),
-            json_num(self.num("p7_vs_control")),
-            json_num(self.num("p7_idle_p50_us")),
-            json_num(self.num("p7_vs_idle")),
-            self.0.text("kernel").replace(['"', '\\'], ""),
-            json_num(self.num("vcpus")),
-            json_num(self.num("host_load")),
-            json_num(self.num("when_unix"))
+    /// The report's JSON members, in its per-id format.
+    pub fn json_members(&self) -> Vec<(&'static str, Entry)> {
+        let mut out = vec![(
+            "P7",
+            Entry::new(
+                self.num("p7_hinted_p50_us"),
+                self.num("p7_unhinted_p50_us"),
+                self.num("p7_vs_unhinted"),
+                "us, p50 wake-up delay of a hinted thread under CPU hogs in the VM (floor: the \
+                 same thread without the hint)",
+                format!(">= {RATIO_GOAL}x vs no hint and vs the control, <= {IDLE_GOAL}x idle"),
+                self.met(),
+            )
+            .with("control", self.num("p7_control_p50_us"))
+            .with("control_ratio", self.num("p7_vs_control"))
+            .with("idle", self.num("p7_idle_p50_us"))
+            .with("vs_idle", self.num("p7_vs_idle"))
+            .with("kernel", self.0.text("kernel").to_string())
+            .with("vcpus", self.num("vcpus"))
+            .with("host_load", self.num("host_load"))
+            .with("when_unix", self.num("when_unix")),
         )];
         if self.has_tokio() {
-            out.push(format!(
-                "\"P7, tokio\": {{\"ours\": {}, \"floor\": {}, \"ratio\": {}, \"unit\": \"us, \
-                 p50 of the tokio server's hinted requests (floor: its unhinted ones)\", \
-                 \"goal\": \">= {TOKIO_GOAL}x, control within {TOKIO_CONTROL_GOAL}x\", \"met\": \
-                 {}, \"control_ratio\": {}}}",
-                json_num(self.num("p7_tokio_interactive_p50_us")),
-                json_num(self.num("p7_tokio_batch_p50_us")),
-                json_num(self.num("p7_tokio_ratio")),
-                self.tokio_met(),
-                json_num(self.num("p7_tokio_control_ratio"))
+            out.push((
+                "P7, tokio",
+                Entry::new(
+                    self.num("p7_tokio_interactive_p50_us"),
+                    self.num("p7_tokio_batch_p50_us"),
+                    self.num("p7_tokio_ratio"),
+                    "us, p50 of the tokio server's hinted requests (floor: its unhinted ones)",
+                    format!(">= {TOKIO_GOAL}x, control within {TOKIO_CONTROL_GOAL}x"),
+                    self.tokio_met(),
+                )
+                .with("control_ratio", self.num("p7_tokio_control_ratio")),
             ));
         }
         out

@@ -57,6 +57,7 @@ pub use isolation_skel::TldIsolationSkel;
 pub mod c;
 #[cfg(doctest)]
 pub mod docs;
+pub mod hostile;
 pub mod typed;
 
 /// Mirror of `struct tld_read_ctx`.

@@ -2,10 +2,8 @@
 //! sequence word or the other copy), its word as `seq`, and `whole`; while a writer is stopped in
 //! the middle of a write (as a BPF writer that crashed leaves it), still the whole copy, never
 //! the half-written one; and no value at all for a word that is not of the two-copy format.
-mod common;
-
-use common::*;
 use serde_json::{json, Value};
+use tld_cli_test_support::{bpf::*, roles::*, run::*};
 use tld_runtime::task_local_data;
 use tld_runtime::wire::{SEQ_CLAIM_BPF, SEQ_LATCH, SEQ_ONE};
 

@@ -3,13 +3,11 @@
 //! the page (Linux 6.18, scx). The same threads, registered in one map of each, decode the same;
 //! and an application written on the kernel's own 7.x C library (fetched and built at test
 //! time) decodes, with page-aligned blocks and with small ones inside a page.
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::*;
 use serde_json::Value;
+use tld_cli_test_support::{bpf::*, roles::*, run::*};
 
 fn tasks(json: &str) -> Vec<Value> {
     let doc: Value = serde_json::from_str(json).expect("one JSON document");

@@ -2,15 +2,13 @@
 //! its element was registered by its own process. The guard's own program needs BPF
 //! trampolines, which this machine may not have: a fixture program named like it
 //! (`tld_guard_stamp`) stamps the threads the test chooses, as the guard would.
-mod common;
-
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 
-use common::*;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{OpenObject, ProgramInput};
 use serde_json::Value;
+use tld_cli_test_support::{bpf::*, roles::*, run::*};
 
 #[allow(clippy::all, missing_docs, dead_code, unused_imports)]
 mod skel {

@@ -2,14 +2,12 @@
 //! BPF corrupted under a running application, and tasks that exit while the iterator runs. Each
 //! bad task gets its own clear error; every other task still prints; nothing hangs (every run of
 //! `tld` is bounded by a timeout).
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::*;
 use serde_json::Value;
+use tld_cli_test_support::{bpf::*, roles::*, run::*};
 
 fn parse(json: &str) -> Vec<Value> {
     let doc: Value = serde_json::from_str(json).expect("one JSON document");

@@ -1,10 +1,8 @@
 //! `tld show` and `tld ps` against real processes registered in a real map, with values that
 //! Rust set and a value that BPF wrote; the JSON is checked byte for byte.
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use tld_cli_test_support::{bpf::*, hints::*, roles::*, run::*};
 
 /// What BPF writes into the first app thread's `bpf_counter`: the high bit is set, so that its
 /// signed (no schema) and unsigned (schema) readings differ.

@@ -1,9 +1,7 @@
 //! `tld maps`: the candidate maps, with their pins, the programs that use them and the
 //! processes that hold them; maps of other kinds are not listed.
-mod common;
-
-use common::*;
 use serde_json::Value;
+use tld_cli_test_support::{bpf::*, roles::*, run::*};
 
 const MAPS: &str = "maps_lists_task_local_data_maps_only";
 

@@ -1,9 +1,9 @@
 //! The schema that `tld_runtime::header::write` writes next to the header: deterministic, the
 //! same as `tld_runtime::schema::generate()`, consistent with the header's layout, and read
 //! back by `tld --schema` with every type.
-mod common;
-
 use tld_cli::schema::{Schema, Type};
+// Links the `app` hints (among them the `Latency` struct) that the schema is checked against.
+use tld_cli_test_support as _;
 
 #[test]
 fn header_write_puts_the_schema_next_to_the_header() {

@@ -2,14 +2,12 @@
 //! processes, the real iterator and decoder. Process and thread ids, and the process name (the
 //! test binary's, with a hash in it), change from run to run, so they are replaced (pid 4200,
 //! tids 4201...) before rendering; nothing else is touched.
-mod common;
-
-use common::*;
 use tld_cli::iter::Inspector;
 use tld_cli::map::{Choice, TldMap};
 use tld_cli::render;
 use tld_cli::report::{Document, Task};
 use tld_cli::schema::Schema;
+use tld_cli_test_support::{bpf::*, hints::*, roles::*};
 
 /// The tasks of `child`, renumbered: its pid becomes `base`, its tids `base + 1`, ...; the
 /// process name (the test binary's, which has a hash in it) becomes `name`.

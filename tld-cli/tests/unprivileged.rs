@@ -5,13 +5,11 @@
 //! copied to a private directory first, so that `nobody` can run it wherever the checkout is.
 //! These tests need root (to drop to `nobody`) and `setpriv` (util-linux); without either they
 //! are skipped, or fail under `TLD_REQUIRE_BPF=1`.
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::*;
+use tld_cli_test_support::{bpf::*, roles::*, run::*};
 
 /// Why this machine cannot run these tests, if it cannot.
 fn unsupported() -> Option<String> {
@@ -142,4 +140,10 @@ fn cap_bpf_and_cap_perfmon_are_enough_for_a_readable_pin() {
         "opening a map by id needs CAP_SYS_ADMIN",
     );
     app.finish();
+}
+
+/// The support crate finds the binary that cargo built for these tests.
+#[test]
+fn the_support_crate_runs_the_tld_under_test() {
+    assert_eq!(tld_bin(), PathBuf::from(env!("CARGO_BIN_EXE_tld")));
 }

@@ -1,13 +1,11 @@
 //! The layout the iterator copies comes from the map's BTF, the map is opened read-only, and the
 //! verifier refuses to copy more of a page than the map's BTF says it has. (In a process of its
 //! own: libbpf's log callback, which the error message quotes, is process-wide.)
-mod common;
-
 use std::os::fd::{AsFd, AsRawFd};
 
-use common::*;
 use tld_cli::iter::Inspector;
 use tld_cli::map::{Choice, TldMap};
+use tld_cli_test_support::{bpf::*, roles::*};
 use tld_runtime::btf::UptrLayout;
 
 const LAYOUT: &str = "the_iterator_copies_what_the_maps_btf_allows";

@@ -1,14 +1,12 @@
 //! `tld watch` in a real pseudo-terminal (util-linux `script`): it draws the keys, highlights a
 //! value that BPF changes, notices the process exit, and on `q` or Ctrl-C exits with status 0
 //! and restores the terminal (leaves the alternate screen, shows the cursor).
-mod common;
-
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use tld_cli_test_support::{bpf::*, hints::*, roles::*, run::*};
 
 /// `tld watch` running under `script`, with everything it draws collected.
 struct Pty {

@@ -34,7 +34,7 @@
 //!
 //!     if (bpf_tld_init(bpf_get_current_task_btf(), &tld))
 //!         return 0;
-//!     lat = bpf_tld_get(&tld, latency_hint);  /* NULL if the process has no such key */
+//!     lat = bpf_tld_get(&tld, latency);  /* NULL if the process has no such key */
 //!     if (lat)
 //!         bpf_printk("budget %u us", lat->budget_us);
 //!     return 0;

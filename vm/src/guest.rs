@@ -61,75 +61,12 @@ pub fn report(name: &str, passed: bool, details: &str) {
     );
 }
 
-/// Bits of [`Record::flags`] (`TLD_REC_*` in the scheduler's `intf.h`).
-pub mod flags {
-    /// The priority hint was found.
-    pub const PRIORITY: u32 = 1 << 0;
-    /// The latency hint was found.
-    pub const LATENCY: u32 = 1 << 1;
-    /// Read at the generated header's constant offsets.
-    pub const FAST_PATH: u32 = 1 << 2;
-    /// Queued as a critical (latency) task.
-    pub const CRITICAL: u32 = 1 << 3;
-}
+/// What `scx_tld` last read for one thread: `struct tld_sched_record` of the scheduler's
+/// `intf.h`, generated from it. Its `flags` are `TLD_REC_*` ([`intf`]).
+pub use scx_tld_intf::TldSchedRecord as Record;
 
-/// What `scx_tld` last read for one thread: mirror of `struct tld_sched_record` in
-/// `examples/scheduler/src/bpf/intf.h`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Record {
-    /// The thread's process.
-    pub tgid: i32,
-    /// The priority hint.
-    pub priority: i32,
-    /// `latency.budget_us`.
-    pub budget_us: u32,
-    /// `latency.class`.
-    pub class: u32,
-    /// The weight the hints gave.
-    pub weight: u32,
-    /// [`flags`].
-    pub flags: u32,
-    /// The slice the hints gave.
-    pub slice_ns: u64,
-    /// Enqueues at which the hints were read.
-    pub reads: u64,
-    /// ... of which on the fast path.
-    pub fast_reads: u64,
-    /// When they were last read (`CLOCK_MONOTONIC`).
-    pub read_ns: u64,
-    /// The first read that saw the current values.
-    pub changed_ns: u64,
-    /// The read before that one.
-    pub before_change_ns: u64,
-}
-
-/// The size of `struct tld_sched_record`.
-pub const RECORD_SIZE: usize = 72;
-
-impl Record {
-    /// Parses a value of the `records` map.
-    pub fn from_bytes(b: &[u8]) -> Option<Record> {
-        if b.len() < RECORD_SIZE {
-            return None;
-        }
-        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
-        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-        Some(Record {
-            tgid: u32_at(0) as i32,
-            priority: u32_at(4) as i32,
-            budget_us: u32_at(8),
-            class: u32_at(12),
-            weight: u32_at(16),
-            flags: u32_at(20),
-            slice_ns: u64_at(24),
-            reads: u64_at(32),
-            fast_reads: u64_at(40),
-            read_ns: u64_at(48),
-            changed_ns: u64_at(56),
-            before_change_ns: u64_at(64),
-        })
-    }
-}
+/// The scheduler's `intf.h`: the `records` map's value and its `TLD_REC_*` flags.
+pub use scx_tld_intf as intf;
 
 /// The pinned records map of the running scheduler.
 pub struct Records {
@@ -303,14 +240,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_a_record() {
-        let mut b = vec![0u8; RECORD_SIZE];
-        b[0..4].copy_from_slice(&7i32.to_ne_bytes());
-        b[4..8].copy_from_slice(&(-3i32).to_ne_bytes());
-        b[64..72].copy_from_slice(&99u64.to_ne_bytes());
-        let r = Record::from_bytes(&b).unwrap();
-        assert_eq!((r.tgid, r.priority, r.before_change_ns), (7, -3, 99));
-        assert!(Record::from_bytes(&b[..71]).is_none());
+    fn weights() {
         assert_eq!(
             (weight_of(0), weight_of(-40), weight_of(19)),
             (1024, 88761, 15)

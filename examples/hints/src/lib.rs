@@ -4,57 +4,17 @@
 //! build script links it to generate `tld_generated.h` (see `examples/build.rs`). One
 //! declaration therefore gives the Rust static, the key BPF looks up, and the C type BPF reads.
 //!
+//! The priority and latency hints are those of `tld-sched-hints`, the hints the example
+//! scheduler reads, re-exported here: one [`LatencyHint`] type with one set of `CLASS_*`
+//! values for every program in this repository. This crate adds the demo's own hints.
+//!
 //! Every binary that uses these hints must name this crate (`use tld_example_hints as _;` or any
 //! `use` of an item), or its hints are not linked in and BPF cannot find them.
 #![warn(missing_docs)]
 
 use tld_runtime::{task_local_data, TldType};
 
-/// How soon a thread wants the CPU back, and which kind of work it does.
-///
-/// BPF reads it as `struct LatencyHint` from the generated header, whose `_Static_assert`s
-/// check that the C layout is this one.
-#[derive(TldType, Clone, Copy, Default, Debug, PartialEq, Eq)]
-#[repr(C)]
-pub struct LatencyHint {
-    /// How long the thread may wait for a CPU, in microseconds; 0 means no budget.
-    pub budget_us: u32,
-    /// The kind of work: one of the `CLASS_*` constants.
-    pub class: u32,
-}
-
-impl LatencyHint {
-    /// Throughput work that may wait.
-    pub const CLASS_BATCH: u32 = 0;
-    /// Ordinary work.
-    pub const CLASS_NORMAL: u32 = 1;
-    /// Work a user is waiting on.
-    pub const CLASS_INTERACTIVE: u32 = 2;
-    /// Work with a hard deadline, such as audio.
-    pub const CLASS_REALTIME: u32 = 3;
-
-    /// The name of [`Self::class`], for display.
-    pub fn class_name(&self) -> &'static str {
-        match self.class {
-            Self::CLASS_BATCH => "batch",
-            Self::CLASS_NORMAL => "normal",
-            Self::CLASS_INTERACTIVE => "interactive",
-            Self::CLASS_REALTIME => "realtime",
-            _ => "unknown",
-        }
-    }
-}
-
-/// How important the thread's current work is; higher is more important. BPF key: `priority`.
-#[task_local_data]
-pub static PRIORITY: i32 = 0;
-
-/// The thread's latency needs. BPF key: `latency_hint` (given explicitly).
-#[task_local_data(key = "latency_hint")]
-pub static LATENCY: LatencyHint = LatencyHint {
-    budget_us: 0,
-    class: LatencyHint::CLASS_NORMAL,
-};
+pub use tld_sched_hints::{LatencyHint, LATENCY, PRIORITY};
 
 /// Written by BPF, not Rust: the demo's BPF program adds one each time the thread is switched
 /// out, and the thread reads the count back. BPF key: `switches_seen`.

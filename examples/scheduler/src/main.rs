@@ -611,6 +611,18 @@ impl log::Log for Logger {
 mod tests {
     use super::*;
 
+    /// The BPF side's compiled-in classes (before the loader sets them from the hints crate)
+    /// are the hints crate's, so that the object agrees even where a loader forgets them.
+    #[test]
+    fn bpf_classes_are_the_hints_crate_ones() {
+        use libbpf_rs::skel::SkelBuilder;
+        let mut storage = MaybeUninit::uninit();
+        let skel = BpfSkelBuilder::default().open(&mut storage).unwrap();
+        let rodata = skel.maps.rodata_data.as_ref().unwrap();
+        assert_eq!(rodata.class_interactive, LatencyHint::CLASS_INTERACTIVE);
+        assert_eq!(rodata.class_batch, LatencyHint::CLASS_BATCH);
+    }
+
     #[test]
     fn pin_modes_are_octal_permission_bits() {
         assert_eq!(parse_mode("0660"), Ok(0o660));

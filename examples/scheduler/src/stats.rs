@@ -17,10 +17,11 @@ use std::time::Duration;
 use anyhow::Result;
 use scx_stats::prelude::*;
 use scx_stats_derive::Stats;
+use scx_tld_intf::TldSchedStats;
 use serde::{Deserialize, Serialize};
 
-/// Mirror of `struct tld_sched_stats`: one CPU's counters since the scheduler was loaded.
-#[repr(C)]
+/// One CPU's counters since the scheduler was loaded: `struct tld_sched_stats` of `intf.h`
+/// ([`TldSchedStats`], generated from it), described for `scx_stats` clients.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Stats)]
 #[stat(desc = "one CPU's counters")]
 pub struct CpuStats {
@@ -68,14 +69,6 @@ pub struct CpuStats {
     pub exec_clears: u64,
 }
 
-/// The size of `struct tld_sched_stats`.
-pub const CPU_STATS_SIZE: usize = 112;
-
-const _: () = assert!(
-    std::mem::size_of::<CpuStats>() == CPU_STATS_SIZE,
-    "mirror of tld_sched_stats"
-);
-
 /// Applies `f` to every pair of counters.
 macro_rules! each_counter {
     ($a:expr, $b:expr, $f:expr) => {
@@ -101,26 +94,7 @@ macro_rules! each_counter {
 impl CpuStats {
     /// Parses one CPU's value, as the kernel returns it.
     pub fn from_bytes(bytes: &[u8]) -> Option<CpuStats> {
-        if bytes.len() < CPU_STATS_SIZE {
-            return None;
-        }
-        let f = |i: usize| u64::from_ne_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8"));
-        Some(CpuStats {
-            enqueues: f(0),
-            direct: f(1),
-            critical: f(2),
-            boosted: f(3),
-            hogs: f(4),
-            preempt_kicks: f(5),
-            preempted: f(6),
-            tick_preempts: f(7),
-            capped: f(8),
-            boosted_ns: f(9),
-            no_hints: f(10),
-            fast_reads: f(11),
-            cached_reads: f(12),
-            exec_clears: f(13),
-        })
+        TldSchedStats::from_bytes(bytes).map(CpuStats::from)
     }
 
     /// The sum of two sets of counters.
@@ -131,6 +105,44 @@ impl CpuStats {
     /// What changed since `earlier`.
     pub fn since(&self, earlier: &CpuStats) -> CpuStats {
         each_counter!(self, earlier, |a: u64, b: u64| a.wrapping_sub(b))
+    }
+}
+
+impl From<TldSchedStats> for CpuStats {
+    fn from(s: TldSchedStats) -> CpuStats {
+        // Every field by name: a counter added to intf.h does not build until it is added here.
+        let TldSchedStats {
+            enqueues,
+            direct,
+            critical,
+            boosted,
+            hogs,
+            preempt_kicks,
+            preempted,
+            tick_preempts,
+            capped,
+            boosted_ns,
+            no_hints,
+            fast_reads,
+            cached_reads,
+            exec_clears,
+        } = s;
+        CpuStats {
+            enqueues,
+            direct,
+            critical,
+            boosted,
+            hogs,
+            preempt_kicks,
+            preempted,
+            tick_preempts,
+            capped,
+            boosted_ns,
+            no_hints,
+            fast_reads,
+            cached_reads,
+            exec_clears,
+        }
     }
 }
 
@@ -247,7 +259,7 @@ mod tests {
         let d = s.add(&s);
         assert_eq!(d.boosted_ns, 20);
         assert_eq!(d.since(&s), s);
-        assert!(CpuStats::from_bytes(&bytes[..CPU_STATS_SIZE - 1]).is_none());
+        assert!(CpuStats::from_bytes(&bytes[..TldSchedStats::SIZE - 1]).is_none());
 
         let m = Metrics::from_cpus([s, d]);
         assert_eq!(m.total.enqueues, 3);

@@ -44,16 +44,16 @@ struct Worker {
 const WORKERS: [Worker; 4] = [
     Worker {
         name: "audio",
-        priority: 90,
+        priority: -5,
         latency: LatencyHint {
             budget_us: 500,
-            class: LatencyHint::CLASS_REALTIME,
+            class: LatencyHint::CLASS_INTERACTIVE,
         },
         sleeps: 24,
     },
     Worker {
         name: "render",
-        priority: 60,
+        priority: -2,
         latency: LatencyHint {
             budget_us: 4_000,
             class: LatencyHint::CLASS_INTERACTIVE,
@@ -62,7 +62,7 @@ const WORKERS: [Worker; 4] = [
     },
     Worker {
         name: "network",
-        priority: 40,
+        priority: 0,
         latency: LatencyHint {
             budget_us: 20_000,
             class: LatencyHint::CLASS_NORMAL,
@@ -71,7 +71,7 @@ const WORKERS: [Worker; 4] = [
     },
     Worker {
         name: "indexer",
-        priority: -10,
+        priority: 10,
         latency: LatencyHint {
             budget_us: 0,
             class: LatencyHint::CLASS_BATCH,
@@ -601,9 +601,7 @@ fn main() -> ExitCode {
         println!("    stores into a page of its own, which the runtime registered in the BPF task");
         println!("    storage map tld_data_map when the thread first touched a hint.");
         println!("  - At each switch-out of one of these threads, the tp_btf/sched_switch program");
-        println!(
-            "    found that page through the map, looked up \"priority\" and \"latency_hint\""
-        );
+        println!("    found that page through the map, looked up \"priority\" and \"latency\"");
         println!("    by key, and recorded them in its hash map `seen` (the BPF columns).");
         println!("  - It also added 1 to \"switches_seen\" in the page, and each thread read the");
         println!("    count back with SWITCHES_SEEN.get(): a plain load, no system call.");

@@ -7,7 +7,7 @@
 
 use tld_runtime::task_local_data;
 use tld_sched_hints::{LatencyHint, LATENCY, PRIORITY};
-use tld_vm::guest::{flags, gettid, wake_until_read, Records};
+use tld_vm::guest::{gettid, intf, wake_until_read, Records};
 
 /// A hint `scx_tld` does not know: it changes this program's layout.
 #[task_local_data]
@@ -29,7 +29,7 @@ fn run() -> i32 {
     let pid = unsafe { libc::getpid() };
     match records.get(gettid()) {
         Some(r) if r.tgid == pid && r.priority == 88 && r.class == LatencyHint::CLASS_BATCH => {
-            if r.flags & flags::FAST_PATH != 0 {
+            if r.flags & intf::TLD_REC_FAST_PATH != 0 {
                 println!("tld-vm-other-layout: read on the fast path, expected the cached one");
                 12
             } else {

@@ -98,7 +98,37 @@ pub static PRIORITY: i32 = 0;
 
 /// The thread's latency needs. BPF key: `latency`.
 #[task_local_data]
-pub static LATENCY: LatencyHint = LatencyHint {
+pub static LATENCY: LatencyHint = LATENCY_INIT;
+
+/// The initial value of [`LATENCY`]: no budget, ordinary work.
+const LATENCY_INIT: LatencyHint = LatencyHint {
     budget_us: 0,
     class: LatencyHint::CLASS_NORMAL,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::LatencyHint;
+
+    /// The classes are part of what applications and BPF programs agree on: a C application
+    /// stores these numbers, and the all-zero initial value must mean "ordinary work".
+    #[test]
+    fn class_values_are_pinned() {
+        assert_eq!(LatencyHint::CLASS_NORMAL, 0);
+        assert_eq!(LatencyHint::CLASS_INTERACTIVE, 1);
+        assert_eq!(LatencyHint::CLASS_BATCH, 2);
+        assert_eq!(LatencyHint::default().class, LatencyHint::CLASS_NORMAL);
+        assert_eq!(super::LATENCY_INIT.class, LatencyHint::CLASS_NORMAL);
+        assert_eq!(LatencyHint::interactive(7).class_name(), "interactive");
+        assert_eq!(LatencyHint::batch().class_name(), "batch");
+        assert_eq!(LatencyHint::default().class_name(), "normal");
+        assert_eq!(
+            LatencyHint {
+                budget_us: 0,
+                class: 99
+            }
+            .class_name(),
+            "normal"
+        );
+    }
+}

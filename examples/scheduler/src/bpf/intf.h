@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * intf.h - what scx_tld's BPF side shares with user space. Mirrored, field
- * for field, by src/stats.rs (the per-CPU counters) and by the VM tests,
- * which read the pinned `records` map (`Record` in vm/src/guest.rs). Change
- * all of them together.
+ * intf.h - what scx_tld's BPF side shares with user space. The Rust side is
+ * generated from this file at build time (crate scx_tld_intf, in ../../intf),
+ * for the loader's counters and for the VM tests, which read the pinned
+ * `records` map. Its parser accepts only what is used here: an include guard,
+ * `#define NAME VALUE` with an integer literal or (A << B), structs of
+ * u8..u64 / s8..s64 fields, `_Static_assert(sizeof(struct x) == N, "...")`
+ * and comments (one after an item documents it). Anything else fails the
+ * build.
  */
 #ifndef __SCX_TLD_INTF_H
 #define __SCX_TLD_INTF_H

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tld_sched_hints::LatencyHint;
-use tld_vm::guest::{bounded, flags, report, Records, DATA_MAP_PIN};
+use tld_vm::guest::{bounded, intf, report, Records, DATA_MAP_PIN};
 
 use crate::hints::mismatch;
 use crate::sched::{self, Sched};
@@ -78,7 +78,7 @@ impl App {
             for (i, &tid) in self.tids.iter().enumerate() {
                 let (prio, lat) = hints_of(i);
                 let rec = records.get(tid);
-                if rec.is_some_and(|r| r.flags & flags::FAST_PATH != 0) {
+                if rec.is_some_and(|r| r.flags & intf::TLD_REC_FAST_PATH != 0) {
                     fast += 1;
                 }
                 if let Some(why) = mismatch(rec, self.child.id(), prio, lat) {

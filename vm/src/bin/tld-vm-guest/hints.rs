@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tld_sched_hints::{LatencyHint, LATENCY, PRIORITY};
 use tld_vm::guest::{
-    flags, gettid, hinted_weight, monotonic_ns, report, wake_until_read, Record, Records,
+    gettid, hinted_weight, intf, monotonic_ns, report, wake_until_read, Record, Records,
 };
 
 /// The hints thread `i` of the per-thread test sets: priorities -16 ..= 15, and a budget and a
@@ -45,7 +45,9 @@ pub fn mismatch(rec: Option<Record>, pid: u32, prio: i32, lat: LatencyHint) -> O
     if r.weight != hinted_weight(0, prio) {
         why.push(format!("weight {} != {}", r.weight, hinted_weight(0, prio)));
     }
-    if r.flags & (flags::PRIORITY | flags::LATENCY) != flags::PRIORITY | flags::LATENCY {
+    if r.flags & (intf::TLD_REC_PRIORITY | intf::TLD_REC_LATENCY)
+        != intf::TLD_REC_PRIORITY | intf::TLD_REC_LATENCY
+    {
         why.push(format!("flags {:#x}: a hint was not found", r.flags));
     }
     (!why.is_empty()).then(|| why.join(", "))
@@ -82,7 +84,7 @@ pub fn per_thread() {
         for &(i, tid) in tids.lock().unwrap().iter() {
             let (prio, lat) = hints_of(i);
             let rec = records.get(tid);
-            if rec.is_some_and(|r| r.flags & flags::FAST_PATH != 0) {
+            if rec.is_some_and(|r| r.flags & intf::TLD_REC_FAST_PATH != 0) {
                 fast += 1;
             }
             if let Some(why) = mismatch(rec, std::process::id(), prio, lat) {

@@ -376,7 +376,9 @@ pub fn measure(sched: Sched, _mode: Mode) -> Result<(Measured, Sched), String> {
         Records::open()
             .ok()
             .and_then(|r| r.get(tid))
-            .is_some_and(|r| r.flags & tld_vm::guest::flags::CRITICAL != 0 && r.budget_us == 500)
+            .is_some_and(|r| {
+                r.flags & tld_vm::guest::intf::TLD_REC_CRITICAL != 0 && r.budget_us == 500
+            })
     };
     // The tokio server brings its own CPU load; the hogs come back for the SIGINT below.
     hogs.stop();

@@ -417,7 +417,7 @@ pub fn exec_launcher_main() -> i32 {
     LATENCY.set(LatencyHint::interactive(500));
     wake_until_read(&records, -20, 50);
     match records.get(gettid()) {
-        Some(r) if r.priority == -20 && r.flags & tld_vm::guest::flags::CRITICAL != 0 => {}
+        Some(r) if r.priority == -20 && r.flags & tld_vm::guest::intf::TLD_REC_CRITICAL != 0 => {}
         _ => return 2,
     }
     let sh = c"/bin/sh";

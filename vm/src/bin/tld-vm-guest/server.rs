@@ -19,7 +19,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tld_vm::guest::{bounded, flags, report, Records};
+use tld_vm::guest::{bounded, intf, report, Records};
 
 /// Where the example is in the guest.
 pub const SERVER: &str = "/bin/tokio_server";
@@ -143,7 +143,7 @@ pub fn run(label: &str) -> Result<Run, String> {
         reads: records.iter().map(|(_, r)| r.reads).sum(),
         fast_reads: records
             .iter()
-            .filter(|(_, r)| r.flags & flags::FAST_PATH != 0)
+            .filter(|(_, r)| r.flags & intf::TLD_REC_FAST_PATH != 0)
             .map(|(_, r)| r.fast_reads)
             .sum(),
     })
