@@ -95,6 +95,16 @@
 //!
 //! Language bindings that keep their own pointer to a thread's page (libtld's C fast path) use
 //! [`bindings`].
+//!
+//! # Cargo features
+//!
+//! - `testing` (off by default): **for tests only; never enable it in a build you ship.** It
+//!   makes the runtime read two environment variables, `TLD_TESTING_RETIRE_PAGES` and
+//!   `TLD_TESTING_CLEAN_OLD_MAPS`, which, set to `0`, switch off retiring a thread's pages when
+//!   it ends and deleting threads' elements from a map the runtime moves away from. Retirement
+//!   is what keeps a BPF program that still reaches a finished thread's page from writing into
+//!   the next thread's hints; tests switch it off to show that they would notice. Without the
+//!   feature, neither variable is read, and both mechanisms are always on.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -48,11 +48,13 @@ use crate::status::{Connection, MapStatus, Status};
 use crate::sys;
 use crate::thread_table::ThreadTable;
 
-/// Environment variable that switches page retirement off when set to `0`. For tests that show
-/// what goes wrong without it; never set it in production.
+/// Environment variable that switches page retirement off when set to `0`. Read only in a
+/// build with the `testing` feature, for tests that show what goes wrong without retirement.
+#[cfg(feature = "testing")]
 pub const RETIRE_ENV: &str = "TLD_TESTING_RETIRE_PAGES";
 /// Environment variable that, set to `0`, leaves threads' elements in a map the runtime moves
-/// away from (as if deleting them had failed). For tests; never set it in production.
+/// away from (as if deleting them had failed). Read only in a build with the `testing` feature.
+#[cfg(feature = "testing")]
 pub const CLEAN_OLD_MAPS_ENV: &str = "TLD_TESTING_CLEAN_OLD_MAPS";
 
 pub(crate) struct Runtime {
@@ -72,7 +74,9 @@ pub(crate) struct Runtime {
     pub parts: RwLock<Parts>,
 }
 
-/// Mechanisms that tests can switch off, to show that the tests catch what they prevent.
+/// Mechanisms that tests can switch off, to show that the tests catch what they prevent. Only a
+/// build with the `testing` feature (tests only) reads the switches; any other build has both
+/// always on, whatever the environment says.
 pub(crate) struct Knobs {
     /// Retire a block's physical pages when its thread leaves it (see [`crate::pool`]).
     pub retire_pages: bool,
@@ -81,11 +85,22 @@ pub(crate) struct Knobs {
 }
 
 impl Knobs {
+    /// Both mechanisms on, unless a test build's environment switches one off.
+    #[cfg(feature = "testing")]
     fn from_env() -> Knobs {
         let on = |var: &str| std::env::var_os(var).is_none_or(|v| v != "0");
         Knobs {
             retire_pages: on(RETIRE_ENV),
             clean_old_maps: on(CLEAN_OLD_MAPS_ENV),
+        }
+    }
+
+    /// Both mechanisms on: a build without the `testing` feature reads no switch.
+    #[cfg(not(feature = "testing"))]
+    fn from_env() -> Knobs {
+        Knobs {
+            retire_pages: true,
+            clean_old_maps: true,
         }
     }
 }
@@ -227,5 +242,32 @@ impl Runtime {
             parts,
             runtime_id: host::table_address(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Knobs;
+
+    /// Without the `testing` feature, the switches' variables change nothing.
+    #[cfg(not(feature = "testing"))]
+    #[test]
+    fn switches_are_ignored_without_the_testing_feature() {
+        std::env::set_var("TLD_TESTING_RETIRE_PAGES", "0");
+        std::env::set_var("TLD_TESTING_CLEAN_OLD_MAPS", "0");
+        let knobs = Knobs::from_env();
+        assert!(knobs.retire_pages && knobs.clean_old_maps);
+    }
+
+    /// With it, they switch the mechanisms off.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn switches_work_with_the_testing_feature() {
+        std::env::set_var(super::RETIRE_ENV, "0");
+        std::env::set_var(super::CLEAN_OLD_MAPS_ENV, "0");
+        let knobs = Knobs::from_env();
+        assert!(!knobs.retire_pages && !knobs.clean_old_maps);
+        std::env::remove_var(super::RETIRE_ENV);
+        std::env::remove_var(super::CLEAN_OLD_MAPS_ENV);
     }
 }
