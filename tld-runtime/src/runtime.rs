@@ -199,6 +199,7 @@ impl Runtime {
         };
         let last_error = conn.last_error.clone();
         let guard_repairs = conn.guard_repairs;
+        let watcher = conn.watching;
         let generation = conn.map.as_ref().map(|m| m.generation());
         let additional_maps = conn
             .also
@@ -229,6 +230,9 @@ impl Runtime {
             generation,
             additional_maps,
             guard_repairs,
+            watcher,
+            registration_failures: 0,
+            last_registration_error: None,
             last_error,
             hints: self.layout.entries.len(),
             published_keys,
