@@ -183,13 +183,15 @@ impl<T: TldType> ConsistentTaskLocal<T> {
 
     /// The calling thread's entry, if it has a page and the layout knows this hint.
     #[inline(always)]
-    fn entry(&self) -> Option<Entry<T::Raw>> {
+    fn entry(&self) -> Option<Entry<'_, T::Raw>> {
         // SAFETY: only the layout sets `offset` (through `Hint::place`), for this hint's
         // `Hint::size()` bytes at a multiple of 8.
         let p = unsafe { block_slot(&self.offset) }?;
         // SAFETY: `p` is 8-aligned and the entry's word and both copies lie inside the block;
         // `T::Raw` has `T`'s alignment (<= 8) and is `Pod`. The word is only accessed through
-        // `Entry`.
+        // `Entry`. The entry is used only within the calling thread's current access (every
+        // caller drops it before returning), and a thread's page (or fallback storage) stays
+        // while the thread runs an access: it goes only when the thread ends or releases it.
         Some(unsafe { Entry::at(p) })
     }
 
@@ -201,7 +203,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// `TaskLocal::slot_slow`): the storage always covers the whole entry.
     #[cold]
     #[inline(never)]
-    fn entry_slow(&self) -> Option<Entry<T::Raw>> {
+    fn entry_slow(&self) -> Option<Entry<'_, T::Raw>> {
         // SAFETY: as in `entry`; the fallback storage holds `init_bytes()` (the word and both
         // copies), 8-aligned.
         let p = unsafe {
