@@ -32,13 +32,25 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject};
 use tld_tests::{bpf_required, gettid, pidfd_of_thread, run};
 
-#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code,
+    unused_imports
+)]
 mod fuzz_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_fuzz.skel.rs"));
 }
 use fuzz_skel::{types, TldFuzzSkelBuilder};
 
-#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code,
+    unused_imports
+)]
 mod fuzz_618_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_fuzz_618.skel.rs"));
 }
