@@ -111,6 +111,9 @@ impl Runtime {
                 self.threads.mark_registered(slot, generation);
             }
             drop(conn);
+            if let Some(e) = &first_error {
+                self.registration_errors.record(e);
+            }
             return match (first_error, failure) {
                 (Some(e), _) | (None, Some(e)) => Err(e),
                 (None, None) => Ok(()),
@@ -631,10 +634,14 @@ impl Runtime {
             return;
         };
         let start = self.layout.plan.start;
-        // A thread that is exiting fails with ESRCH, and that is fine.
+        // A thread that is exiting fails with ESRCH, and that is fine; any other failure is
+        // recorded for `status()`.
         for (_, record) in self.threads.iter() {
             if which(record.tid) {
-                let _ = map.register(record.tid, record.block.addr() as u64, meta, start);
+                match map.register(record.tid, record.block.addr() as u64, meta, start) {
+                    Err(e) if e.errno() != Some(libc::ESRCH) => self.registration_errors.record(&e),
+                    _ => {}
+                }
             }
         }
     }

@@ -290,10 +290,22 @@ unsafe fn replace_volatile<R>(p: *mut R, value: R) -> R {
 /// pointer stays inside the block, aligned to 8.
 #[inline(always)]
 pub(crate) unsafe fn block_slot(offset: &AtomicU32) -> Option<*mut u8> {
-    let base = thread_state::current_block();
     // Relaxed is enough: the offset was stored before this thread's block was published to it
     // (the layout runs inside a `OnceLock` that the thread passed through first).
-    let off = offset.load(Ordering::Relaxed) as usize;
+    // SAFETY: the caller's promise.
+    unsafe { slot_at(offset.load(Ordering::Relaxed) as usize) }
+}
+
+/// The calling thread's block plus `off`, if it has a block and `off` is not 0 (0: a hint the
+/// layout did not place). The one place that turns an offset into a thread's value, for
+/// static hints and keys created at run time alike.
+///
+/// # Safety
+/// `off` must be 0 or an offset the layout gave a value (a hint's, or a published key's), so
+/// that the pointer stays inside the block, aligned to 8.
+#[inline(always)]
+pub(crate) unsafe fn slot_at(off: usize) -> Option<*mut u8> {
+    let base = thread_state::current_block();
     if base.is_null() || off == 0 {
         return None;
     }
@@ -309,9 +321,27 @@ pub(crate) unsafe fn block_slot(offset: &AtomicU32) -> Option<*mut u8> {
 /// As for [`block_slot`].
 #[cold]
 pub(crate) unsafe fn slot_slow(offset: &AtomicU32, id: usize, init: &[u8]) -> Option<*mut u8> {
+    // The offset is read after the thread's setup, which lays the hints out if nobody has.
+    // SAFETY: the caller's promise.
+    unsafe { slot_slow_at(|| offset.load(Ordering::Relaxed) as usize, id, init) }
+}
+
+/// [`slot_at`] of the offset `off()` reads once the thread has its page (it gets one first
+/// if needed, which lays the hints out); without a page (or for offset 0), the thread's
+/// private fallback storage for `id`, filled from `init` at first use. `None` while the thread
+/// is being set up or torn down (a re-entrant access).
+///
+/// # Safety
+/// As for [`slot_at`], for what `off` returns.
+#[cold]
+pub(crate) unsafe fn slot_slow_at(
+    off: impl FnOnce() -> usize,
+    id: usize,
+    init: &[u8],
+) -> Option<*mut u8> {
     let phase = lifecycle::enter_thread();
     // SAFETY: the caller's promise.
-    if let Some(p) = unsafe { block_slot(offset) } {
+    if let Some(p) = unsafe { slot_at(off()) } {
         return Some(p);
     }
     match phase {

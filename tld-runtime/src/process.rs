@@ -120,10 +120,7 @@ pub(crate) fn local_thread_init() -> Result<(), Error> {
         }
         // Called while this thread is being set up (from a signal handler, say).
         (Phase::Busy, _) => Err(Error::ThreadBusy),
-        (Phase::New, _) => Err(Error::Os {
-            op: "mapping a page for the thread",
-            errno: libc::ENOMEM,
-        }),
+        (Phase::New, _) => Err(lifecycle::no_block_error()),
         _ => Err(Error::ThreadExiting),
     }
 }

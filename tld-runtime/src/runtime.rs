@@ -33,7 +33,7 @@
 
 use std::sync::{Mutex, OnceLock, RwLock};
 
-use crate::connection_state::ConnState;
+use crate::connection_state::{ConnState, RegistrationErrors};
 use crate::error::Error;
 use crate::fork;
 use crate::host;
@@ -72,6 +72,8 @@ pub(crate) struct Runtime {
     pub template: RwLock<Box<[u8]>>,
     /// The parts that joined this runtime, and who declared which key.
     pub parts: RwLock<Parts>,
+    /// Threads' registrations that failed, for `status()`.
+    pub registration_errors: RegistrationErrors,
 }
 
 /// Mechanisms that tests can switch off, to show that the tests catch what they prevent. Only a
@@ -159,6 +161,7 @@ fn build() -> &'static Runtime {
             },
             layout,
             knobs: Knobs::from_env(),
+            registration_errors: RegistrationErrors::default(),
         }
     });
     fork::install(fork::Targets {
@@ -218,6 +221,7 @@ impl Runtime {
         let parts = read(&self.parts).count();
         drop(conn);
         let pool_blocks = self.pool.total();
+        let (registration_failures, last_registration_error) = self.registration_errors.snapshot();
         let (published_keys, data_bytes) = match &self.meta {
             Ok(meta) => {
                 let meta = lock(meta);
@@ -231,8 +235,8 @@ impl Runtime {
             additional_maps,
             guard_repairs,
             watcher,
-            registration_failures: 0,
-            last_registration_error: None,
+            registration_failures,
+            last_registration_error,
             last_error,
             hints: self.layout.entries.len(),
             published_keys,
