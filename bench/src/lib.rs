@@ -25,19 +25,34 @@ pub mod vm_latency;
 use tld as _;
 
 /// The generated libbpf-rs skeleton of `bpf/bench_tld.bpf.c` (the 7.x generation's value).
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 pub mod skel {
     include!(concat!(env!("OUT_DIR"), "/bench_tld.skel.rs"));
 }
 
 /// The same with the guard's check compiled in (`bpf/bench_tld_guard.bpf.c`).
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 pub mod skel_guard {
     include!(concat!(env!("OUT_DIR"), "/bench_tld_guard.skel.rs"));
 }
 
 /// The same for the 6.18 generation's value (`bpf/bench_tld_618.bpf.c`).
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 pub mod skel_618 {
     include!(concat!(env!("OUT_DIR"), "/bench_tld_618.skel.rs"));
 }

@@ -54,7 +54,12 @@ use std::path::Path;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, OpenObject, ProgramInput};
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/tld_guard.skel.rs"));
 }

@@ -444,11 +444,10 @@ mod tests {
         // SAFETY: as above.
         assert_eq!(unsafe { q.read_volatile() }, 0);
         let mut st = std::mem::MaybeUninit::<TldStatus>::zeroed();
+        let size = std::mem::size_of::<TldStatus>();
         // SAFETY: `st` has room for the whole struct.
-        assert_eq!(
-            unsafe { tld_get_status(st.as_mut_ptr(), std::mem::size_of::<TldStatus>()) },
-            0
-        );
+        let rc = unsafe { tld_get_status(st.as_mut_ptr(), size) };
+        assert_eq!(rc, 0);
         // SAFETY: fully written above.
         let st = unsafe { st.assume_init() };
         assert_eq!(st.live_threads, 1);

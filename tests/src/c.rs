@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod c_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_c.skel.rs"));
 }

@@ -18,37 +18,67 @@ pub use tld_test_hints_a::{
 };
 pub use tld_test_hints_b::HINT_B;
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/tld_test.skel.rs"));
 }
 pub use skel::TldTestSkel;
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod skel_618 {
     include!(concat!(env!("OUT_DIR"), "/tld_test_618.skel.rs"));
 }
 pub use skel_618::TldTest618Skel;
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod typed_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_typed.skel.rs"));
 }
 pub use typed_skel::TldTypedSkel;
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod consistent_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_consistent.skel.rs"));
 }
 pub use consistent_skel::TldConsistentSkel;
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod consistent_patterns_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_consistent_patterns.skel.rs"));
 }
 pub use consistent_patterns_skel::TldConsistentPatternsSkel;
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod isolation_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_isolation.skel.rs"));
 }

@@ -19,7 +19,13 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject};
 use tld_tests::*;
 use tld_upstream::REPORT_PREFIX as REPORT;
 
-#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code,
+    unused_imports
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/tld_guard_test.skel.rs"));
 }
@@ -130,10 +136,8 @@ fn write_key(key_map: BorrowedFd<'_>) {
     };
     assert_eq!(rc, 0, "writing the key");
     // SAFETY: freezing takes only the fd.
-    assert_eq!(
-        unsafe { libbpf_rs::libbpf_sys::bpf_map_freeze(key_map.as_raw_fd()) },
-        0
-    );
+    let rc = unsafe { libbpf_rs::libbpf_sys::bpf_map_freeze(key_map.as_raw_fd()) };
+    assert_eq!(rc, 0);
     // Nobody reads it back: the map is write-only for user space.
     let mut back = [0u8; 40];
     // SAFETY: as above, with a writable buffer of the value's size.

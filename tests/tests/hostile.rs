@@ -36,13 +36,25 @@ use libbpf_rs::{MapCore, OpenObject};
 use tld_tests::hostile::{model::*, writer::*, *};
 use tld_tests::{bpf_required, gettid, pidfd_of_thread, run};
 
-#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code,
+    unused_imports
+)]
 mod fuzz_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_fuzz.skel.rs"));
 }
 use fuzz_skel::{types, TldFuzzSkelBuilder};
 
-#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code,
+    unused_imports
+)]
 mod fuzz_618_skel {
     include!(concat!(env!("OUT_DIR"), "/tld_fuzz_618.skel.rs"));
 }

@@ -14,11 +14,23 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject, ProgramMut};
 use tld_tests::{bpf_required, kernel_selftests, run, upstream_unavailable, Child, PinnedMap};
 
-#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code,
+    unused_imports
+)]
 mod skel_7 {
     include!(concat!(env!("OUT_DIR"), "/tld_kernel_lib.skel.rs"));
 }
-#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code,
+    unused_imports
+)]
 mod skel_618 {
     include!(concat!(env!("OUT_DIR"), "/tld_kernel_lib_618.skel.rs"));
 }

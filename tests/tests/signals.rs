@@ -115,11 +115,13 @@ fn a_signal_storm_during_first_accesses_never_blocks() {
             while !stop.load(Ordering::Relaxed) {
                 for t in tids {
                     let tid = t.load(Ordering::Acquire);
+                    if tid == 0 {
+                        continue;
+                    }
                     // SAFETY: tgkill sends a signal to a thread of this process; a tid that
                     // has just exited gives ESRCH, which is fine.
-                    if tid != 0
-                        && unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) } == 0
-                    {
+                    let rc = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) };
+                    if rc == 0 {
                         sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -10,7 +10,13 @@ use libbpf_rs::{OpenObject, ProgramInput};
 use serde_json::Value;
 use tld_cli_test_support::{bpf::*, roles::*, run::*};
 
-#[allow(clippy::all, missing_docs, dead_code, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code,
+    unused_imports
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/tld_cli_guard_fixture.skel.rs"));
 }

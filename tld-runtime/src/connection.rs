@@ -20,8 +20,9 @@
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::connection_state::{ConnState, PinIdentity};
 use crate::error::Error;
@@ -110,6 +111,9 @@ impl Runtime {
                 self.threads.mark_registered(slot, generation);
             }
             drop(conn);
+            if let Some(e) = &first_error {
+                self.registration_errors.record(e);
+            }
             return match (first_error, failure) {
                 (Some(e), _) | (None, Some(e)) => Err(e),
                 (None, None) => Ok(()),
@@ -391,19 +395,29 @@ impl Runtime {
         result
     }
 
-    /// Starts the thread that follows the pin path, if the connection has one to follow.
-    fn start_watcher(&'static self, conn: &mut ConnState) {
-        if conn.watching || watch_interval().is_none() {
+    /// Starts the thread that follows the pin path, if the connection has one to follow and
+    /// the watcher is allowed ([`crate::set_watcher`], `TLD_WATCH_INTERVAL_MS`).
+    pub(crate) fn start_watcher(&'static self, conn: &mut ConnState) {
+        if conn.watching || !watcher_allowed() {
             return;
         }
         if self.watched_path(conn).is_none() && !(conn.has_maps() && guard_events_path().exists()) {
             return;
         }
         let spawned = std::thread::Builder::new()
-            .name("tld-watch".into())
+            .name(WATCHER_NAME.into())
             .stack_size(64 * 1024)
             .spawn(move || self.watch());
         conn.watching = spawned.is_ok();
+    }
+
+    /// Allows the watcher and starts it if there is something to follow, or stops it: the
+    /// thread ends at its next wake (within the watch interval).
+    pub(crate) fn set_watcher(&'static self, on: bool) {
+        allow_watcher(on);
+        if on {
+            self.start_watcher(&mut write(&self.conn));
+        }
     }
 
     /// The pin path the watcher follows: the one connected to, or auto-connect's.
@@ -419,26 +433,56 @@ impl Runtime {
         }
     }
 
-    /// The watcher's loop: a `stat` of the pin path per interval. A pin that appears is
-    /// connected to, a pin that is replaced (a restarted scheduler) is moved to, and a pin
-    /// that goes away is let go of. A pin that failed is not tried again until it changes.
-    /// Between those looks, every [`GUARD_TICK`], the guard's events for this process. It
-    /// never touches a hint, so it has no page of its own.
+    /// The watcher's loop: a `stat` of the pin path when inotify reports a change in its
+    /// directory, and once per interval in any case. A pin that appears is connected to, a pin
+    /// that is replaced (a restarted scheduler) is moved to, and a pin that goes away is let go
+    /// of. A pin that failed is not tried again until it changes. While a guard is pinned or a
+    /// map is guarded, every [`GUARD_TICK`] it also looks at the guard's events for this
+    /// process (a change of a map's contents makes no inotify event). It never touches a
+    /// hint, so it has no page of its own. It ends when it has nothing left to follow, or when
+    /// [`crate::set_watcher`] switches it off.
     fn watch(&'static self) {
         let Some(interval) = watch_interval() else {
+            write(&self.conn).watching = false;
             return;
         };
-        let tick = interval.min(GUARD_TICK);
         let mut guard = GuardEvents::default();
-        let mut since_pin = Duration::ZERO;
+        let events = PinEvents::new();
+        let mut last_look = Instant::now();
+        let mut followed = self.followed_paths();
+        events.watch(&followed);
+        // A look right after the watch is set: a pin made before it sent no event to us.
+        let mut first = true;
         loop {
-            std::thread::sleep(tick);
-            since_pin += tick;
-            self.follow_guard(&mut guard, since_pin >= interval);
-            if since_pin < interval {
+            if !WATCHER_ALLOWED.load(Ordering::Relaxed) {
+                let mut conn = write(&self.conn);
+                // Checked again under the lock, which `set_watcher(true)` takes to start one.
+                if !WATCHER_ALLOWED.load(Ordering::Relaxed) {
+                    conn.watching = false;
+                    return;
+                }
+            }
+            let guarded = guard.fd.is_some()
+                || read(&self.conn)
+                    .maps()
+                    .any(|m| m.guarded() || m.has_pending());
+            let due = interval.saturating_sub(last_look.elapsed());
+            let timeout = if guarded || guard.tried.is_none() {
+                due.min(GUARD_TICK)
+            } else {
+                due
+            };
+            let changed = events.wait(timeout, &followed);
+            let look = changed || first || last_look.elapsed() >= interval;
+            first = false;
+            self.follow_guard(&mut guard, look);
+            if !look {
                 continue;
             }
-            since_pin = Duration::ZERO;
+            last_look = Instant::now();
+            // A directory mounted since the last look (bpffs) is another one to watch.
+            followed = self.followed_paths();
+            events.watch(&followed);
             // A look under the read lock; the write lock only when something changed.
             let (path, seen) = {
                 let conn = read(&self.conn);
@@ -478,6 +522,15 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// The pins the watcher follows: the map's pin path, if any, and the guard's event map.
+    fn followed_paths(&self) -> Vec<PathBuf> {
+        let conn = read(&self.conn);
+        self.watched_path(&conn)
+            .into_iter()
+            .chain(std::iter::once(guard_events_path()))
+            .collect()
     }
 
     /// Looks at the guard's count of spoofed updates of this process's threads, and registers
@@ -581,12 +634,79 @@ impl Runtime {
             return;
         };
         let start = self.layout.plan.start;
-        // A thread that is exiting fails with ESRCH, and that is fine.
+        // A thread that is exiting fails with ESRCH, and that is fine; any other failure is
+        // recorded for `status()`.
         for (_, record) in self.threads.iter() {
             if which(record.tid) {
-                let _ = map.register(record.tid, record.block.addr() as u64, meta, start);
+                match map.register(record.tid, record.block.addr() as u64, meta, start) {
+                    Err(e) if e.errno() != Some(libc::ESRCH) => self.registration_errors.record(&e),
+                    _ => {}
+                }
             }
         }
+    }
+}
+
+/// The name of the watcher thread (as `/proc/self/task/*/comm` shows it).
+pub(crate) const WATCHER_NAME: &str = "tld-watch";
+
+/// Whether the watcher may run; [`crate::set_watcher`] sets it.
+static WATCHER_ALLOWED: AtomicBool = AtomicBool::new(true);
+
+/// Allows the watcher, or keeps it from running (a running one ends at its next wake).
+pub(crate) fn allow_watcher(on: bool) {
+    WATCHER_ALLOWED.store(on, Ordering::Relaxed);
+}
+
+/// Whether a watcher may run: [`crate::set_watcher`] has not switched it off, nor has
+/// `TLD_WATCH_INTERVAL_MS=0`.
+pub(crate) fn watcher_allowed() -> bool {
+    WATCHER_ALLOWED.load(Ordering::Relaxed) && watch_interval().is_some()
+}
+
+/// What the watcher learns from inotify: that an entry appeared, went or moved in the
+/// directory of a pin it follows. bpffs reports pins (`BPF_OBJ_PIN`), unpins (`unlink`) and
+/// renames so; a change of a map's contents makes no event. Without inotify, the watcher only
+/// polls.
+struct PinEvents(Option<crate::sys::Inotify>);
+
+impl PinEvents {
+    fn new() -> PinEvents {
+        PinEvents(crate::sys::Inotify::new().ok())
+    }
+
+    /// Watches the directories of `paths`. Again after a mount: the path then names another
+    /// directory, which gets its own watch; the same directory keeps one.
+    fn watch(&self, paths: &[PathBuf]) {
+        let Some(inotify) = &self.0 else {
+            return;
+        };
+        for dir in paths.iter().filter_map(|p| p.parent()) {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Ok(dir) = std::ffi::CString::new(dir.as_os_str().as_bytes()) {
+                // A directory that does not exist yet is found at a later look.
+                let _ = inotify.watch_dir(&dir);
+            }
+        }
+    }
+
+    /// Waits up to `timeout`, and says whether an event may concern one of `paths`.
+    fn wait(&self, timeout: Duration, paths: &[PathBuf]) -> bool {
+        let Some(inotify) = &self.0 else {
+            std::thread::sleep(timeout);
+            return false;
+        };
+        inotify.wait(timeout).iter().any(|name| match name {
+            Some(name) => paths
+                .iter()
+                .any(|p| p.file_name() == Some(name.as_os_str())),
+            // Events were lost, or a watched directory went: look.
+            None => true,
+        })
     }
 }
 

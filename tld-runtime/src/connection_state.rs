@@ -2,7 +2,8 @@
 //! from, and why there is none when there is none. The behaviour that changes it is in [`crate::connection`];
 //! the runtime holds it behind a read-write lock.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use crate::error::Error;
 use crate::kernel::TldMap;
@@ -50,5 +51,42 @@ impl ConnState {
     /// Whether threads are registered in any map.
     pub fn has_maps(&self) -> bool {
         self.map.is_some() || !self.also.is_empty()
+    }
+}
+
+/// Threads' registrations that failed: how many, and the last error. Recorded by the thread
+/// that failed (or the watcher, for a thread it registered again) without waiting for anyone:
+/// the count is an atomic, and the last error is kept only when its lock is free, which it is
+/// but for the instant of a store or a copy. So no thread ever waits here, and a forked child
+/// can never find the lock held for good (at worst, its status lacks the last error).
+#[derive(Default)]
+pub(crate) struct RegistrationErrors {
+    count: AtomicU64,
+    last: Mutex<Option<Error>>,
+}
+
+impl RegistrationErrors {
+    /// Records that registering a thread failed with `e`.
+    pub fn record(&self, e: &Error) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        match self.last.try_lock() {
+            Ok(mut last) => *last = Some(e.clone()),
+            Err(TryLockError::Poisoned(p)) => *p.into_inner() = Some(e.clone()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
+
+    /// How many registrations failed, and the last error, if it could be had.
+    pub fn snapshot(&self) -> (u64, Option<Error>) {
+        let count = self.count.load(Ordering::Relaxed);
+        // A few tries: another thread holds the lock only to store or copy an error.
+        for _ in 0..100 {
+            match self.last.try_lock() {
+                Ok(last) => return (count, last.clone()),
+                Err(TryLockError::Poisoned(p)) => return (count, p.into_inner().clone()),
+                Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+            }
+        }
+        (count, None)
     }
 }

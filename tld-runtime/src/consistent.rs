@@ -30,12 +30,11 @@
 //! The protocol, the layout BPF sees, and what is guaranteed when BPF and Rust write at once
 //! are described on [`ConsistentTaskLocal`] and in `docs/wire-format.md`.
 
-use std::sync::atomic::AtomicU32;
-
 use crate::c_type::CType;
 use crate::error::Error;
-use crate::handle::{assert_hint_type, block_slot, slot_slow};
+use crate::handle::{assert_hint_type, HintCore};
 use crate::registry::{sealed, Hint, LayoutToken, Site};
+use crate::scoped::Handle;
 use crate::seqlock::{Busy, Entry, ReadError};
 use crate::types::TldType;
 use crate::wire;
@@ -126,12 +125,9 @@ pub use crate::seqlock::{retries, Retries, MAX_WAIT};
 /// assert_eq!(WINDOW.key(), "window");
 /// ```
 pub struct ConsistentTaskLocal<T: TldType> {
-    /// Byte offset of this hint's entry (its sequence word) in a thread's block; 0 until the
-    /// layout has run, or for a hint the layout never saw.
-    offset: AtomicU32,
-    site: Site,
-    /// The initial entry: a new sequence word and the initial value in both copies.
-    init: InitEntry<T>,
+    /// The offset of the entry (its sequence word), the declaration, and the initial entry: a
+    /// new sequence word and the initial value in both copies.
+    core: HintCore<InitEntry<T>>,
 }
 
 /// The first bytes of a consistent hint's entry in a new thread's block.
@@ -157,39 +153,42 @@ impl<T: TldType> ConsistentTaskLocal<T> {
             )
         }
         ConsistentTaskLocal {
-            offset: AtomicU32::new(0),
-            site,
-            init: InitEntry {
-                seq: wire::SEQ_INIT,
-                value: [init, init],
-            },
+            core: HintCore::new(
+                site,
+                InitEntry {
+                    seq: wire::SEQ_INIT,
+                    value: [init, init],
+                },
+            ),
         }
     }
 
     /// The key BPF programs use to find this hint.
     pub fn key(&self) -> &'static str {
-        self.site.key
+        self.core.key()
     }
 
     /// The declaration: key, Rust name, type, file and line.
     pub fn site(&self) -> &Site {
-        &self.site
+        self.core.site()
     }
 
     /// The value every thread starts with.
     pub fn initial_value(&self) -> T {
-        self.init.value[0]
+        self.core.init.value[0]
     }
 
     /// The calling thread's entry, if it has a page and the layout knows this hint.
     #[inline(always)]
-    fn entry(&self) -> Option<Entry<T::Raw>> {
-        // SAFETY: only the layout sets `offset` (through `Hint::place`), for this hint's
-        // `Hint::size()` bytes at a multiple of 8.
-        let p = unsafe { block_slot(&self.offset) }?;
+    fn entry(&self) -> Option<Entry<'_, T::Raw>> {
+        // SAFETY: only the layout places the hint (through `Hint::place`), for its
+        // `Hint::size()` bytes at a multiple of 8; the entry stays within them.
+        let p = unsafe { self.core.slot() }?;
         // SAFETY: `p` is 8-aligned and the entry's word and both copies lie inside the block;
         // `T::Raw` has `T`'s alignment (<= 8) and is `Pod`. The word is only accessed through
-        // `Entry`.
+        // `Entry`. The entry is used only within the calling thread's current access (every
+        // caller drops it before returning), and a thread's page (or fallback storage) stays
+        // while the thread runs an access: it goes only when the thread ends or releases it.
         Some(unsafe { Entry::at(p) })
     }
 
@@ -201,22 +200,18 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// `TaskLocal::slot_slow`): the storage always covers the whole entry.
     #[cold]
     #[inline(never)]
-    fn entry_slow(&self) -> Option<Entry<T::Raw>> {
+    fn entry_slow(&self) -> Option<Entry<'_, T::Raw>> {
         // SAFETY: as in `entry`; the fallback storage holds `init_bytes()` (the word and both
         // copies), 8-aligned.
-        let p = unsafe {
-            slot_slow(
-                &self.offset,
-                self as *const Self as usize,
-                self.init_bytes(),
-            )
-        }?;
+        let p = unsafe { self.core.slot_slow(self.init_bytes()) }?;
         // SAFETY: as in `entry`.
         Some(unsafe { Entry::at(p) })
     }
 
     fn busy(&self) -> Error {
-        Error::HintBusy { key: self.site.key }
+        Error::HintBusy {
+            key: self.core.key(),
+        }
     }
 
     /// The value `get` returns for a read that gave up: the last whole value of a stopped
@@ -225,7 +220,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     fn fallback(&self, e: ReadError<T::Raw>) -> T {
         match e {
             ReadError::Stalled(raw) => T::from_raw(raw),
-            ReadError::Busy => self.init.value[0],
+            ReadError::Busy => self.core.init.value[0],
         }
     }
 
@@ -290,7 +285,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
         match self.entry_slow().map(Entry::read) {
             Some(Ok(raw)) => T::from_raw(raw),
             Some(Err(err)) => self.fallback(err),
-            None => self.init.value[0],
+            None => self.core.init.value[0],
         }
     }
 
@@ -350,7 +345,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
         match self.entry_slow().map(|e| e.replace(|| value.into_raw())) {
             Some(Ok(old)) => T::from_raw(old),
             Some(Err(Busy)) => self.get_slow(),
-            None => self.init.value[0],
+            None => self.core.init.value[0],
         }
     }
 
@@ -361,10 +356,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// so it may be slow, and may access this hint itself.)
     #[inline]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut value = self.get();
-        let result = f(&mut value);
-        self.set(value);
-        result
+        Handle::update(self, f)
     }
 }
 
@@ -376,7 +368,7 @@ impl<T: TldType> sealed::Sealed for ConsistentTaskLocal<T> {}
 // within `size` bytes.
 unsafe impl<T: TldType> Hint for ConsistentTaskLocal<T> {
     fn site(&self) -> &Site {
-        &self.site
+        self.core.site()
     }
     fn size(&self) -> usize {
         wire::consistent_size(std::mem::size_of::<T>())
@@ -397,24 +389,19 @@ unsafe impl<T: TldType> Hint for ConsistentTaskLocal<T> {
         // initialized. Trailing padding is left out.
         unsafe {
             std::slice::from_raw_parts(
-                (&self.init as *const InitEntry<T>).cast::<u8>(),
+                (&self.core.init as *const InitEntry<T>).cast::<u8>(),
                 wire::seq_copy_offset(std::mem::size_of::<T>(), 2),
             )
         }
     }
     fn place(&self, _token: LayoutToken, offset: u32) {
-        // Relaxed suffices: threads read offsets only after passing the runtime's OnceLock.
-        self.offset
-            .store(offset, std::sync::atomic::Ordering::Relaxed);
+        self.core.place(offset);
     }
 }
 
 impl<T: TldType + std::fmt::Debug> std::fmt::Debug for ConsistentTaskLocal<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsistentTaskLocal")
-            .field("key", &self.site.key)
-            .field("type", &self.site.type_name)
-            .field("init", &self.init.value[0])
-            .finish()
+        self.core
+            .debug("ConsistentTaskLocal", &self.core.init.value[0], f)
     }
 }

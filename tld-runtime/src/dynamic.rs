@@ -8,13 +8,12 @@
 use std::marker::PhantomData;
 
 use crate::error::Error;
+use crate::handle::{slot_at, slot_slow_at};
 use crate::layout;
-use crate::lifecycle;
 use crate::locks::{lock, read};
 use crate::metadata::Published;
 use crate::role;
 use crate::runtime::runtime;
-use crate::thread_state::{self, Phase};
 use crate::types::TldType;
 use crate::wire::{self, Generation};
 
@@ -82,22 +81,33 @@ impl DynamicKey {
     /// Where the calling thread's value lives; `None` while the thread is being set up or torn
     /// down (a re-entrant access).
     fn slot(&self) -> Option<*mut u8> {
-        let mut base = thread_state::current_block();
-        let mut phase = Phase::Active;
-        if base.is_null() {
-            phase = lifecycle::enter_thread();
-            base = thread_state::current_block();
-        }
-        if base.is_null() {
-            if phase == Phase::Busy {
-                return None;
-            }
-            // The thread is exiting: keep a private value for what is left of its life.
-            return thread_state::fallback_slot(usize::MAX - self.offset, &vec![0; self.size]);
-        }
         // SAFETY: the offset was published for this process's layout: the value lies wholly
         // inside the first page of every thread's block.
-        Some(unsafe { base.add(self.offset) })
+        if let Some(p) = unsafe { slot_at(self.offset) } {
+            return Some(p);
+        }
+        self.slot_slow()
+    }
+
+    /// [`DynamicKey::slot`] for a thread without a page yet (it gets one), or without one for
+    /// good (it is exiting: a private value, zeroed, for what is left of its life).
+    #[cold]
+    #[inline(never)]
+    fn slot_slow(&self) -> Option<*mut u8> {
+        /// The fallback's initial value, without allocating (this may run in a signal
+        /// handler); a larger key (only on a system with pages over 64 KiB) allocates.
+        static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+        let id = usize::MAX - self.offset;
+        let larger;
+        let init: &[u8] = match ZEROS.get(..self.size) {
+            Some(zeros) => zeros,
+            None => {
+                larger = vec![0; self.size];
+                &larger
+            }
+        };
+        // SAFETY: as in `slot`.
+        unsafe { slot_slow_at(|| self.offset, id, init) }
     }
 
     /// Copies the calling thread's value into `buf`, up to `buf.len()` or the value's size.

@@ -20,7 +20,9 @@ use crate::error::Error;
 use crate::layout;
 use crate::marshal::{error_sink, raw_site, status_sink, Local};
 use crate::metadata::Published;
-use crate::protocol::{phase, HostTable, RawHint, RawKey, RawPart, RawStr, FORGET_EXITING};
+use crate::protocol::{
+    phase, ErrorSink, HostTable, RawHint, RawKey, RawPart, RawStatusMore, RawStr, FORGET_EXITING,
+};
 use crate::registry::{self, Hint, LayoutToken};
 use crate::role::{self, Role};
 use crate::status::Status;
@@ -198,7 +200,38 @@ impl Guest {
         );
         // SAFETY: as in `enter_thread`; the sink stores into `slot`, which outlives the call.
         unsafe { (self.table.status)(status_sink(&mut slot)) };
-        slot.1.expect("the serving copy delivers its status")
+        let mut status = slot.1.expect("the serving copy delivers its status");
+        if let Some(status_more) = self.status_more() {
+            let mut more = RawStatusMore::default();
+            let mut err = None;
+            // SAFETY: as in `enter_thread`; `more` is writable, and the sink stores into
+            // `err`, which outlives the call.
+            unsafe { status_more(&mut more, error_sink(&mut err)) };
+            status.watcher = more.watcher != 0;
+            status.registration_failures = more.registration_failures;
+            status.last_registration_error = err;
+        }
+        status
+    }
+
+    /// [`crate::set_watcher`], if the serving copy has it (an older one does not).
+    pub(crate) fn set_watcher(&self, on: bool) {
+        let offset = std::mem::offset_of!(HostTable, set_watcher);
+        if self
+            .table
+            .has(offset, std::mem::size_of::<extern "C" fn(u32)>())
+        {
+            (self.table.set_watcher)(u32::from(on));
+        }
+    }
+
+    /// The serving copy's `status_more`, if it has one.
+    fn status_more(&self) -> Option<unsafe extern "C" fn(*mut RawStatusMore, ErrorSink)> {
+        let offset = std::mem::offset_of!(HostTable, status_more);
+        let len = std::mem::size_of::<unsafe extern "C" fn(*mut RawStatusMore, ErrorSink)>();
+        self.table
+            .has(offset, len)
+            .then_some(self.table.status_more)
     }
 
     /// [`crate::DynamicKey::create`].

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::c_type::CType;
 use crate::lifecycle;
 use crate::registry::{sealed, Hint, LayoutToken, Site};
+use crate::scoped::Handle;
 use crate::thread_state::{self, Phase};
 use crate::types::TldType;
 use crate::wire;
@@ -50,11 +51,8 @@ pub(crate) const fn assert_hint_type<T>(max_size: usize, too_large: &'static str
 /// std::thread::spawn(|| assert_eq!(PRIORITY.get(), 0)).join().unwrap();
 /// ```
 pub struct TaskLocal<T: TldType> {
-    /// Byte offset of this hint in a thread's block; 0 until the layout has run, or for a hint
-    /// the layout never saw.
-    offset: AtomicU32,
-    site: Site,
-    init: T,
+    /// The offset, declaration and initial value.
+    core: HintCore<T>,
 }
 
 impl<T: TldType> TaskLocal<T> {
@@ -71,31 +69,29 @@ impl<T: TldType> TaskLocal<T> {
             )
         }
         TaskLocal {
-            offset: AtomicU32::new(0),
-            site,
-            init,
+            core: HintCore::new(site, init),
         }
     }
 
     /// The key BPF programs use to find this hint.
     pub fn key(&self) -> &'static str {
-        self.site.key
+        self.core.key()
     }
 
     /// The declaration: key, Rust name, type, file and line.
     pub fn site(&self) -> &Site {
-        &self.site
+        self.core.site()
     }
 
     /// The offset the layout gave this hint, if it gave one.
     #[cfg(test)]
     pub(crate) fn placed_offset(&self) -> Option<u32> {
-        Some(self.offset.load(Ordering::Relaxed)).filter(|&o| o != 0)
+        self.core.placed_offset()
     }
 
     /// The value every thread starts with.
     pub fn initial_value(&self) -> T {
-        self.init
+        self.core.init
     }
 
     /// Where the calling thread's copy lives, if it has a page and the layout knows this hint.
@@ -104,7 +100,7 @@ impl<T: TldType> TaskLocal<T> {
         // SAFETY: only the layout sets `offset` (through `Hint::place`), for this hint's
         // `size_of::<T>()` bytes at a multiple of 8, which suffices for `T` (alignment <= 8,
         // checked in `__new`).
-        unsafe { block_slot(&self.offset) }.map(|p| p.cast::<T::Raw>())
+        unsafe { self.core.slot() }.map(|p| p.cast::<T::Raw>())
     }
 
     /// Where the calling thread's copy lives, giving the thread its page first if needed.
@@ -119,14 +115,7 @@ impl<T: TldType> TaskLocal<T> {
     #[inline(never)]
     fn slot_slow(&self) -> Option<*mut T::Raw> {
         // SAFETY: as in `slot`; the fallback is `init_bytes().len()` bytes, 8-aligned.
-        unsafe {
-            slot_slow(
-                &self.offset,
-                self as *const Self as usize,
-                self.init_bytes(),
-            )
-        }
-        .map(|p| p.cast::<T::Raw>())
+        unsafe { self.core.slot_slow(self.init_bytes()) }.map(|p| p.cast::<T::Raw>())
     }
 
     #[cold]
@@ -144,7 +133,7 @@ impl<T: TldType> TaskLocal<T> {
         match self.slot_slow() {
             // SAFETY: as in `get`.
             Some(p) => T::from_raw(unsafe { p.read_volatile() }),
-            None => self.init,
+            None => self.core.init,
         }
     }
 
@@ -177,10 +166,7 @@ impl<T: TldType> TaskLocal<T> {
     /// This is not atomic with respect to BPF programs writing the same hint in between.
     #[inline]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut value = self.get();
-        let result = f(&mut value);
-        self.set(value);
-        result
+        Handle::update(self, f)
     }
 }
 
@@ -190,7 +176,7 @@ impl<T: TldType> sealed::Sealed for TaskLocal<T> {}
 // thread's block only at the offset `place` stores, for `size_of::<T>()` bytes.
 unsafe impl<T: TldType> Hint for TaskLocal<T> {
     fn site(&self) -> &Site {
-        &self.site
+        self.core.site()
     }
     fn size(&self) -> usize {
         std::mem::size_of::<T>()
@@ -203,26 +189,106 @@ unsafe impl<T: TldType> Hint for TaskLocal<T> {
     }
     fn init_bytes(&self) -> &[u8] {
         // SAFETY: `TldType` promises that `T` has no padding, so all `size_of::<T>()` bytes
-        // of `self.init` are initialized; the slice borrows `self`.
+        // of the initial value are initialized; the slice borrows `self`.
         unsafe {
             std::slice::from_raw_parts(
-                (&self.init as *const T).cast::<u8>(),
+                (&self.core.init as *const T).cast::<u8>(),
                 std::mem::size_of::<T>(),
             )
         }
     }
     fn place(&self, _token: LayoutToken, offset: u32) {
-        // Relaxed suffices: threads read offsets only after passing the runtime's OnceLock.
-        self.offset.store(offset, Ordering::Relaxed);
+        self.core.place(offset);
     }
 }
 
 impl<T: TldType + std::fmt::Debug> std::fmt::Debug for TaskLocal<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskLocal")
+        self.core.debug("TaskLocal", &self.core.init, f)
+    }
+}
+
+/// What both hint handles ([`TaskLocal`] and
+/// [`ConsistentTaskLocal`](crate::ConsistentTaskLocal)) hold, and what they do alike with it:
+/// where the layout placed the hint, its declaration, and its initial value (`I`: the value,
+/// or a consistent hint's initial entry).
+pub(crate) struct HintCore<I> {
+    /// Byte offset of the hint (a consistent hint's entry) in a thread's block; 0 until the
+    /// layout has run, or for a hint the layout never saw.
+    offset: AtomicU32,
+    site: Site,
+    /// The initial value, or entry.
+    pub(crate) init: I,
+}
+
+impl<I> HintCore<I> {
+    /// A hint not placed yet.
+    pub(crate) const fn new(site: Site, init: I) -> Self {
+        HintCore {
+            offset: AtomicU32::new(0),
+            site,
+            init,
+        }
+    }
+
+    /// The key BPF programs use to find the hint.
+    #[inline(always)]
+    pub(crate) fn key(&self) -> &'static str {
+        self.site.key
+    }
+
+    /// The declaration.
+    pub(crate) fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// Places the hint at `offset` (the layout's [`Hint::place`]).
+    pub(crate) fn place(&self, offset: u32) {
+        // Relaxed suffices: threads read offsets only after passing the runtime's OnceLock.
+        self.offset.store(offset, Ordering::Relaxed);
+    }
+
+    /// The offset the layout gave the hint, if it gave one.
+    #[cfg(test)]
+    pub(crate) fn placed_offset(&self) -> Option<u32> {
+        Some(self.offset.load(Ordering::Relaxed)).filter(|&o| o != 0)
+    }
+
+    /// Where the calling thread's copy (or entry) lives, if it has a page and the layout placed
+    /// the hint: [`block_slot`].
+    ///
+    /// # Safety
+    /// Only the layout places a hint (through [`HintCore::place`]), at the offset of a slot of
+    /// the hint's size aligned to 8: the caller accesses no more than that.
+    #[inline(always)]
+    pub(crate) unsafe fn slot(&self) -> Option<*mut u8> {
+        // SAFETY: the offset is one the layout gave (the caller's promise).
+        unsafe { block_slot(&self.offset) }
+    }
+
+    /// [`HintCore::slot`], giving the thread its page first if needed; for a hint the layout
+    /// did not place, the thread's fallback storage under this core's address, filled from
+    /// `init_bytes`: [`slot_slow`].
+    ///
+    /// # Safety
+    /// As for [`HintCore::slot`]; `init_bytes` has the size of the hint's slot.
+    #[cold]
+    pub(crate) unsafe fn slot_slow(&self, init_bytes: &[u8]) -> Option<*mut u8> {
+        // SAFETY: as in `slot`.
+        unsafe { slot_slow(&self.offset, self as *const Self as usize, init_bytes) }
+    }
+
+    /// The handles' `Debug`: the handle's `name`, the key, the type and `init`.
+    pub(crate) fn debug(
+        &self,
+        name: &str,
+        init: &dyn std::fmt::Debug,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        f.debug_struct(name)
             .field("key", &self.site.key)
             .field("type", &self.site.type_name)
-            .field("init", &self.init)
+            .field("init", init)
             .finish()
     }
 }
@@ -263,7 +329,7 @@ impl<T: TldType> TaskLocal<T> {
         match self.slot_slow() {
             // SAFETY: as in `replace`.
             Some(p) => T::from_raw(unsafe { replace_volatile(p, raw) }),
-            None => self.init,
+            None => self.core.init,
         }
     }
 }
@@ -290,10 +356,22 @@ unsafe fn replace_volatile<R>(p: *mut R, value: R) -> R {
 /// pointer stays inside the block, aligned to 8.
 #[inline(always)]
 pub(crate) unsafe fn block_slot(offset: &AtomicU32) -> Option<*mut u8> {
-    let base = thread_state::current_block();
     // Relaxed is enough: the offset was stored before this thread's block was published to it
     // (the layout runs inside a `OnceLock` that the thread passed through first).
-    let off = offset.load(Ordering::Relaxed) as usize;
+    // SAFETY: the caller's promise.
+    unsafe { slot_at(offset.load(Ordering::Relaxed) as usize) }
+}
+
+/// The calling thread's block plus `off`, if it has a block and `off` is not 0 (0: a hint the
+/// layout did not place). The one place that turns an offset into a thread's value, for
+/// static hints and keys created at run time alike.
+///
+/// # Safety
+/// `off` must be 0 or an offset the layout gave a value (a hint's, or a published key's), so
+/// that the pointer stays inside the block, aligned to 8.
+#[inline(always)]
+pub(crate) unsafe fn slot_at(off: usize) -> Option<*mut u8> {
+    let base = thread_state::current_block();
     if base.is_null() || off == 0 {
         return None;
     }
@@ -309,9 +387,27 @@ pub(crate) unsafe fn block_slot(offset: &AtomicU32) -> Option<*mut u8> {
 /// As for [`block_slot`].
 #[cold]
 pub(crate) unsafe fn slot_slow(offset: &AtomicU32, id: usize, init: &[u8]) -> Option<*mut u8> {
+    // The offset is read after the thread's setup, which lays the hints out if nobody has.
+    // SAFETY: the caller's promise.
+    unsafe { slot_slow_at(|| offset.load(Ordering::Relaxed) as usize, id, init) }
+}
+
+/// [`slot_at`] of the offset `off()` reads once the thread has its page (it gets one first
+/// if needed, which lays the hints out); without a page (or for offset 0), the thread's
+/// private fallback storage for `id`, filled from `init` at first use. `None` while the thread
+/// is being set up or torn down (a re-entrant access).
+///
+/// # Safety
+/// As for [`slot_at`], for what `off` returns.
+#[cold]
+pub(crate) unsafe fn slot_slow_at(
+    off: impl FnOnce() -> usize,
+    id: usize,
+    init: &[u8],
+) -> Option<*mut u8> {
     let phase = lifecycle::enter_thread();
     // SAFETY: the caller's promise.
-    if let Some(p) = unsafe { block_slot(offset) } {
+    if let Some(p) = unsafe { slot_at(off()) } {
         return Some(p);
     }
     match phase {

@@ -13,7 +13,9 @@ use crate::locks::{lock, read, write};
 use crate::marshal::{deliver_error, site_of, with_raw_status};
 use crate::parts::{Part, PartHint, Placement};
 use crate::process;
-use crate::protocol::{phase, ErrorSink, HostTable, RawKey, RawPart, RawStr, StatusSink, PROTOCOL};
+use crate::protocol::{
+    phase, ErrorSink, HostTable, RawKey, RawPart, RawStatusMore, RawStr, StatusSink, PROTOCOL,
+};
 use crate::runtime::{runtime, Runtime};
 use crate::thread_state::{self, Phase};
 use crate::wire;
@@ -32,6 +34,8 @@ static HOST_TABLE: HostTable = HostTable {
     create_key,
     find_key,
     status,
+    set_watcher,
+    status_more,
 };
 
 /// The address of this copy's table: what the rendezvous publishes, and the identity of the
@@ -349,4 +353,26 @@ unsafe extern "C" fn status(sink: StatusSink) {
     let status = runtime().status();
     // SAFETY: the caller's promise; the status is valid during the call.
     with_raw_status(&status, |raw| unsafe { (sink.call)(sink.ctx, raw) });
+}
+
+/// [`crate::set_watcher`] in this copy's runtime.
+extern "C" fn set_watcher(on: u32) {
+    process::local_set_watcher(on != 0);
+}
+
+/// # Safety
+/// `out` must be valid for a write, `err` a caller's sink.
+unsafe extern "C" fn status_more(out: *mut RawStatusMore, err: ErrorSink) {
+    let status = runtime().status();
+    // SAFETY: the caller's promise.
+    unsafe {
+        out.write(RawStatusMore {
+            watcher: u32::from(status.watcher),
+            registration_failures: status.registration_failures,
+        })
+    };
+    if let Some(e) = &status.last_registration_error {
+        // SAFETY: the caller's promise.
+        unsafe { deliver_error(err, e) };
+    }
 }

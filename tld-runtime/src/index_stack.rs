@@ -17,10 +17,60 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// The link of the bottom of the stack.
 const NONE: u32 = u32::MAX;
 
+/// The word that holds the stack's head: an [`AtomicU64`], or the model checker's in tests.
+pub trait Head {
+    /// [`AtomicU64::load`].
+    fn load(&self, order: Ordering) -> u64;
+    /// [`AtomicU64::compare_exchange_weak`].
+    fn compare_exchange_weak(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64>;
+}
+
+/// An index's link: an [`AtomicU32`], or the model checker's in tests.
+pub trait Link {
+    /// [`AtomicU32::load`].
+    fn load(&self, order: Ordering) -> u32;
+    /// [`AtomicU32::store`].
+    fn store(&self, value: u32, order: Ordering);
+}
+
+impl Head for AtomicU64 {
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+    #[inline(always)]
+    fn compare_exchange_weak(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        AtomicU64::compare_exchange_weak(self, current, new, success, failure)
+    }
+}
+
+impl Link for AtomicU32 {
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> u32 {
+        AtomicU32::load(self, order)
+    }
+    #[inline(always)]
+    fn store(&self, value: u32, order: Ordering) {
+        AtomicU32::store(self, value, order)
+    }
+}
+
 /// The stack: `tag << 32 | top`, `top == NONE` when empty.
 #[derive(Debug)]
-pub struct IndexStack {
-    head: AtomicU64,
+pub struct IndexStack<H = AtomicU64> {
+    head: H,
 }
 
 fn pack(tag: u32, top: u32) -> u64 {
@@ -31,21 +81,32 @@ fn unpack(head: u64) -> (u32, u32) {
     ((head >> 32) as u32, head as u32)
 }
 
-impl IndexStack {
-    /// The largest index the stack can hold.
-    pub const MAX_INDEX: u32 = NONE - 1;
+/// The head of an empty stack (tag 0).
+pub const EMPTY: u64 = NONE as u64;
 
+impl IndexStack {
     /// An empty stack.
     pub const fn new() -> IndexStack {
         IndexStack {
-            // Tag 0, empty.
-            head: AtomicU64::new(NONE as u64),
+            head: AtomicU64::new(EMPTY),
         }
+    }
+}
+
+impl<H: Head> IndexStack<H> {
+    /// The largest index the stack can hold.
+    pub const MAX_INDEX: u32 = NONE - 1;
+
+    /// A stack whose head is `head`, which holds [`EMPTY`] for an empty one.
+    #[cfg(test)]
+    pub fn with_head(head: H) -> IndexStack<H> {
+        IndexStack { head }
     }
 
     /// Pushes `first`, and the indices linked below it down to the one whose link is `last`.
     /// The links from `first` down to that one must already be set; `last` is set here.
-    pub fn push_chain(&self, first: u32, last: &AtomicU32) {
+    #[inline]
+    pub fn push_chain(&self, first: u32, last: &impl Link) {
         debug_assert!(first <= Self::MAX_INDEX);
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -66,12 +127,14 @@ impl IndexStack {
     }
 
     /// Pushes `index`, whose link is `link`.
-    pub fn push(&self, index: u32, link: &AtomicU32) {
+    #[inline]
+    pub fn push(&self, index: u32, link: &impl Link) {
         self.push_chain(index, link);
     }
 
     /// Pops the top index, if any; `link(i)` is index `i`'s link.
-    pub fn pop<'a>(&self, link: impl Fn(u32) -> &'a AtomicU32) -> Option<u32> {
+    #[inline]
+    pub fn pop<'a, L: Link + 'a>(&self, link: impl Fn(u32) -> &'a L) -> Option<u32> {
         let mut head = self.head.load(Ordering::Acquire);
         loop {
             let (tag, top) = unpack(head);
@@ -131,5 +194,128 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..N).collect::<Vec<_>>());
+    }
+}
+
+/// The stack, model-checked with loom: every interleaving (within a preemption bound) of
+/// threads that pop an index and push it back, over the same code the runtime runs, with
+/// loom's atomics for the head and the links. Checked: no index is ever held by two threads
+/// at once, and every index is on the stack again at the end, once.
+#[cfg(test)]
+pub(crate) mod model {
+    use loom::sync::atomic::{AtomicBool, AtomicU32 as LoomU32, AtomicU64 as LoomU64};
+    use loom::sync::Arc;
+
+    use super::*;
+
+    impl Head for LoomU64 {
+        fn load(&self, order: Ordering) -> u64 {
+            LoomU64::load(self, order)
+        }
+        fn compare_exchange_weak(
+            &self,
+            current: u64,
+            new: u64,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u64, u64> {
+            LoomU64::compare_exchange_weak(self, current, new, success, failure)
+        }
+    }
+
+    impl Link for LoomU32 {
+        fn load(&self, order: Ordering) -> u32 {
+            LoomU32::load(self, order)
+        }
+        fn store(&self, value: u32, order: Ordering) {
+            LoomU32::store(self, value, order)
+        }
+    }
+
+    /// Explores every interleaving of `f`'s threads with at most `preemptions` preemptions.
+    pub(crate) fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(preemptions);
+        builder.check(f);
+    }
+
+    /// Indices `0..n` on a stack, each with its link and a flag its holder sets.
+    pub(crate) struct Stacked {
+        pub stack: IndexStack<LoomU64>,
+        pub links: Vec<LoomU32>,
+        pub held: Vec<AtomicBool>,
+    }
+
+    impl Stacked {
+        pub(crate) fn new(n: u32) -> Arc<Stacked> {
+            let s = Stacked {
+                stack: IndexStack::with_head(LoomU64::new(EMPTY)),
+                links: (0..n).map(|_| LoomU32::new(NONE)).collect(),
+                held: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            };
+            for i in 0..n {
+                s.stack.push(i, &s.links[i as usize]);
+            }
+            Arc::new(s)
+        }
+
+        pub(crate) fn pop(&self) -> Option<u32> {
+            self.stack.pop(|i| &self.links[i as usize])
+        }
+
+        /// Marks `i` held by the caller; fails the model if another holds it.
+        pub(crate) fn hold(&self, i: u32) {
+            assert!(
+                !self.held[i as usize].swap(true, Ordering::Relaxed),
+                "index {i} handed out twice"
+            );
+        }
+
+        pub(crate) fn release(&self, i: u32) {
+            self.held[i as usize].store(false, Ordering::Relaxed);
+        }
+
+        /// Empties the stack (single-threaded, at the end) and checks that it held every
+        /// index in `0..n`, once each.
+        pub(crate) fn check_all_back(&self) {
+            let mut seen = Vec::new();
+            while let Some(i) = self.pop() {
+                assert!(seen.len() <= self.links.len(), "the stack loops");
+                seen.push(i);
+            }
+            seen.sort_unstable();
+            let all: Vec<u32> = (0..self.links.len() as u32).collect();
+            assert_eq!(seen, all, "indices lost or duplicated");
+        }
+    }
+
+    #[test]
+    fn popping_and_pushing_back_never_shares_or_loses_an_index() {
+        model(2, || {
+            let s = Stacked::new(3);
+            let other = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    if let Some(i) = s.pop() {
+                        s.hold(i);
+                        s.release(i);
+                        s.stack.push(i, &s.links[i as usize]);
+                    }
+                })
+            };
+            // Takes the top two and gives back the first before the second: a pop that read
+            // the head before this, and so the first's old link, must fail (the tag).
+            let a = s.pop();
+            let b = s.pop();
+            for i in [a, b].into_iter().flatten() {
+                s.hold(i);
+            }
+            for i in [a, b].into_iter().flatten() {
+                s.release(i);
+                s.stack.push(i, &s.links[i as usize]);
+            }
+            other.join().unwrap();
+            s.check_all_back();
+        });
     }
 }

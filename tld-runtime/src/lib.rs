@@ -95,6 +95,40 @@
 //!
 //! Language bindings that keep their own pointer to a thread's page (libtld's C fast path) use
 //! [`bindings`].
+//!
+//! # The watcher thread
+//!
+//! When the runtime has a pin path to follow (auto-connect's, or one given to
+//! [`connect_pinned`]), its first connection attempt (a thread's first hint access,
+//! [`thread_init`], or `connect*`) starts one thread, named `tld-watch`, with a small stack.
+//! It connects to a map pinned later (a scheduler started after the application), moves
+//! every thread to a map that replaces the pin (a restarted scheduler), and lets go of a map
+//! whose pin goes away. Where `tld-guard` runs, it also follows the guard's event map and
+//! registers again the threads whose elements another process spoofed. It never touches a
+//! hint and holds no thread page; it ends on its own when it has nothing left to follow.
+//!
+//! It does not poll blindly: bpffs sends inotify events when a map is pinned (`IN_CREATE`),
+//! unpinned (`IN_DELETE`) or its pin renamed (`IN_MOVED_FROM`/`IN_MOVED_TO`), so the watcher
+//! sleeps until the pin's directory changes. It still looks once per interval
+//! (`TLD_WATCH_INTERVAL_MS`, 1000 by default), for what inotify cannot report: a bpffs
+//! mounted over the directory after the watch was set, or a kernel without inotify. The
+//! guard's counts are the contents of a map, which make no inotify event: while a guard is
+//! pinned, the watcher looks at them every 100 ms.
+//!
+//! To do without it: call [`set_watcher`]`(false)` (a running watcher ends at its next wake),
+//! or set `TLD_WATCH_INTERVAL_MS=0` in the environment. Then the runtime connects only when
+//! a thread registers or you call [`connect`] or [`connect_pinned`], and stays on the map it
+//! has until you call one again. [`Status::watcher`] says whether the thread runs.
+//!
+//! # Cargo features
+//!
+//! - `testing` (off by default): **for tests only; never enable it in a build you ship.** It
+//!   makes the runtime read two environment variables, `TLD_TESTING_RETIRE_PAGES` and
+//!   `TLD_TESTING_CLEAN_OLD_MAPS`, which, set to `0`, switch off retiring a thread's pages when
+//!   it ends and deleting threads' elements from a map the runtime moves away from. Retirement
+//!   is what keeps a BPF program that still reaches a finished thread's page from writing into
+//!   the next thread's hints; tests switch it off to show that they would notice. Without the
+//!   feature, neither variable is read, and both mechanisms are always on.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -147,7 +181,7 @@ pub use dynamic::{DynamicHint, DynamicKey};
 pub use error::Error;
 pub use handle::TaskLocal;
 pub use lifecycle::at_thread_exit;
-pub use process::{connect, connect_also, connect_pinned, status, thread_init};
+pub use process::{connect, connect_also, connect_pinned, set_watcher, status, thread_init};
 pub use registry::Site;
 pub use scoped::{HintFutureExt, HintGuard, HintSet, Hinted};
 pub use sharing::Sharing;

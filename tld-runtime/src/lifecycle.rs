@@ -188,6 +188,21 @@ pub(crate) fn release_thread() {
     }
 }
 
+thread_local! {
+    /// Why the calling thread's last setup found no block: the errno of taking one, 0 if none.
+    static NO_BLOCK: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// Why the calling thread has no block after its setup left it [`Phase::New`]: the errno of
+/// the failure to take one.
+pub(crate) fn no_block_error() -> Error {
+    let errno = NO_BLOCK.try_with(std::cell::Cell::get).unwrap_or(0);
+    Error::Os {
+        op: "mapping a page for the thread",
+        errno: if errno == 0 { libc::ENOMEM } else { errno },
+    }
+}
+
 /// The setup of a new thread; returns the phase it ends in.
 fn setup() -> Phase {
     let rt = runtime();
@@ -196,9 +211,13 @@ fn setup() -> Phase {
     if arm_exit_hook().is_err() {
         return Phase::Exited;
     }
-    let Ok(block) = rt.pool.take() else {
-        // No memory: the next access tries again.
-        return Phase::New;
+    let block = match rt.pool.take() {
+        Ok(block) => block,
+        Err(errno) => {
+            // No memory: the next access tries again. `thread_init` reports why.
+            let _ = NO_BLOCK.try_with(|e| e.set(errno));
+            return Phase::New;
+        }
     };
     let tid = sys::gettid();
     let record = ThreadRecord {
@@ -230,7 +249,8 @@ fn setup() -> Phase {
         return Phase::Exited;
     };
     thread_state::attach(block.addr() as *mut u8, slot);
-    // A failure is recorded for `status()`; the hints work regardless.
+    // A failure is recorded for `status()` (`Runtime::register` records a failed registration
+    // in a map; no map at all is the connection's own failure); the hints work regardless.
     let _ = rt.register(slot, tid, block, false);
     Phase::Active
 }
@@ -291,4 +311,19 @@ fn release(rt: &Runtime, record: &ThreadRecord) {
         }
     }
     rt.pool.put(record.block);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_without_a_block_reports_the_errno_of_the_failure() {
+        std::thread::spawn(|| {
+            NO_BLOCK.with(|e| e.set(libc::EAGAIN));
+            assert_eq!(no_block_error().errno(), Some(libc::EAGAIN));
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -438,6 +438,10 @@ pub(crate) unsafe fn status_of(raw: &RawStatus, local: Local) -> Status {
         runtime_id: raw.runtime_id,
         generation: generation_of(raw.generation),
         guard_repairs: raw.guard_repairs,
+        // From the serving copy's `status_more`, where it has one.
+        watcher: false,
+        registration_failures: 0,
+        last_registration_error: None,
         additional_maps: if raw.additional.is_null() || raw.additional_len == 0 {
             Vec::new()
         } else {

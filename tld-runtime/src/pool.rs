@@ -52,7 +52,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use crate::index_stack::IndexStack;
+use crate::index_stack::{Head, IndexStack, Link};
 use crate::segments::Segments;
 use crate::sys;
 
@@ -111,15 +111,32 @@ fn region_blocks(r: usize) -> usize {
     FIRST_REGION_BLOCKS << r
 }
 
+/// A value alone on its cache line (two lines: adjacent-line prefetch pairs them), so that
+/// threads hammering it do not slow down readers of what would otherwise share its line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Free blocks, and the address space that unused ones come from.
 #[derive(Debug)]
 pub struct PagePool {
     block_size: usize,
     /// Each region's first byte, or [`UNRESERVED`] or [`RESERVING`].
     regions: [AtomicUsize; REGIONS],
-    /// Blocks ever used: the next unused block's index.
-    used: AtomicUsize,
-    free: IndexStack,
+    /// Blocks ever used: the next unused block's index. On a cache line of its own, apart
+    /// from the free stack's head: threads that take new blocks and threads that take and
+    /// return used ones do not contend for one line.
+    used: CachePadded<AtomicUsize>,
+    /// The free blocks' stack, its head on a cache line of its own.
+    free: CachePadded<IndexStack>,
     /// Each block's link on the free stack.
     links: Segments<AtomicU32>,
 }
@@ -131,8 +148,8 @@ impl PagePool {
         PagePool {
             block_size,
             regions: [const { AtomicUsize::new(UNRESERVED) }; REGIONS],
-            used: AtomicUsize::new(0),
-            free: IndexStack::new(),
+            used: CachePadded(AtomicUsize::new(0)),
+            free: CachePadded(IndexStack::new()),
             links: Segments::new(),
         }
     }
@@ -154,37 +171,26 @@ impl PagePool {
     /// next region is being reserved. The block's contents are unspecified; the caller fills
     /// it.
     pub fn take(&self) -> Result<Block, i32> {
-        if let Some(index) = self.free.pop(|i| self.link(i)) {
-            return Ok(self.block(index as usize));
-        }
-        let mut index = self.used.load(Ordering::Relaxed);
-        loop {
-            if index >= MAX_BLOCKS {
-                return Err(libc::ENOMEM);
-            }
-            let (r, first) = region_of(index);
+        let prepare = |index: usize| {
+            let (r, _) = region_of(index);
             if self.regions[r].load(Ordering::Acquire) <= RESERVING {
                 self.reserve(r)?;
-                continue;
             }
             // The link's segment, allocated by the first block of each segment's worth.
-            if self.links.get_or_allocate(index).is_none() {
-                return Err(libc::ENOMEM);
+            match self.links.get_or_allocate(index) {
+                Some(_) => Ok(()),
+                None => Err(libc::ENOMEM),
             }
-            match self.used.compare_exchange_weak(
-                index,
-                index + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if index == first + region_blocks(r) / 2 && r + 1 < REGIONS {
-                        // Half of this region is used: reserve the next one ahead of need.
-                        let _ = self.reserve(r + 1);
-                    }
-                    return Ok(self.block(index));
+        };
+        match take_index(&self.free, &*self.used, |i| self.link(i), prepare)? {
+            Taken::Free(index) => Ok(self.block(index as usize)),
+            Taken::Fresh(index) => {
+                let (r, first) = region_of(index);
+                if index == first + region_blocks(r) / 2 && r + 1 < REGIONS {
+                    // Half of this region is used: reserve the next one ahead of need.
+                    let _ = self.reserve(r + 1);
                 }
-                Err(now) => index = now,
+                Ok(self.block(index))
             }
         }
     }
@@ -262,6 +268,70 @@ impl PagePool {
     }
 }
 
+/// Where [`take_index`] found an index.
+enum Taken {
+    /// On the free stack.
+    Free(u32),
+    /// Never used before.
+    Fresh(usize),
+}
+
+/// The counter of blocks ever used: an [`AtomicUsize`], or the model checker's in tests.
+trait Counter {
+    fn load(&self, order: Ordering) -> usize;
+    fn compare_exchange_weak(
+        &self,
+        current: usize,
+        new: usize,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<usize, usize>;
+}
+
+impl Counter for AtomicUsize {
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> usize {
+        AtomicUsize::load(self, order)
+    }
+    #[inline(always)]
+    fn compare_exchange_weak(
+        &self,
+        current: usize,
+        new: usize,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<usize, usize> {
+        AtomicUsize::compare_exchange_weak(self, current, new, success, failure)
+    }
+}
+
+/// The lock-free core of [`PagePool::take`] (which the model-checking test runs with loom's
+/// atomics): an index popped from `free`, else the next never-used one, claimed by one
+/// compare-and-swap of `used` once `prepare(index)` has made it usable (its region reserved,
+/// its link allocated) or said why it cannot be.
+#[inline]
+fn take_index<'a, H: Head, L: Link + 'a, C: Counter>(
+    free: &IndexStack<H>,
+    used: &C,
+    link: impl Fn(u32) -> &'a L,
+    mut prepare: impl FnMut(usize) -> Result<(), i32>,
+) -> Result<Taken, i32> {
+    if let Some(index) = free.pop(link) {
+        return Ok(Taken::Free(index));
+    }
+    let mut index = used.load(Ordering::Relaxed);
+    loop {
+        if index >= MAX_BLOCKS {
+            return Err(libc::ENOMEM);
+        }
+        prepare(index)?;
+        match used.compare_exchange_weak(index, index + 1, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Ok(Taken::Fresh(index)),
+            Err(now) => index = now,
+        }
+    }
+}
+
 /// Retires the physical pages of `block` (`size` bytes): from now on no BPF program can reach
 /// the memory a new user of the block sees. The block is left resident and zeroed, so that its
 /// next user does not take the page fault. Returns `false` if the kernel refused, in which case
@@ -291,6 +361,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_counter_and_the_free_stack_are_on_separate_cache_lines() {
+        let pool = PagePool::new(sys::page_size());
+        let used = std::ptr::addr_of!(pool.used) as usize;
+        let free = std::ptr::addr_of!(pool.free) as usize;
+        assert_eq!(used % 128, 0);
+        assert_eq!(free % 128, 0);
+        assert!(used.abs_diff(free) >= 128);
+    }
+
+    #[test]
     fn regions_lie_end_to_end_in_index_space() {
         assert_eq!(region_of(0), (0, 0));
         assert_eq!(region_of(FIRST_REGION_BLOCKS - 1), (0, 0));
@@ -309,7 +389,7 @@ mod tests {
             last + 1 >= MAX_BLOCKS,
             "the regions cover every block a pool can hold"
         );
-        assert!(MAX_BLOCKS <= IndexStack::MAX_INDEX as usize);
+        assert!(MAX_BLOCKS <= IndexStack::<std::sync::atomic::AtomicU64>::MAX_INDEX as usize);
     }
 
     #[test]
@@ -383,5 +463,115 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, pool.total(), "every block came back");
+    }
+}
+
+/// The pool's take and return, model-checked with loom: every interleaving (within a
+/// preemption bound) of threads that take an index ([`take_index`], the code `take` runs) and
+/// give it back (a push, as `put` does), with loom's atomics for the stack, the links and the
+/// counter. Checked: no index is held by two threads at once, every index comes back once,
+/// and the pool never grows past the most indices held at once.
+#[cfg(test)]
+mod model {
+    use loom::sync::atomic::AtomicUsize as LoomUsize;
+    use loom::sync::Arc;
+
+    use super::*;
+    use crate::index_stack::model::{model, Stacked};
+
+    impl Counter for LoomUsize {
+        fn load(&self, order: Ordering) -> usize {
+            LoomUsize::load(self, order)
+        }
+        fn compare_exchange_weak(
+            &self,
+            current: usize,
+            new: usize,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<usize, usize> {
+            LoomUsize::compare_exchange_weak(self, current, new, success, failure)
+        }
+    }
+
+    /// A pool of at most `LINKS` indices: its free stack (with index 0 returned once already),
+    /// and its counter.
+    struct Pool {
+        free: Stacked,
+        used: LoomUsize,
+    }
+
+    const LINKS: u32 = 4;
+
+    impl Pool {
+        fn new() -> Arc<Pool> {
+            // Index 0 was used and given back: on the stack. The others were never used.
+            let free = Arc::try_unwrap(Stacked::new(LINKS))
+                .ok()
+                .expect("not shared yet");
+            for _ in 1..LINKS {
+                let i = free.pop().expect("pushed above");
+                assert_ne!(i, 0, "0 was pushed first, so it is popped last");
+            }
+            Arc::new(Pool {
+                free,
+                used: LoomUsize::new(1),
+            })
+        }
+
+        fn take(&self) -> u32 {
+            let taken = take_index(
+                &self.free.stack,
+                &self.used,
+                |i| &self.free.links[i as usize],
+                |i| match i < LINKS as usize {
+                    true => Ok(()),
+                    false => Err(libc::ENOMEM),
+                },
+            );
+            let i = match taken.expect("room for every thread") {
+                Taken::Free(i) => i,
+                Taken::Fresh(i) => i as u32,
+            };
+            self.free.hold(i);
+            i
+        }
+
+        fn put(&self, i: u32) {
+            self.free.release(i);
+            self.free.stack.push(i, &self.free.links[i as usize]);
+        }
+    }
+
+    #[test]
+    fn take_and_return_never_share_lose_or_overgrow() {
+        model(2, || {
+            let pool = Pool::new();
+            let others: Vec<_> = (0..2)
+                .map(|_| {
+                    let pool = pool.clone();
+                    loom::thread::spawn(move || {
+                        let i = pool.take();
+                        pool.put(i);
+                    })
+                })
+                .collect();
+            let i = pool.take();
+            pool.put(i);
+            for t in others {
+                t.join().unwrap();
+            }
+            let used = pool.used.load(Ordering::Relaxed);
+            // Three threads hold at most three indices at once.
+            assert!(used <= 3, "the pool grew to {used}");
+            // Every index ever used is on the stack, once; the others never were.
+            let mut seen = Vec::new();
+            while let Some(i) = pool.free.pop() {
+                assert!(seen.len() <= LINKS as usize, "the stack loops");
+                seen.push(i);
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, (0..used as u32).collect::<Vec<_>>());
+        });
     }
 }

@@ -54,7 +54,7 @@ pub(crate) fn local_connect(map: std::os::fd::BorrowedFd<'_>) -> Result<(), Erro
 ///
 /// The runtime then keeps following the path: if the pin is replaced (a restarted scheduler)
 /// every thread moves to the new map, and if it goes away the runtime lets the map go. See
-/// `TLD_WATCH_INTERVAL_MS` in the crate documentation.
+/// `TLD_WATCH_INTERVAL_MS` and [`set_watcher`] in the crate documentation.
 pub fn connect_pinned(path: impl AsRef<Path>) -> Result<(), Error> {
     match role::guest() {
         Some(guest) => guest.connect_pinned(path.as_ref()),
@@ -120,10 +120,7 @@ pub(crate) fn local_thread_init() -> Result<(), Error> {
         }
         // Called while this thread is being set up (from a signal handler, say).
         (Phase::Busy, _) => Err(Error::ThreadBusy),
-        (Phase::New, _) => Err(Error::Os {
-            op: "mapping a page for the thread",
-            errno: libc::ENOMEM,
-        }),
+        (Phase::New, _) => Err(lifecycle::no_block_error()),
         _ => Err(Error::ThreadExiting),
     }
 }
@@ -137,5 +134,33 @@ pub fn status() -> Status {
     match role::guest() {
         Some(guest) => guest.status(),
         None => runtime().status(),
+    }
+}
+
+/// Allows the watcher thread (`on`), or stops it and keeps it from starting (`!on`).
+///
+/// The watcher (a thread named `tld-watch`, see the crate documentation) follows the pin path
+/// of the map: it connects to a pin that appears, moves every thread to a pin that replaces
+/// it, and lets go of one that goes away; it also follows the guard's events. Without it,
+/// the runtime connects only at a thread's first registration and at [`connect`] or
+/// [`connect_pinned`], and stays on the map it has until you call one again.
+///
+/// Switching it off stops a running watcher at its next wake (within the watch interval,
+/// one second by default); switching it on starts one if there is something to follow. The
+/// environment variable `TLD_WATCH_INTERVAL_MS=0` keeps it off whatever this says.
+/// [`Status::watcher`] says whether it runs.
+pub fn set_watcher(on: bool) {
+    match role::guest() {
+        Some(guest) => guest.set_watcher(on),
+        None => local_set_watcher(on),
+    }
+}
+
+/// [`set_watcher`] in this copy's own runtime.
+pub(crate) fn local_set_watcher(on: bool) {
+    crate::connection::allow_watcher(on);
+    // A runtime not built yet starts its watcher when it connects, if allowed then.
+    if let Some(rt) = crate::runtime::get() {
+        rt.set_watcher(on);
     }
 }

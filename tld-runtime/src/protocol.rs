@@ -204,6 +204,17 @@ pub struct RawMapStatus {
     pub map_name: RawStr,
 }
 
+/// What a [`crate::Status`] of the serving copy says beyond [`RawStatus`] (through
+/// [`HostTable::status_more`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawStatusMore {
+    /// 1 while the watcher thread runs, else 0.
+    pub watcher: u32,
+    /// Threads' registrations that failed, in the process's life.
+    pub registration_failures: u64,
+}
+
 /// Where the callee delivers an error: `call(ctx, error)`, at most once, before it returns.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -278,4 +289,23 @@ pub struct HostTable {
     pub find_key: unsafe extern "C" fn(name: RawStr, out: *mut RawKey) -> i32,
     /// [`crate::status`].
     pub status: unsafe extern "C" fn(sink: StatusSink),
+    // The functions below came later: a serving copy has each one only if `size` reaches
+    // past it (see `HostTable::has`); a table that ends before them is still of this protocol.
+    /// [`crate::set_watcher`]: 0 off, anything else on.
+    pub set_watcher: extern "C" fn(on: u32),
+    /// What [`crate::status`] says beyond [`RawStatus`]: written to `out`, with the last
+    /// thread's registration error, if there is one, delivered to `err`.
+    pub status_more: unsafe extern "C" fn(out: *mut RawStatusMore, err: ErrorSink),
+}
+
+impl HostTable {
+    /// The size of the table's first version: every serving copy of this protocol has at
+    /// least these functions.
+    pub const FIRST_SIZE: usize = std::mem::offset_of!(HostTable, set_watcher);
+
+    /// Whether the serving copy's table reaches past the field at `offset` (of `len`
+    /// bytes), that is, whether it has that function.
+    pub fn has(&self, offset: usize, len: usize) -> bool {
+        self.size >= offset + len
+    }
 }

@@ -89,7 +89,7 @@ fn decide() -> &'static Role {
             // after pinning the object it lives in (`rendezvous::find_or_claim`): the table
             // is valid, and stays so until the process ends.
             let table: &'static HostTable = unsafe { &*(header.table as *const HostTable) };
-            if table.protocol != PROTOCOL || table.size < std::mem::size_of::<HostTable>() {
+            if table.protocol != PROTOCOL || table.size < HostTable::FIRST_SIZE {
                 Role::Isolated(Error::OtherRuntime {
                     protocol: table.protocol,
                     supported: PROTOCOL,

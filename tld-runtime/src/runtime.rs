@@ -33,7 +33,7 @@
 
 use std::sync::{Mutex, OnceLock, RwLock};
 
-use crate::connection_state::ConnState;
+use crate::connection_state::{ConnState, RegistrationErrors};
 use crate::error::Error;
 use crate::fork;
 use crate::host;
@@ -48,11 +48,13 @@ use crate::status::{Connection, MapStatus, Status};
 use crate::sys;
 use crate::thread_table::ThreadTable;
 
-/// Environment variable that switches page retirement off when set to `0`. For tests that show
-/// what goes wrong without it; never set it in production.
+/// Environment variable that switches page retirement off when set to `0`. Read only in a
+/// build with the `testing` feature, for tests that show what goes wrong without retirement.
+#[cfg(feature = "testing")]
 pub const RETIRE_ENV: &str = "TLD_TESTING_RETIRE_PAGES";
 /// Environment variable that, set to `0`, leaves threads' elements in a map the runtime moves
-/// away from (as if deleting them had failed). For tests; never set it in production.
+/// away from (as if deleting them had failed). Read only in a build with the `testing` feature.
+#[cfg(feature = "testing")]
 pub const CLEAN_OLD_MAPS_ENV: &str = "TLD_TESTING_CLEAN_OLD_MAPS";
 
 pub(crate) struct Runtime {
@@ -70,9 +72,13 @@ pub(crate) struct Runtime {
     pub template: RwLock<Box<[u8]>>,
     /// The parts that joined this runtime, and who declared which key.
     pub parts: RwLock<Parts>,
+    /// Threads' registrations that failed, for `status()`.
+    pub registration_errors: RegistrationErrors,
 }
 
-/// Mechanisms that tests can switch off, to show that the tests catch what they prevent.
+/// Mechanisms that tests can switch off, to show that the tests catch what they prevent. Only a
+/// build with the `testing` feature (tests only) reads the switches; any other build has both
+/// always on, whatever the environment says.
 pub(crate) struct Knobs {
     /// Retire a block's physical pages when its thread leaves it (see [`crate::pool`]).
     pub retire_pages: bool,
@@ -81,11 +87,22 @@ pub(crate) struct Knobs {
 }
 
 impl Knobs {
+    /// Both mechanisms on, unless a test build's environment switches one off.
+    #[cfg(feature = "testing")]
     fn from_env() -> Knobs {
         let on = |var: &str| std::env::var_os(var).is_none_or(|v| v != "0");
         Knobs {
             retire_pages: on(RETIRE_ENV),
             clean_old_maps: on(CLEAN_OLD_MAPS_ENV),
+        }
+    }
+
+    /// Both mechanisms on: a build without the `testing` feature reads no switch.
+    #[cfg(not(feature = "testing"))]
+    fn from_env() -> Knobs {
+        Knobs {
+            retire_pages: true,
+            clean_old_maps: true,
         }
     }
 }
@@ -144,6 +161,7 @@ fn build() -> &'static Runtime {
             },
             layout,
             knobs: Knobs::from_env(),
+            registration_errors: RegistrationErrors::default(),
         }
     });
     fork::install(fork::Targets {
@@ -184,6 +202,7 @@ impl Runtime {
         };
         let last_error = conn.last_error.clone();
         let guard_repairs = conn.guard_repairs;
+        let watcher = conn.watching;
         let generation = conn.map.as_ref().map(|m| m.generation());
         let additional_maps = conn
             .also
@@ -202,6 +221,7 @@ impl Runtime {
         let parts = read(&self.parts).count();
         drop(conn);
         let pool_blocks = self.pool.total();
+        let (registration_failures, last_registration_error) = self.registration_errors.snapshot();
         let (published_keys, data_bytes) = match &self.meta {
             Ok(meta) => {
                 let meta = lock(meta);
@@ -214,6 +234,9 @@ impl Runtime {
             generation,
             additional_maps,
             guard_repairs,
+            watcher,
+            registration_failures,
+            last_registration_error,
             last_error,
             hints: self.layout.entries.len(),
             published_keys,
@@ -227,5 +250,32 @@ impl Runtime {
             parts,
             runtime_id: host::table_address(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Knobs;
+
+    /// Without the `testing` feature, the switches' variables change nothing.
+    #[cfg(not(feature = "testing"))]
+    #[test]
+    fn switches_are_ignored_without_the_testing_feature() {
+        std::env::set_var("TLD_TESTING_RETIRE_PAGES", "0");
+        std::env::set_var("TLD_TESTING_CLEAN_OLD_MAPS", "0");
+        let knobs = Knobs::from_env();
+        assert!(knobs.retire_pages && knobs.clean_old_maps);
+    }
+
+    /// With it, they switch the mechanisms off.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn switches_work_with_the_testing_feature() {
+        std::env::set_var(super::RETIRE_ENV, "0");
+        std::env::set_var(super::CLEAN_OLD_MAPS_ENV, "0");
+        let knobs = Knobs::from_env();
+        assert!(!knobs.retire_pages && !knobs.clean_old_maps);
+        std::env::remove_var(super::RETIRE_ENV);
+        std::env::remove_var(super::CLEAN_OLD_MAPS_ENV);
     }
 }

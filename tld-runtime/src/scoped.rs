@@ -51,8 +51,7 @@ impl<T: TldType> TaskLocal<T> {
     /// ```
     #[inline]
     pub fn scoped<R>(&'static self, value: T, f: impl FnOnce() -> R) -> R {
-        let _guard = self.set_scoped(value);
-        f()
+        Handle::scoped(self, value, f)
     }
 
     /// Sets the calling thread's copy to `value` until the returned guard is dropped, which
@@ -91,7 +90,7 @@ impl<T: TldType> TaskLocal<T> {
     #[must_use = "the hint is restored when the guard is dropped: `let _ = ...` restores it at once; \
                   bind it with `let _guard = ...`"]
     pub fn set_scoped(&'static self, value: T) -> HintGuard<T> {
-        HintGuard::new(self, value)
+        Handle::set_scoped(self, value)
     }
 }
 
@@ -110,8 +109,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     /// ```
     #[inline]
     pub fn scoped<R>(&'static self, value: T, f: impl FnOnce() -> R) -> R {
-        let _guard = self.set_scoped(value);
-        f()
+        Handle::scoped(self, value, f)
     }
 
     /// Sets the calling thread's copy to `value` until the returned guard is dropped, as
@@ -120,7 +118,7 @@ impl<T: TldType> ConsistentTaskLocal<T> {
     #[must_use = "the hint is restored when the guard is dropped: `let _ = ...` restores it at once; \
                   bind it with `let _guard = ...`"]
     pub fn set_scoped(&'static self, value: T) -> HintGuard<T, ConsistentTaskLocal<T>> {
-        HintGuard::new(self, value)
+        Handle::set_scoped(self, value)
     }
 }
 
@@ -171,48 +169,76 @@ impl<T: TldType + std::fmt::Debug, H: sealed::Handle<Value = T>> std::fmt::Debug
     }
 }
 
-impl<T: TldType> sealed::Handle for TaskLocal<T> {
-    type Value = T;
-    #[inline(always)]
-    fn replace(&self, value: T) -> T {
-        TaskLocal::replace(self, value)
-    }
-    #[inline(always)]
-    fn set(&self, value: T) {
-        TaskLocal::set(self, value)
-    }
-    fn key(&self) -> &'static str {
-        TaskLocal::key(self)
-    }
+/// Both handles' accesses, which the behaviour written once in [`sealed::Handle`] builds on.
+macro_rules! handle {
+    ($handle:ident) => {
+        impl<T: TldType> sealed::Handle for $handle<T> {
+            type Value = T;
+            #[inline(always)]
+            fn replace(&self, value: T) -> T {
+                $handle::replace(self, value)
+            }
+            #[inline(always)]
+            fn set(&self, value: T) {
+                $handle::set(self, value)
+            }
+            #[inline(always)]
+            fn get(&self) -> T {
+                $handle::get(self)
+            }
+            fn key(&self) -> &'static str {
+                $handle::key(self)
+            }
+        }
+    };
 }
 
-impl<T: TldType> sealed::Handle for ConsistentTaskLocal<T> {
-    type Value = T;
-    #[inline(always)]
-    fn replace(&self, value: T) -> T {
-        ConsistentTaskLocal::replace(self, value)
-    }
-    #[inline(always)]
-    fn set(&self, value: T) {
-        ConsistentTaskLocal::set(self, value)
-    }
-    fn key(&self) -> &'static str {
-        ConsistentTaskLocal::key(self)
-    }
-}
+handle!(TaskLocal);
+handle!(ConsistentTaskLocal);
+
+pub(crate) use sealed::Handle;
 
 mod sealed {
-    /// A hint handle that scoped hints set and restore: [`TaskLocal`](crate::TaskLocal) or
-    /// [`ConsistentTaskLocal`](crate::ConsistentTaskLocal).
-    pub trait Handle: Sync + 'static {
+    use super::HintGuard;
+
+    /// A hint handle, [`TaskLocal`](crate::TaskLocal) or
+    /// [`ConsistentTaskLocal`](crate::ConsistentTaskLocal): the accesses that differ, and,
+    /// written once on top of them, what the two do alike (`update`, `scoped`, `set_scoped`;
+    /// the handles' methods of those names call these).
+    pub trait Handle: Sync + Sized + 'static {
         /// The hint's type.
         type Value: crate::TldType;
         /// Stores `value` and returns the value before.
         fn replace(&self, value: Self::Value) -> Self::Value;
         /// Stores `value`.
         fn set(&self, value: Self::Value);
+        /// Reads the value.
+        fn get(&self) -> Self::Value;
         /// The hint's key.
         fn key(&self) -> &'static str;
+
+        /// Reads the calling thread's copy, lets `f` change it, and writes it back.
+        #[inline]
+        fn update<R>(&self, f: impl FnOnce(&mut Self::Value) -> R) -> R {
+            let mut value = self.get();
+            let result = f(&mut value);
+            self.set(value);
+            result
+        }
+
+        /// Sets the calling thread's copy until the guard is dropped.
+        #[inline(always)]
+        fn set_scoped(&'static self, value: Self::Value) -> HintGuard<Self::Value, Self> {
+            HintGuard::new(self, value)
+        }
+
+        /// Runs `f` with the calling thread's copy set to `value`, then puts back the value
+        /// it had.
+        #[inline]
+        fn scoped<R>(&'static self, value: Self::Value, f: impl FnOnce() -> R) -> R {
+            let _guard = self.set_scoped(value);
+            f()
+        }
     }
 
     /// The work behind [`HintSet`](super::HintSet), out of users' reach.

@@ -7,6 +7,7 @@
 //! is what lets the pool and the thread table hand out plain indices and follow them later
 //! without a lock. The array's capacity is `SEGMENTS * SEGMENT_LEN` (about a million).
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Elements per segment.
@@ -15,9 +16,16 @@ pub const SEGMENT_LEN: usize = 1024;
 pub const SEGMENTS: usize = 1024;
 
 /// The array. `T::default()` is the content of an element nobody has written.
+///
+/// Shared between threads, the array hands each of them `&T` to elements that other threads
+/// made and use: it is `Sync` only if `T` is, and `Send` only if `T` is (the marker below gives
+/// exactly those bounds; the directory's atomic pointers alone would make it both for every
+/// `T`).
 pub struct Segments<T> {
     /// Each non-null pointer is the first of `SEGMENT_LEN` elements of a leaked boxed slice.
     directory: [AtomicPtr<T>; SEGMENTS],
+    /// The array owns its elements and shares them: it is `Send`/`Sync` as `T` is.
+    elements: PhantomData<T>,
 }
 
 impl<T> std::fmt::Debug for Segments<T> {
@@ -41,6 +49,7 @@ impl<T: Default> Segments<T> {
     pub const fn new() -> Segments<T> {
         Segments {
             directory: [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS],
+            elements: PhantomData,
         }
     }
 
@@ -90,6 +99,27 @@ impl<T: Default> Segments<T> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    /// `Sync` follows `T`: an array of atomics is `Sync`, one of `Cell`s is not. (Method
+    /// resolution picks the inherent `is_sync`, which needs `Sync`, over the trait's fallback
+    /// whenever the type is `Sync`: for concrete types this asks the compiler.)
+    #[test]
+    fn is_sync_only_if_its_elements_are() {
+        struct Probe<S: ?Sized>(std::marker::PhantomData<S>);
+        trait Fallback {
+            fn is_sync(&self) -> bool {
+                false
+            }
+        }
+        impl<S: ?Sized> Fallback for Probe<S> {}
+        impl<S: ?Sized + Sync> Probe<S> {
+            fn is_sync(&self) -> bool {
+                true
+            }
+        }
+        assert!(Probe::<Segments<AtomicUsize>>(PhantomData).is_sync());
+        assert!(!Probe::<Segments<std::cell::Cell<u8>>>(PhantomData).is_sync());
+    }
 
     #[test]
     fn elements_stay_put_while_threads_grow_the_array() {

@@ -68,6 +68,7 @@
 
 use std::cell::Cell;
 use std::hint::spin_loop;
+use std::marker::PhantomData;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -473,36 +474,41 @@ fn swap<L: Latch>(latch: L, claim: u64, seq: u64, value: L::Value) -> L::Value {
     old
 }
 
-/// A consistent hint's entry in a thread's page (or in its fallback storage): its sequence word
-/// and its two copies.
+/// A consistent hint's entry in a thread's page (or in its fallback storage, or, in tests, on
+/// the stack): its sequence word and its two copies, valid for `'a`.
 #[derive(Clone, Copy)]
-pub(crate) struct Entry<R> {
+pub(crate) struct Entry<'a, R> {
     seq: *const AtomicU64,
     copies: *mut R,
+    /// The memory the entry points into, borrowed for `'a`.
+    memory: PhantomData<&'a AtomicU64>,
 }
 
-impl<R: Copy> Entry<R> {
-    /// The entry at `p`.
+impl<'a, R: Copy> Entry<'a, R> {
+    /// The entry at `p`, valid for `'a`.
     ///
     /// # Safety
     /// `p` is 8-aligned and valid for reads and writes of [`wire::SEQ_VALUE_OFFSET`] +
-    /// `2 * size_of::<R>()` bytes for as long as the entry is used; `R` has alignment 8 at most
-    /// and accepts every bit pattern; the word is only ever accessed atomically (Rust) or with
-    /// the protocol's atomics and aligned loads (BPF).
+    /// `2 * size_of::<R>()` bytes for `'a`; `R` has alignment 8 at most and accepts every bit
+    /// pattern; the word is only ever accessed atomically (Rust) or with the protocol's atomics
+    /// and aligned loads (BPF).
     #[inline(always)]
-    pub(crate) unsafe fn at(p: *mut u8) -> Entry<R> {
+    pub(crate) unsafe fn at(p: *mut u8) -> Entry<'a, R> {
         Entry {
             seq: p.cast::<AtomicU64>(),
             // SAFETY: the copies follow the word inside the entry (the caller's promise), and
             // offset 8 keeps any alignment of at most 8.
             copies: unsafe { p.add(wire::SEQ_VALUE_OFFSET) }.cast::<R>(),
+            memory: PhantomData,
         }
     }
 
+    /// The sequence word, borrowed for no longer than this handle.
     #[inline(always)]
-    fn word(self) -> &'static AtomicU64 {
-        // SAFETY: `at`'s caller promised an aligned word, valid while the entry is used and
-        // accessed only atomically. The reference lives no longer than the entry's use.
+    fn word(&self) -> &AtomicU64 {
+        // SAFETY: `at`'s caller promised an aligned word, valid for `'a` and accessed only
+        // atomically; the reference lives no longer than `self`, which lives no longer than
+        // `'a`.
         unsafe { &*self.seq }
     }
 
@@ -525,7 +531,7 @@ impl<R: Copy> Entry<R> {
     }
 }
 
-impl<R: Copy> Latch for Entry<R> {
+impl<R: Copy> Latch for Entry<'_, R> {
     type Value = R;
 
     #[inline(always)]
@@ -592,8 +598,8 @@ mod tests {
     #[repr(C, align(8))]
     struct Cell72([u64; 9]);
 
-    fn entry(cell: &mut Cell72) -> Entry<[u64; 4]> {
-        // SAFETY: `cell` is 8-aligned, 72 bytes, and outlives the entry in each test.
+    fn entry(cell: &mut Cell72) -> Entry<'_, [u64; 4]> {
+        // SAFETY: `cell` is 8-aligned, 72 bytes, and borrowed for the entry's lifetime.
         unsafe { Entry::at((cell as *mut Cell72).cast::<u8>()) }
     }
 

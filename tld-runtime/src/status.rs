@@ -68,6 +68,18 @@ pub struct Status {
     /// How many times the runtime registered every thread again because the guard
     /// (`tld-guard`) reported that another process had registered pages for its threads.
     pub guard_repairs: u64,
+    /// Whether the watcher thread (`tld-watch`) runs: it follows the pin path (a pin that
+    /// appears, is replaced or goes away) and the guard's events. Started on the first hint
+    /// access or `connect*` when there is something to follow; switched off by
+    /// [`crate::set_watcher`] or `TLD_WATCH_INTERVAL_MS=0` (see the crate documentation).
+    pub watcher: bool,
+    /// Threads' registrations that failed (a thread's page that could not be registered in a
+    /// map), in the process's life. The hints of such a thread work as thread-locals, and
+    /// BPF does not see them until it is registered again (by a later connect, or the
+    /// watcher).
+    pub registration_failures: u64,
+    /// Why the last of those failed.
+    pub last_registration_error: Option<Error>,
     /// Why the last attempt to change the connection failed (a `connect` to a bad map, a
     /// replaced pin that could not be used), while the previous map stayed connected.
     pub last_error: Option<Error>,
@@ -153,6 +165,24 @@ impl fmt::Display for Status {
             self.data_capacity,
             self.registered_threads,
             self.live_threads
+        )?;
+        if self.registration_failures > 0 {
+            write!(
+                f,
+                "; {} thread registrations failed",
+                self.registration_failures
+            )?;
+            if let Some(e) = &self.last_registration_error {
+                write!(f, " (the last: {e})")?;
+            }
+        }
+        write!(
+            f,
+            "; {}",
+            match self.watcher {
+                true => "watcher thread running",
+                false => "no watcher thread",
+            }
         )?;
         match &self.sharing {
             Sharing::Serving | Sharing::Joined if self.parts > 1 => {

@@ -280,6 +280,84 @@ pub fn pidfd_open_thread(tid: i32) -> Result<OwnedFd, i32> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// An inotify instance, non-blocking and close-on-exec, that watches directories for entries
+/// created, deleted or moved in or out (bpffs reports pins and unpins so).
+pub struct Inotify(OwnedFd);
+
+impl Inotify {
+    /// A new instance, watching nothing yet.
+    pub fn new() -> Result<Inotify, i32> {
+        // SAFETY: inotify_init1 takes flags by value and touches no user memory.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        // SAFETY: on success the kernel returned a new file descriptor that nothing else owns.
+        Ok(Inotify(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Watches the directory `dir` (again: the same directory keeps one watch).
+    pub fn watch_dir(&self, dir: &CStr) -> Result<(), i32> {
+        let mask = libc::IN_CREATE
+            | libc::IN_DELETE
+            | libc::IN_MOVED_FROM
+            | libc::IN_MOVED_TO
+            | libc::IN_DELETE_SELF
+            | libc::IN_ONLYDIR;
+        // SAFETY: `dir` is a NUL-terminated string valid for the call; the fd is ours.
+        let wd = unsafe { libc::inotify_add_watch(self.0.as_raw_fd(), dir.as_ptr(), mask) };
+        if wd < 0 {
+            return Err(errno());
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for events, and returns those that arrived: the name of the
+    /// entry each concerns, or `None` for an event about no entry (a lost event queue, a
+    /// watched directory that went away or was unmounted).
+    pub fn wait(&self, timeout: std::time::Duration) -> Vec<Option<std::ffi::OsString>> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `pfd` is one valid pollfd, writable for the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+        let mut events = Vec::new();
+        if ready <= 0 {
+            return events;
+        }
+        const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: `buf` is writable for its length; the fd is ours.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let Ok(n) = usize::try_from(n) else {
+                return events;
+            };
+            if n == 0 {
+                return events;
+            }
+            let mut at = 0;
+            while at + HEADER <= n {
+                // SAFETY: `HEADER` bytes at `at` are within what the kernel wrote; the read
+                // makes no assumption about their alignment.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(at).cast()) };
+                let name_len = event.len as usize;
+                let name = buf.get(at + HEADER..at + HEADER + name_len).unwrap_or(&[]);
+                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+                events.push(
+                    (!name.is_empty()).then(|| std::ffi::OsStr::from_bytes(name).to_os_string()),
+                );
+                at += HEADER + name_len;
+            }
+        }
+    }
+}
+
 /// The calling thread's id.
 pub fn gettid() -> i32 {
     // SAFETY: gettid cannot fail and touches no memory.

@@ -12,6 +12,7 @@
 mod bpf_skel {
     #![allow(
         clippy::all,
+        clippy::undocumented_unsafe_blocks,
         missing_docs,
         dead_code,
         non_camel_case_types,

@@ -26,7 +26,12 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 use tld_example_hints::{LatencyHint, LATENCY, PRIORITY, SWITCHES_SEEN};
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/demo.skel.rs"));
 }

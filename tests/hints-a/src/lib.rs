@@ -11,7 +11,9 @@ pub static HINT_A: u64 = 0xA0A0_A0A0;
 #[derive(TldType, Clone, Copy, Default, Debug, PartialEq)]
 #[repr(C)]
 pub struct Inner {
+    /// An unsigned field.
     pub x: u32,
+    /// A signed field.
     pub y: i32,
 }
 
@@ -19,11 +21,17 @@ pub struct Inner {
 #[derive(TldType, Clone, Copy, Default, Debug, PartialEq)]
 #[repr(C)]
 pub struct Nested {
+    /// A plain 64-bit field.
     pub id: u64,
+    /// A nested struct.
     pub inner: Inner,
+    /// An array of structs.
     pub pair: [Inner; 2],
+    /// An array of integers.
     pub weights: [u16; 4],
+    /// A float.
     pub score: f64,
+    /// Bytes, a NUL-terminated string.
     pub tag: [u8; 8],
 }
 
@@ -42,9 +50,13 @@ pub static NESTED: Nested = Nested {
 #[derive(TldType, Clone, Copy, Default, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct TestStruct {
+    /// Word 0.
     pub a: u64,
+    /// Word 1.
     pub b: u64,
+    /// Word 2.
     pub c: u64,
+    /// Word 3.
     pub d: u64,
 }
 

@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject, ProgramInput};
 
-#[allow(clippy::all, missing_docs, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    dead_code
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/tld_cli_fixture.skel.rs"));
 }
