@@ -80,11 +80,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Environment variable that overrides the clang binary.
-pub const CLANG_ENV: &str = "TLD_CLANG";
+pub const CLANG_ENV: &str = tld_wire::paths::CLANG_ENV;
 
 /// Environment variable that overrides the bpftool binary ([`Vmlinux::RunningKernel`],
 /// [`Vmlinux::Btf`]).
-pub const BPFTOOL_ENV: &str = "TLD_BPFTOOL";
+pub const BPFTOOL_ENV: &str = tld_wire::paths::BPFTOOL_ENV;
 
 /// Where the running kernel publishes its BTF.
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
