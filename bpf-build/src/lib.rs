@@ -79,6 +79,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use tld_wire::fs::write_if_changed;
+
 /// Environment variable that overrides the clang binary.
 pub const CLANG_ENV: &str = tld_wire::paths::CLANG_ENV;
 
@@ -576,15 +578,4 @@ pub fn build(source: impl AsRef<Path>) -> PathBuf {
     Builder::new(source)
         .build()
         .unwrap_or_else(|e| panic!("tld-bpf-build: {e}"))
-}
-
-fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    // Write then rename, so that a concurrent reader (another build script using the same
-    // directory) never sees a partial file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }

@@ -95,6 +95,15 @@
 //!
 //! Language bindings that keep their own pointer to a thread's page (libtld's C fast path) use
 //! [`bindings`].
+//!
+//! # Cargo features
+//!
+//! - **`codegen`** (on by default): the C header and schema generators, `header` and
+//!   `schema`, which a build script calls to write `tld_generated.h` for the hints it links
+//!   (usually through `tld-bpf-build`, which turns the feature on for itself). An application
+//!   never calls them at run time: it can leave them out of its binary with
+//!   `default-features = false`. Cargo builds a build script's dependencies apart from the
+//!   application's, so the build script keeps its generator either way.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -109,6 +118,7 @@ mod error;
 mod fork;
 mod guest;
 mod handle;
+#[cfg(feature = "codegen")]
 pub mod header;
 mod host;
 mod index_stack;
@@ -126,6 +136,7 @@ mod registry;
 pub mod rendezvous;
 mod role;
 mod runtime;
+#[cfg(feature = "codegen")]
 pub mod schema;
 mod scoped;
 mod segments;

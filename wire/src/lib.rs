@@ -6,7 +6,8 @@
 //! - [`shape`]: which map values mean which generation, and how a wrong one is described;
 //! - [`paths`]: the default pins and the environment variables that change them;
 //! - [`page`]: the system's page size;
-//! - [`schema`]: the hints schema, written next to the generated header and read by tools.
+//! - [`schema`]: the hints schema, written next to the generated header and read by tools;
+//! - [`fs`]: writing generated files only when their contents change.
 //!
 //! `tld-runtime` re-exports what applications need (its `wire` module is [`format`]); the
 //! procedural macros check keys with [`key`] at compile time, and the runtime with the same
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod format;
+pub mod fs;
 mod json;
 pub mod key;
 pub mod page;
