@@ -180,11 +180,19 @@ fn rerun_if_changed(path: &Path) {
     }
 }
 
-/// The tld repository's own `bpf/` directory, with the BPF programs of its tests, demo and
-/// benchmarks. Only meaningful when this crate is built from a checkout of the repository; the
-/// library headers live in `tld-runtime` and are found through [`include_dir`].
+/// The directory of the BPF-side library headers: [`include_dir`].
+///
+/// This once named a directory of the repository this crate is developed in, which does not
+/// exist where the crate is used as a dependency. The headers ship inside the crates
+/// themselves and are written out on first use, so this now returns the one directory that is
+/// valid wherever the crate is built.
+///
+/// # Panics
+///
+/// As [`include_dir`].
+#[deprecated(note = "use include_dir(), the directory of the BPF-side library headers")]
 pub fn bpf_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("bpf")
+    include_dir()
 }
 
 /// The clang to compile BPF C with: `clang-19`, or whatever `TLD_CLANG` names. Older clangs
@@ -578,4 +586,20 @@ pub fn build(source: impl AsRef<Path>) -> PathBuf {
     Builder::new(source)
         .build()
         .unwrap_or_else(|e| panic!("tld-bpf-build: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_include_dir_holds_the_library_headers() {
+        let dir = super::include_dir();
+        for name in ["task_local_data.bpf.h", "tld_guard.bpf.h", "tld_vmlinux.h"] {
+            let text = std::fs::read_to_string(dir.join(name))
+                .unwrap_or_else(|e| panic!("{name} in {}: {e}", dir.display()));
+            assert!(!text.is_empty(), "{name}");
+        }
+        #[allow(deprecated)]
+        let old = super::bpf_dir();
+        assert_eq!(old, dir, "the old name gives the same directory");
+    }
 }
