@@ -1,6 +1,6 @@
 //! The rules of the task local data format that tld's crates share, each written once.
 //!
-//! - [`format`]: the numbers of the pages user space and BPF share, and the two generations of
+//! - [`format`](mod@format): the numbers of the pages user space and BPF share, and the two generations of
 //!   the `tld_data_map` value;
 //! - [`key`]: what a key (and any name in the generated C header) may be;
 //! - [`shape`]: which map values mean which generation, and how a wrong one is described;
@@ -9,7 +9,7 @@
 //! - [`schema`]: the hints schema, written next to the generated header and read by tools;
 //! - [`fs`]: writing generated files only when their contents change.
 //!
-//! `tld-runtime` re-exports what applications need (its `wire` module is [`format`]); the
+//! `tld-runtime` re-exports what applications need (its `wire` module is [`format`](mod@format)); the
 //! procedural macros check keys with [`key`] at compile time, and the runtime with the same
 //! functions at run time.
 #![warn(missing_docs)]
