@@ -87,7 +87,7 @@ doc:
 # Cargo unpacks the packaged crates under CARGO_HOME once per checkout and then reuses them, so a
 # second run would verify stale sources: the unpacked copies of our crates go first. Only
 # directories of local registries are touched; their names start with "-".
-PUBLISHED_CRATES := tld-macros tld-runtime tld-bpf-build tld-cli
+PUBLISHED_CRATES := tld-wire tld-macros tld-runtime tld-bpf-build tld-cli
 CARGO_HOME ?= $(HOME)/.cargo
 package-check: deps
 	rm -rf $(foreach c,$(PUBLISHED_CRATES),$(CARGO_HOME)/registry/src/-*/$(c)-[0-9]*)

@@ -1,7 +1,7 @@
 //! Builds the benchmark's BPF object: the header for the bench hints, then
 //! `bpf/bench_tld.bpf.c` (our lookups and the floor programs, side by side) into a skeleton.
 //! Compiles the C side of row L1. Also records the rustc version, which the report prints with the machine.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 // Name the hints crate, or linkme drops its hints from this build script and the header.
 use tld_bench_hints as _;
@@ -11,7 +11,7 @@ fn main() {
     tld_runtime::header::write(out.join("tld_generated.h")).expect("write tld_generated.h");
     // The 7.x generation of the format (the header's default), and the 6.18 one.
     for name in ["bench_tld", "bench_tld_618", "bench_tld_guard"] {
-        let source = tld_bpf_build::bpf_dir().join(format!("{name}.bpf.c"));
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../bpf/{name}.bpf.c"));
         tld_bpf_build::build_skeleton(
             &source,
             &out.join(format!("{name}.skel.rs")),

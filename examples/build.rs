@@ -8,7 +8,7 @@
 // Without this line the hints crate is not linked, and the header has no keys.
 use tld_example_hints as _;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -18,6 +18,6 @@ fn main() {
 
     // `demo.bpf.c` includes "tld_generated.h", found through OUT_DIR; the skeleton it becomes
     // is `include!`d by src/bin/demo.rs.
-    let source = tld_bpf_build::bpf_dir().join("demo.bpf.c");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bpf/demo.bpf.c");
     tld_bpf_build::build_skeleton(&source, &out.join("demo.skel.rs"), &[out.as_path()]);
 }

@@ -1,7 +1,7 @@
 //! Builds the test BPF programs, the way a scheduler's build script would:
 //! 1. link the hints crates in, and generate `tld_generated.h` from their declarations;
 //! 2. compile the BPF C against it into libbpf-rs skeletons.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 // Name the hints crates, or linkme drops their hints from this build script.
 use tld_test_hints_a as _;
@@ -11,7 +11,8 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     tld_runtime::header::write(out.join("tld_generated.h")).expect("generate tld_generated.h");
 
-    let bpf = tld_bpf_build::bpf_dir();
+    // The repository's BPF programs of the tests.
+    let bpf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bpf");
     // Written against the raw API with a hand-written struct tld_offsets, as a BPF author
     // without a generated header (or with scx's header) would.
     tld_bpf_build::build_skeleton(

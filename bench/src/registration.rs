@@ -76,9 +76,9 @@ impl BarePages {
     }
 }
 
-/// The system page size, as the runtime measured it.
+/// The system page size ([`tld_wire::page_size`], which the runtime uses too).
 pub fn page_size() -> usize {
-    tld_runtime::status().page_size
+    tld_wire::page_size()
 }
 
 /// The bare registration of the calling thread: `pidfd_open(gettid(), PIDFD_THREAD)`, one

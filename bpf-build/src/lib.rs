@@ -79,12 +79,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use tld_wire::fs::write_if_changed;
+
 /// Environment variable that overrides the clang binary.
-pub const CLANG_ENV: &str = "TLD_CLANG";
+pub const CLANG_ENV: &str = tld_wire::paths::CLANG_ENV;
 
 /// Environment variable that overrides the bpftool binary ([`Vmlinux::RunningKernel`],
 /// [`Vmlinux::Btf`]).
-pub const BPFTOOL_ENV: &str = "TLD_BPFTOOL";
+pub const BPFTOOL_ENV: &str = tld_wire::paths::BPFTOOL_ENV;
 
 /// Where the running kernel publishes its BTF.
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -178,11 +180,19 @@ fn rerun_if_changed(path: &Path) {
     }
 }
 
-/// The tld repository's own `bpf/` directory, with the BPF programs of its tests, demo and
-/// benchmarks. Only meaningful when this crate is built from a checkout of the repository; the
-/// library headers live in `tld-runtime` and are found through [`include_dir`].
+/// The directory of the BPF-side library headers: [`include_dir`].
+///
+/// This once named a directory of the repository this crate is developed in, which does not
+/// exist where the crate is used as a dependency. The headers ship inside the crates
+/// themselves and are written out on first use, so this now returns the one directory that is
+/// valid wherever the crate is built.
+///
+/// # Panics
+///
+/// As [`include_dir`].
+#[deprecated(note = "use include_dir(), the directory of the BPF-side library headers")]
 pub fn bpf_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("bpf")
+    include_dir()
 }
 
 /// The clang to compile BPF C with: `clang-19`, or whatever `TLD_CLANG` names. Older clangs
@@ -578,13 +588,18 @@ pub fn build(source: impl AsRef<Path>) -> PathBuf {
         .unwrap_or_else(|e| panic!("tld-bpf-build: {e}"))
 }
 
-fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_include_dir_holds_the_library_headers() {
+        let dir = super::include_dir();
+        for name in ["task_local_data.bpf.h", "tld_guard.bpf.h", "tld_vmlinux.h"] {
+            let text = std::fs::read_to_string(dir.join(name))
+                .unwrap_or_else(|e| panic!("{name} in {}: {e}", dir.display()));
+            assert!(!text.is_empty(), "{name}");
+        }
+        #[allow(deprecated)]
+        let old = super::bpf_dir();
+        assert_eq!(old, dir, "the old name gives the same directory");
     }
-    // Write then rename, so that a concurrent reader (another build script using the same
-    // directory) never sees a partial file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }

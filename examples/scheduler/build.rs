@@ -20,8 +20,9 @@ fn main() {
     // tag, and the verifier then rejects every access to a hint. The workspace's
     // .cargo/config.toml sets BPF_CLANG=clang-19; TLD_CLANG, as for the other BPF builds of
     // this repository, takes precedence.
-    println!("cargo:rerun-if-env-changed=TLD_CLANG");
-    if let Some(clang) = std::env::var_os("TLD_CLANG") {
+    let clang_env = tld_wire::paths::CLANG_ENV;
+    println!("cargo:rerun-if-env-changed={clang_env}");
+    if let Some(clang) = std::env::var_os(clang_env) {
         std::env::set_var("BPF_CLANG", clang);
     } else if std::env::var_os("BPF_CLANG").is_none() {
         std::env::set_var("BPF_CLANG", "clang-19");

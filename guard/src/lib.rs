@@ -67,12 +67,12 @@ use skel::{TldGuardSkel, TldGuardSkelBuilder};
 
 /// Where [`Guard::pin_events`] is usually asked to pin the event map, and where a runtime looks
 /// for it (unless `TLD_GUARD_EVENTS` names another path).
-pub const DEFAULT_EVENTS_PIN: &str = "/sys/fs/bpf/tld_guard_events";
+pub const DEFAULT_EVENTS_PIN: &str = tld_wire::paths::DEFAULT_GUARD_EVENTS_PIN;
 /// Environment variable naming another path for the event map's pin.
-pub const EVENTS_PIN_ENV: &str = "TLD_GUARD_EVENTS";
+pub const EVENTS_PIN_ENV: &str = tld_wire::paths::GUARD_EVENTS_ENV;
 
 /// Bytes of the 7.x generation's map value, the only one with room for the stamp.
-const VALUE_SIZE_7: u32 = 24;
+const VALUE_SIZE_7: u32 = tld_wire::format::MAP_VALUE_SIZE_7 as u32;
 /// `TLD_GUARD_READY` of `tld_guard.bpf.h`: the key holds a secret.
 const KEY_READY: u64 = 0x3179_656b_6764_6c74;
 
@@ -144,7 +144,7 @@ pub struct Counts {
 
 /// Where a scheduler that keeps its data map pinned usually keeps the guard's key map
 /// ([`Guard::pin_key`], [`open_pinned_key`]).
-pub const DEFAULT_KEY_PIN: &str = "/sys/fs/bpf/tld_guard_key";
+pub const DEFAULT_KEY_PIN: &str = tld_wire::paths::DEFAULT_GUARD_KEY_PIN;
 
 /// Opens, write-only, the key map that an earlier guard pinned at `path` ([`Guard::pin_key`]),
 /// for a program about to load to reuse as its `tld_guard_key` (libbpf-rs:

@@ -238,7 +238,7 @@ pub extern "C" fn tld__get_data_slow(map_fd: c_int, key: TldKey) -> *mut c_void 
         return std::ptr::null_mut();
     };
     let off = key.off as usize;
-    if off >= page_size() {
+    if off >= tld_wire::page_size() {
         return std::ptr::null_mut();
     }
     // SAFETY: `off` lies within the page.
@@ -250,12 +250,6 @@ pub extern "C" fn tld__get_data_slow(map_fd: c_int, key: TldKey) -> *mut c_void 
 #[no_mangle]
 pub extern "C" fn tld_get_data(map_fd: c_int, key: TldKey) -> *mut c_void {
     tld__get_data_slow(map_fd, key)
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf reads a constant of the system.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n).unwrap_or(4096)
 }
 
 /// `tld_free()`: see `tld.h`.

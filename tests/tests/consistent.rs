@@ -717,7 +717,8 @@ fn the_portable_ordering_loads_and_gives_the_same_results() {
     let scratch = std::env::temp_dir().join(format!("tld-consistent-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let source = scratch.join("portable.bpf.c");
-    let program = tld_bpf_build::bpf_dir().join("tld_consistent.bpf.c");
+    let program =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bpf/tld_consistent.bpf.c");
     std::fs::write(
         &source,
         format!(

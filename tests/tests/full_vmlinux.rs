@@ -88,7 +88,7 @@ fn a_program_reads_syscall_arguments_and_hints_with_a_full_vmlinux_h() {
         return;
     };
     let out = Path::new(env!("OUT_DIR"));
-    let source = tld_bpf_build::bpf_dir().join("tld_syscall_args.bpf.c");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bpf/tld_syscall_args.bpf.c");
     let object = root.join("tld_syscall_args.bpf.o");
     tld_bpf_build::compile_object(&source, &[&vmlinux, out], &root.join("libbpf"), &object)
         .unwrap_or_else(|e| panic!("it does not compile against the full vmlinux.h:\n{e}"));

@@ -21,12 +21,12 @@ use crate::error::Error;
 use crate::privilege;
 use crate::sys::{self, MapInfo};
 use tld_runtime::btf::{Btf, UptrLayout};
-use tld_runtime::wire::{self, Generation};
+use tld_runtime::wire::Generation;
 
 /// Environment variable that names the pin path, as for the runtime.
-pub const PIN_PATH_ENV: &str = "TLD_MAP_PATH";
+pub const PIN_PATH_ENV: &str = tld_wire::paths::MAP_PATH_ENV;
 /// Where the map is pinned when `TLD_MAP_PATH` is unset.
-pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/tld_data_map";
+pub const DEFAULT_PIN_PATH: &str = tld_wire::paths::DEFAULT_DATA_MAP_PIN;
 
 /// How the user chose the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,19 +181,8 @@ pub fn check(info: &MapInfo) -> Result<(UptrLayout, Generation, bool), String> {
             sys::MAP_TYPE_TASK_STORAGE
         ));
     }
-    let by_size = Generation::from_value_size(info.value_size as usize);
-    let Some(by_size) = by_size.filter(|_| info.key_size as usize == wire::MAP_KEY_SIZE) else {
-        return Err(format!(
-            "its keys have {} bytes and its values {}; a task local data map has {}-byte keys \
-             and values of {} bytes ({{data, meta}}: Linux 6.18, scx) or {} bytes ({{data, \
-             meta, __u16 start}}: Linux 7.x)",
-            info.key_size,
-            info.value_size,
-            wire::MAP_KEY_SIZE,
-            wire::MAP_VALUE_SIZE,
-            wire::MAP_VALUE_SIZE_7
-        ));
-    };
+    let by_size =
+        tld_wire::shape::generation_of_sizes(info.key_size as usize, info.value_size as usize)?;
     if info.btf_id == 0 {
         return Err("it has no BTF, so its value cannot hold __uptr pointers".into());
     }
@@ -231,9 +220,7 @@ fn guard_key_of(map_id: u32) -> Option<OwnedFd> {
     None
 }
 
-/// The system page size.
+/// The system page size ([`tld_wire::page_size`]).
 pub fn page_size() -> u32 {
-    // SAFETY: sysconf reads a constant of the system.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+    u32::try_from(tld_wire::page_size()).unwrap_or(tld_wire::format::BASE_PAGE_SIZE as u32)
 }

@@ -197,6 +197,9 @@ mod tests {
     fn typed_values() {
         let ty = Type::Struct {
             size: 16,
+            name: "S".into(),
+            rust_path: String::new(),
+            align: 8,
             fields: vec![
                 Field {
                     name: "id".into(),

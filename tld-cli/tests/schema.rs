@@ -79,7 +79,10 @@ fn header_write_puts_the_schema_next_to_the_header() {
             len: 12
         })
     );
-    let Some(Type::Struct { size: 32, fields }) = schema.get("latency") else {
+    let Some(Type::Struct {
+        size: 32, fields, ..
+    }) = schema.get("latency")
+    else {
         panic!("{schema:?}")
     };
     let layout: Vec<(&str, usize, usize)> = fields

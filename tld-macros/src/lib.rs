@@ -12,7 +12,6 @@
 //!   data, after checking at compile time that its layout can be shared with C and BPF.
 #![warn(missing_docs)]
 
-mod c_ident;
 mod derive;
 mod errors;
 mod task_local_data;

@@ -308,22 +308,15 @@ impl<'a> Btf<'a> {
                 "its value type (BTF id {value_id}) cannot be resolved"
             ));
         };
-        let size = value.size_or_type as usize;
-        let generation = match (value.vlen, size) {
-            (2, 16) => Some(Generation::Linux6_18),
-            (n, 24) if n >= 3 && self.is_start_member(value) => Some(Generation::Linux7),
-            _ => None,
+        let found = tld_wire::shape::ValueStruct {
+            members: value.vlen,
+            size: value.size_or_type as usize,
+            start_member: value.vlen >= 3 && self.is_start_member(value),
         };
-        match generation {
-            Some(generation) => Ok(ValueShape { generation, layout }),
-            None => Err(format!(
-                "its value is {} of {size} bytes, {}; a task local data map's value is {{data, \
-                 meta}} (16 bytes: Linux 6.18, scx) or {{data, meta, __u16 start}} (24 bytes: \
-                 Linux 7.x)",
-                self.describe(value),
-                self.describe_members(value)
-            )),
-        }
+        let generation = found
+            .generation()
+            .ok_or_else(|| found.mismatch(&self.describe(value), &self.describe_members(value)))?;
+        Ok(ValueShape { generation, layout })
     }
 
     /// Whether the struct's third member is 7.x's `start`: a 16-bit integer at byte 16, with

@@ -1,8 +1,8 @@
 //! Descriptions of hint types as C sees them.
 //!
 //! Every [`TldType`](crate::TldType) carries a [`CType`] in a constant. The header generator
-//! ([`crate::header`]) walks these descriptions to write C declarations that match the Rust
-//! layout byte for byte.
+//! (`header`, with the `codegen` feature) walks these descriptions to write C declarations
+//! that match the Rust layout byte for byte.
 
 /// The C view of a hint's type.
 #[derive(Debug, PartialEq, Eq)]

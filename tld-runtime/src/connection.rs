@@ -35,17 +35,17 @@ use crate::thread_state;
 use crate::thread_table::SlotId;
 
 /// Where libbpf's `LIBBPF_PIN_BY_NAME` pins a map named `tld_data_map`.
-pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/tld_data_map";
+pub const DEFAULT_PIN_PATH: &str = tld_wire::paths::DEFAULT_DATA_MAP_PIN;
 /// Environment variable naming the pin path for auto-connect; empty switches auto-connect off.
-pub const PIN_PATH_ENV: &str = "TLD_MAP_PATH";
+pub const PIN_PATH_ENV: &str = tld_wire::paths::MAP_PATH_ENV;
 /// Environment variable setting how often, in milliseconds, the watcher looks at the pin path;
 /// 0 switches the watcher off. The default is 1000.
-pub const WATCH_INTERVAL_ENV: &str = "TLD_WATCH_INTERVAL_MS";
+pub const WATCH_INTERVAL_ENV: &str = tld_wire::paths::WATCH_INTERVAL_ENV;
 /// Environment variable naming the guard's event map pin; the default is
 /// [`DEFAULT_GUARD_EVENTS`].
-pub const GUARD_EVENTS_ENV: &str = "TLD_GUARD_EVENTS";
+pub const GUARD_EVENTS_ENV: &str = tld_wire::paths::GUARD_EVENTS_ENV;
 /// Where `tld-guard` pins its event map by default.
-pub const DEFAULT_GUARD_EVENTS: &str = "/sys/fs/bpf/tld_guard_events";
+pub const DEFAULT_GUARD_EVENTS: &str = tld_wire::paths::DEFAULT_GUARD_EVENTS_PIN;
 /// How often the watcher looks at the guard's events, when a guard's event map is pinned (or
 /// at the watch interval, if that is shorter).
 pub const GUARD_TICK: Duration = Duration::from_millis(100);

@@ -75,6 +75,7 @@ use crate::layout;
 use crate::registry::{self, Hint};
 use crate::sys;
 use crate::wire;
+use tld_wire::fs::write_if_changed;
 
 /// The header for every hint linked into the calling binary.
 ///
@@ -122,13 +123,6 @@ pub fn write(path: impl AsRef<Path>) -> std::io::Result<()> {
     write_if_changed(&dir.join("tld_vmlinux.h"), VMLINUX_SUBSET)?;
     write_if_changed(&dir.join("tld_guard.bpf.h"), GUARD_HEADER)?;
     write_if_changed(path, &text)
-}
-
-fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    std::fs::write(path, text)
 }
 
 /// The header, or why the hints linked into this binary cannot be published.

@@ -75,14 +75,10 @@ impl TldMap {
                 sys::BPF_MAP_TYPE_TASK_STORAGE
             ));
         }
-        if info.key_size as usize != wire::MAP_KEY_SIZE {
-            wrong.push(format!(
-                "its key has {} bytes instead of {}",
-                info.key_size,
-                wire::MAP_KEY_SIZE
-            ));
+        if let Err(problem) = tld_wire::shape::check_key_size(info.key_size as usize) {
+            wrong.push(problem);
         }
-        match check_value_size(info.value_size as usize) {
+        match tld_wire::shape::generation_of_size(info.value_size as usize) {
             Ok(by_size) => generation = Some(by_size),
             Err(problem) => wrong.push(problem),
         }
@@ -312,18 +308,6 @@ impl TldMap {
     }
 }
 
-/// The generation a value of `size` bytes would be: see [`wire::is_map_value_size`].
-fn check_value_size(size: usize) -> Result<Generation, String> {
-    Generation::from_value_size(size).ok_or_else(|| {
-        format!(
-            "its value has {size} bytes; a task local data map's value is {{data, meta}} ({} \
-             bytes: Linux 6.18, scx) or {{data, meta, __u16 start}} ({} bytes: Linux 7.x)",
-            wire::MAP_VALUE_SIZE,
-            wire::MAP_VALUE_SIZE_7
-        )
-    })
-}
-
 /// Checks, from the map's BTF, that its value is one generation's: two `__uptr` pointers to
 /// complete structs, then `__u16 start` in 7.x's. Returns the generation.
 ///
@@ -344,20 +328,5 @@ fn check_value_btf(info: &sys::MapInfo) -> Result<Option<Generation>, String> {
             info.btf_id,
             std::io::Error::from_raw_os_error(e)
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_value_is_one_generations() {
-        assert_eq!(check_value_size(16), Ok(Generation::Linux6_18));
-        assert_eq!(check_value_size(24), Ok(Generation::Linux7));
-        for bad in [0, 8, 12, 20, 32, 40, 88, 4096] {
-            let err = check_value_size(bad).unwrap_err();
-            assert!(err.contains(&format!("{bad} bytes")), "{err}");
-        }
     }
 }

@@ -243,24 +243,11 @@ pub fn check_hint(hint: &dyn Hint, page_size: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks that `key` can name a metadata entry and a C struct member.
+/// Checks that `key` can name a metadata entry and a C struct member: a C identifier that is
+/// no C keyword, of at most [`wire::MAX_KEY_LEN`] bytes. The rule is `tld-wire`'s
+/// ([`tld_wire::key::check_key`]), which the macros apply at compile time.
 pub fn check_key(key: &str) -> Result<(), String> {
-    let bytes = key.as_bytes();
-    if bytes.is_empty() {
-        return Err("the key is empty".into());
-    }
-    if bytes.len() > wire::MAX_KEY_LEN {
-        return Err(format!(
-            "the key has {} bytes; at most {} fit",
-            bytes.len(),
-            wire::MAX_KEY_LEN
-        ));
-    }
-    let ident_start = |b: u8| b.is_ascii_alphabetic() || b == b'_';
-    if !ident_start(bytes[0]) || !bytes.iter().all(|&b| ident_start(b) || b.is_ascii_digit()) {
-        return Err(format!("the key \"{key}\" is not a C identifier"));
-    }
-    Ok(())
+    tld_wire::key::check_key(key).map_err(|invalid| invalid.describe("key", key))
 }
 
 #[cfg(test)]
@@ -303,6 +290,7 @@ mod tests {
         assert!(check_key("").is_err());
         assert!(check_key(&"k".repeat(61)).is_ok());
         assert!(check_key(&"k".repeat(62)).is_err());
+        assert!(check_key("int").unwrap_err().contains("C keyword"));
     }
 
     static PLAIN: crate::TaskLocal<[u8; 16]> = crate::TaskLocal::__new(site("a"), [7; 16]);

@@ -122,6 +122,13 @@
 //!
 //! # Cargo features
 //!
+//! - **`codegen`** (on by default): the C header and schema generators, `header` and
+//!   `schema`, which a build script calls to write `tld_generated.h` for the hints it links
+//!   (usually through `tld-bpf-build`, which turns the feature on for itself). An application
+//!   never calls them at run time: it can leave them out of its binary with
+//!   `default-features = false`. Cargo builds a build script's dependencies apart from the
+//!   application's, so the build script keeps its generator either way.
+//!
 //! - `testing` (off by default): **for tests only; never enable it in a build you ship.** It
 //!   makes the runtime read two environment variables, `TLD_TESTING_RETIRE_PAGES` and
 //!   `TLD_TESTING_CLEAN_OLD_MAPS`, which, set to `0`, switch off retiring a thread's pages when
@@ -143,6 +150,7 @@ mod error;
 mod fork;
 mod guest;
 mod handle;
+#[cfg(feature = "codegen")]
 pub mod header;
 mod host;
 mod index_stack;
@@ -160,6 +168,7 @@ mod registry;
 pub mod rendezvous;
 mod role;
 mod runtime;
+#[cfg(feature = "codegen")]
 pub mod schema;
 mod scoped;
 mod segments;

@@ -365,6 +365,9 @@ fn raw_generation(g: Option<Generation>) -> u32 {
         None => 0,
         Some(Generation::Linux6_18) => 1,
         Some(Generation::Linux7) => 2,
+        // A generation this protocol has no number for (the enum is non-exhaustive): the other
+        // copy reads it as none, as it would read a number it does not know.
+        Some(_) => 0,
     }
 }
 

@@ -370,15 +370,9 @@ pub fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd, i32> {
         .map_err(|e| e.raw_os_error().unwrap_or(libc::EBADF))
 }
 
-/// The size of a page of memory.
+/// The size of a page of memory ([`tld_wire::page_size`]).
 pub fn page_size() -> usize {
-    // SAFETY: sysconf reads a constant of the system.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 {
-        n as usize
-    } else {
-        4096
-    }
+    tld_wire::page_size()
 }
 
 /// Maps `len` bytes of zeroed, page-aligned, private anonymous memory. Never unmapped: the

@@ -14,7 +14,7 @@ use crate::console::PREFIX;
 pub const RECORDS_PIN: &str = "/sys/fs/bpf/scx_tld_records";
 
 /// Where `scx_tld` pins `tld_data_map`, and where tld-runtime looks for it.
-pub const DATA_MAP_PIN: &str = "/sys/fs/bpf/tld_data_map";
+pub const DATA_MAP_PIN: &str = tld_wire::paths::DEFAULT_DATA_MAP_PIN;
 
 /// Where scx schedulers serve their statistics (`scx_stats`).
 pub const STATS_SOCKET: &str = "/var/run/scx/root/stats";

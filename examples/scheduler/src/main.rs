@@ -46,7 +46,7 @@ use bpf_skel::{BpfSkel, BpfSkelBuilder};
 use stats::{CpuStats, Metrics};
 
 /// Where `TLD_PIN_DATA_MAP` makes libbpf pin `tld_data_map`, and where tld-runtime looks.
-const DATA_MAP_PIN: &str = "/sys/fs/bpf/tld_data_map";
+const DATA_MAP_PIN: &str = tld_wire::paths::DEFAULT_DATA_MAP_PIN;
 
 /// A sched_ext scheduler whose policy comes from per-thread hints that applications set with
 /// tld: a nice-like priority sets a thread's weight, a latency hint its slice and whether it

@@ -8,8 +8,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned as _;
 use syn::{Data, DeriveInput, Ident, Member, Meta, Token, Type};
 
-use crate::c_ident;
 use crate::errors::Errors;
+use tld_wire::key as c_ident;
 
 /// A struct that passed every syntactic check.
 pub(crate) struct Struct<'a> {

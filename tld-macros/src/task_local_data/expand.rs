@@ -103,6 +103,10 @@ pub(super) fn expand(item: &HintStatic, key: &Key, consistent: bool) -> TokenStr
 /// Compile-time checks on the hint's type, each spanned at the type so that a failure points
 /// at what the user wrote.
 fn type_checks(item: &HintStatic, type_name: &str, consistent: bool) -> TokenStream {
+    use tld_wire::format::{
+        BASE_PAGE_SIZE, DATA_START, MAX_CONSISTENT_SIZE, MAX_HINT_ALIGN, MAX_HINT_SIZE,
+        SEQ_VALUE_OFFSET, VALUE_ALIGN,
+    };
     let ty = &item.ty;
     let span = ty.span();
 
@@ -111,24 +115,28 @@ fn type_checks(item: &HintStatic, type_name: &str, consistent: bool) -> TokenStr
          page marks an unpublished entry with size 0, so BPF would never find this hint"
     );
     let over_aligned = format!(
-        "tld: a hint's alignment must be at most 8 (MAX_HINT_ALIGN), and `{type_name}` needs \
-         more: the data area places every hint at an 8-byte boundary"
+        "tld: a hint's alignment must be at most {MAX_HINT_ALIGN} (MAX_HINT_ALIGN), and \
+         `{type_name}` needs more: the data area places every hint at an {VALUE_ALIGN}-byte \
+         boundary"
     );
     let (max_size, too_large) = if consistent {
         (
             quote!(::tld_runtime::__private::MAX_CONSISTENT_SIZE),
             format!(
-                "tld: a consistent hint keeps two copies of its value and an 8-byte sequence \
-                 word in the per-thread data area of 4088 bytes, so its type may have 2040 \
-                 bytes at most (MAX_CONSISTENT_SIZE), and `{type_name}` is larger"
+                "tld: a consistent hint keeps two copies of its value and an \
+                 {SEQ_VALUE_OFFSET}-byte sequence word in the per-thread data area of \
+                 {MAX_HINT_SIZE} bytes, so its type may have {MAX_CONSISTENT_SIZE} bytes at \
+                 most (MAX_CONSISTENT_SIZE), and `{type_name}` is larger"
             ),
         )
     } else {
         (
             quote!(::tld_runtime::__private::MAX_HINT_SIZE),
             format!(
-                "tld: a hint must fit in the per-thread data area of 4088 bytes (MAX_HINT_SIZE: \
-                 a 4 KiB page minus its 8-byte header), and `{type_name}` is larger"
+                "tld: a hint must fit in the per-thread data area of {MAX_HINT_SIZE} bytes \
+                 (MAX_HINT_SIZE: a {} KiB page minus its {DATA_START}-byte header), and \
+                 `{type_name}` is larger",
+                BASE_PAGE_SIZE / 1024
             ),
         )
     };

@@ -5,8 +5,8 @@ use syn::ext::IdentExt as _;
 use syn::parse::{ParseStream, Parser as _};
 use syn::{Attribute, Expr, Ident, Lit, LitStr, Token, Type, Visibility};
 
-use crate::c_ident;
 use crate::errors::Errors;
+use tld_wire::key as c_ident;
 
 /// The arguments inside `#[task_local_data(...)]`.
 #[derive(Default)]

@@ -1,13 +1,14 @@
-//! What a name must look like to appear in the generated C header.
+//! What a key, and any name that appears in the generated C header, must look like.
 //!
-//! A hint's key becomes a member of `struct tld_offsets` and the argument of the BPF lookup
-//! macros, and a derived struct's name and field names become a C struct definition. All of them
-//! must therefore be C identifiers that no C compiler reads as a keyword.
+//! A hint's key names a metadata entry (at most [`MAX_KEY_LEN`] bytes, with the NUL of the
+//! 62-byte name field after it), a member of `struct tld_offsets` and the argument of the BPF
+//! lookup macros; a derived struct's name and field names become a C struct definition. All of
+//! them must therefore be C identifiers that no C compiler reads as a keyword.
+//!
+//! The procedural macros check keys and names with these functions at compile time, and the
+//! runtime checks keys created at run time, and hand-made registrations, with the same ones.
 
-/// The longest key, in bytes: the metadata `name` field is 62 bytes including its NUL.
-///
-/// Mirrors `tld_runtime::__private::MAX_KEY_LEN`.
-pub(crate) const MAX_KEY_LEN: usize = 61;
+pub use crate::format::MAX_KEY_LEN;
 
 /// Keywords of C11 and C23, plus the GNU `asm` that clang accepts in the GNU dialects BPF
 /// programs are compiled with. None of them may name a key, a struct or a field.
@@ -79,8 +80,8 @@ const C_KEYWORDS: &[&str] = &[
 ];
 
 /// Why a name cannot be used in C.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Invalid {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
     /// The name is the empty string.
     Empty,
     /// The name starts with a digit.
@@ -90,12 +91,17 @@ pub(crate) enum Invalid {
     /// The name is a C keyword.
     Keyword,
     /// The name is longer than the limit, in bytes.
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// The name's length.
+        len: usize,
+        /// The most bytes a name may have.
+        max: usize,
+    },
 }
 
 impl Invalid {
     /// Describes the problem for an error message about `name`, used as `what` (e.g. "key").
-    pub(crate) fn describe(&self, what: &str, name: &str) -> String {
+    pub fn describe(&self, what: &str, name: &str) -> String {
         match self {
             Invalid::Empty => format!("the {what} is empty; it must be a C identifier"),
             Invalid::LeadingDigit => format!(
@@ -112,14 +118,15 @@ impl Invalid {
             ),
             Invalid::TooLong { len, max } => format!(
                 "the {what} `{name}` is {len} bytes long; at most {max} fit in the metadata \
-                 page's 62-byte name field with its NUL"
+                 page's {}-byte name field with its NUL",
+                crate::format::NAME_LEN
             ),
         }
     }
 }
 
 /// Checks that `name` is a C identifier that is not a C keyword.
-pub(crate) fn check_c_name(name: &str) -> Result<(), Invalid> {
+pub fn check_c_name(name: &str) -> Result<(), Invalid> {
     let mut chars = name.chars();
     match chars.next() {
         None => return Err(Invalid::Empty),
@@ -137,7 +144,7 @@ pub(crate) fn check_c_name(name: &str) -> Result<(), Invalid> {
 }
 
 /// Checks that `key` can be a hint's key: a C name of at most [`MAX_KEY_LEN`] bytes.
-pub(crate) fn check_key(key: &str) -> Result<(), Invalid> {
+pub fn check_key(key: &str) -> Result<(), Invalid> {
     check_c_name(key)?;
     if key.len() > MAX_KEY_LEN {
         return Err(Invalid::TooLong {
