@@ -29,7 +29,7 @@ const WARM_UP_WAVES: usize = 5;
 /// for the default 10,000 threads.
 const RSS_SLACK_KIB: u64 = 4 * 1024;
 
-/// The pool's bound, from `tld-runtime/src/pool.rs`: the peak number of threads that held a
+/// The pool's bound, from `tld-runtime/src/threads/pool.rs`: the peak number of threads that held a
 /// block at once. A block whose thread exits is retired (its physical page dropped) and goes
 /// back to the free stack before the thread is joined, and a take reuses a free block before
 /// it touches a new one, so the pool never holds more, however fast threads come and go. Peak

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::registry::Site;
+use crate::declare::registry::Site;
 
 /// Why the runtime could not do what was asked.
 ///
@@ -152,7 +152,7 @@ pub enum Error {
     ThreadBusy,
 
     /// A consistent hint could not be read or written (EAGAIN): a BPF program held its claim
-    /// without moving for all of [`consistent::MAX_WAIT`](crate::consistent::MAX_WAIT) (a writer
+    /// without moving for all of [`consistent::MAX_WAIT`](crate::declare::consistent::MAX_WAIT) (a writer
     /// that stopped in the middle of a write), or, for a write, this is a signal handler that
     /// interrupted the thread's own write of the hint. Nothing was written; `get` still returns
     /// the last whole value.
@@ -160,7 +160,7 @@ pub enum Error {
         "the consistent hint \"{key}\" is held by a writer that does not move: a BPF program \
          held its claim for {} µs (a writer stopped mid-write?), or a signal handler interrupted \
          this thread's own write",
-        crate::seqlock::MAX_WAIT.as_micros()
+        crate::page::seqlock::MAX_WAIT.as_micros()
     )]
     HintBusy {
         /// The hint's key.

@@ -139,64 +139,54 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod bindings;
-pub mod btf;
-mod c_type;
-mod connection;
-mod connection_state;
-pub mod consistent;
-mod dynamic;
+// The folders are the layers, from what users write down to the kernel:
+// - declare/: what an application declares (hint handles, scopes, keys made at run time, the
+//   types hints may have, the registry of statics);
+// - page/: what the pages shared with BPF hold (the format's numbers, the layout, the metadata
+//   page, the latch of consistent hints);
+// - threads/: a thread's life with the runtime (its page, the pool pages come from, fork, exit);
+// - kernel/: the BPF map, its BTF, the connection that follows it, and the system calls;
+// - copies/: the copies of the runtime in one process, and the protocol that makes them one;
+// - codegen/: the C header and schema that build scripts generate.
+// At the top: the runtime (the one piece of global state), the public functions (api.rs),
+// status and errors.
+mod api;
+#[cfg(feature = "codegen")]
+mod codegen;
+mod copies;
+mod declare;
 mod error;
-mod fork;
-mod guest;
-mod handle;
-#[cfg(feature = "codegen")]
-pub mod header;
-mod host;
-mod index_stack;
 mod kernel;
-mod layout;
-mod lifecycle;
 mod locks;
-mod marshal;
-mod metadata;
-mod parts;
-mod pool;
-mod process;
-mod protocol;
-mod registry;
-pub mod rendezvous;
-mod role;
+mod page;
 mod runtime;
-#[cfg(feature = "codegen")]
-pub mod schema;
-mod scoped;
-mod segments;
-mod seqlock;
-mod sharing;
 mod status;
-mod sys;
-mod thread_state;
-mod thread_table;
-mod types;
-pub mod wire;
+mod threads;
 
-pub use c_type::{CField, CStruct, CType};
-pub use connection::{
+#[cfg(feature = "codegen")]
+pub use codegen::{header, schema};
+pub use copies::rendezvous;
+pub use declare::consistent;
+pub use kernel::btf;
+pub use page::wire;
+pub use threads::bindings;
+
+pub use api::{connect, connect_also, connect_pinned, set_watcher, status, thread_init};
+pub use copies::sharing::Sharing;
+pub use declare::c_type::{CField, CStruct, CType};
+pub use declare::consistent::ConsistentTaskLocal;
+pub use declare::dynamic::{DynamicHint, DynamicKey};
+pub use declare::registry::Site;
+pub use declare::scoped::{HintFutureExt, HintGuard, HintSet, Hinted};
+pub use declare::task_local::TaskLocal;
+pub use declare::types::TldType;
+pub use error::Error;
+pub use kernel::connection::{
     DEFAULT_GUARD_EVENTS, DEFAULT_PIN_PATH, GUARD_EVENTS_ENV, PIN_PATH_ENV, WATCH_INTERVAL_ENV,
 };
-pub use consistent::ConsistentTaskLocal;
-pub use dynamic::{DynamicHint, DynamicKey};
-pub use error::Error;
-pub use handle::TaskLocal;
-pub use lifecycle::at_thread_exit;
-pub use process::{connect, connect_also, connect_pinned, set_watcher, status, thread_init};
-pub use registry::Site;
-pub use scoped::{HintFutureExt, HintGuard, HintSet, Hinted};
-pub use sharing::Sharing;
+pub use page::wire::Generation;
 pub use status::{Connection, MapSource, MapStatus, Status};
-pub use types::TldType;
-pub use wire::Generation;
+pub use threads::lifecycle::at_thread_exit;
 
 /// Turns `static NAME: T = init;` into a [`TaskLocal<T>`] that BPF can find by key.
 ///
@@ -215,10 +205,10 @@ pub use tld_macros::TldType;
 /// Items the macros expand to. Not public API: no stability promise.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::c_type::{CField, CStruct, CType};
-    pub use crate::registry::{Hint, Site, TLD_HINTS_V0_1};
+    pub use crate::declare::c_type::{CField, CStruct, CType};
+    pub use crate::declare::registry::{Hint, Site, TLD_HINTS_V0_1};
     pub use bytemuck;
     pub use linkme;
 
-    pub use crate::wire::{MAX_CONSISTENT_SIZE, MAX_HINT_ALIGN, MAX_HINT_SIZE, MAX_KEY_LEN};
+    pub use crate::page::wire::{MAX_CONSISTENT_SIZE, MAX_HINT_ALIGN, MAX_HINT_SIZE, MAX_KEY_LEN};
 }

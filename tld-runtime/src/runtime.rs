@@ -3,13 +3,13 @@
 //!
 //! Layers, each using only those before it: registry → layout (and metadata page) → thread
 //! pages (pool, thread table, thread state) → kernel map. The runtime holds one of each; the
-//! connection to the kernel ([`crate::connection`]), the threads' lives
-//! ([`crate::lifecycle`]), `fork()` ([`crate::fork`]) and run-time keys ([`crate::dynamic`])
-//! act on it, and [`crate::process`] is the public face.
+//! connection to the kernel ([`crate::kernel::connection`]), the threads' lives
+//! ([`crate::threads::lifecycle`]), `fork()` ([`crate::threads::fork`]) and run-time keys ([`crate::declare::dynamic`])
+//! act on it, and [`crate::api`] is the public face.
 //!
 //! A copy of the crate builds this runtime only when it serves the process, or runs on its own
-//! ([`crate::role`]); a copy that joined another one has none, and the parts that joined this
-//! one are in [`crate::parts`].
+//! ([`crate::copies::role`]); a copy that joined another one has none, and the parts that joined this
+//! one are in [`crate::copies::parts`].
 //!
 //! # Locks
 //!
@@ -22,7 +22,7 @@
 //!
 //! The paths every thread takes, its first access and its exit, take only `conn`'s read lock,
 //! which readers share: a thread never waits for another one to register or exit. The pool and
-//! the thread table have no lock at all ([`crate::pool`], [`crate::thread_table`]); on a
+//! the thread table have no lock at all ([`crate::threads::pool`], [`crate::threads::thread_table`]); on a
 //! machine with more threads than CPUs, a thread preempted while holding a lock that others
 //! need stalls them all for as long as it waits for a CPU, milliseconds when hundreds of
 //! threads are runnable. A thread inserts and removes its record in the thread table, and notes
@@ -33,20 +33,20 @@
 
 use std::sync::{Mutex, OnceLock, RwLock};
 
-use crate::connection_state::{ConnState, RegistrationErrors};
+use crate::copies::host;
+use crate::copies::parts::Parts;
+use crate::copies::role::{self, Role};
+use crate::declare::registry;
 use crate::error::Error;
-use crate::fork;
-use crate::host;
-use crate::layout::Layout;
+use crate::kernel::connection_state::{ConnState, RegistrationErrors};
+use crate::kernel::sys;
 use crate::locks::{lock, read};
-use crate::metadata::MetaPage;
-use crate::parts::Parts;
-use crate::pool::PagePool;
-use crate::registry;
-use crate::role::{self, Role};
+use crate::page::layout::Layout;
+use crate::page::metadata::MetaPage;
 use crate::status::{Connection, MapStatus, Status};
-use crate::sys;
-use crate::thread_table::ThreadTable;
+use crate::threads::fork;
+use crate::threads::pool::PagePool;
+use crate::threads::thread_table::ThreadTable;
 
 /// Environment variable that switches page retirement off when set to `0`. Read only in a
 /// build with the `testing` feature, for tests that show what goes wrong without retirement.
@@ -68,7 +68,7 @@ pub(crate) struct Runtime {
     pub pool: PagePool,
     pub knobs: Knobs,
     /// A new thread's block: the layout's template, with the initial values of the hints of
-    /// the parts that joined since (see [`crate::parts`]).
+    /// the parts that joined since (see [`crate::copies::parts`]).
     pub template: RwLock<Box<[u8]>>,
     /// The parts that joined this runtime, and who declared which key.
     pub parts: RwLock<Parts>,
@@ -80,7 +80,7 @@ pub(crate) struct Runtime {
 /// build with the `testing` feature (tests only) reads the switches; any other build has both
 /// always on, whatever the environment says.
 pub(crate) struct Knobs {
-    /// Retire a block's physical pages when its thread leaves it (see [`crate::pool`]).
+    /// Retire a block's physical pages when its thread leaves it (see [`crate::threads::pool`]).
     pub retire_pages: bool,
     /// Delete threads' elements from a map the runtime moves away from.
     pub clean_old_maps: bool,
@@ -134,8 +134,8 @@ fn build() -> &'static Runtime {
             // Another copy serves the process: never publish or register anything over it.
             Role::Isolated(reason) => Err(reason.clone()),
             Role::Joined(_) => Err(Error::OtherRuntime {
-                protocol: crate::protocol::PROTOCOL,
-                supported: crate::protocol::PROTOCOL,
+                protocol: crate::copies::protocol::PROTOCOL,
+                supported: crate::copies::protocol::PROTOCOL,
             }),
             Role::Serving | Role::Unshared(_) => layout.publish(),
         };

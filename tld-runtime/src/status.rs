@@ -3,9 +3,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::copies::sharing::Sharing;
 use crate::error::Error;
-use crate::sharing::Sharing;
-use crate::wire::Generation;
+use crate::page::wire::Generation;
 
 /// Where the connected map came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
