@@ -1,11 +1,11 @@
-//! Every BPF C snippet a user may copy, from the READMEs and the rustdoc, compiles with clang-19
+//! Every BPF C snippet a user may copy, from the READMEs, the guides in docs/ and the rustdoc, compiles with clang-19
 //! and loads into the running kernel, licence line included.
 //!
 //! The snippets are the ```` ```c ```` blocks of `README.md`, of the guides in `docs/`,
 //! `bpf/README.md`, `bpf-build/README.md`, and of the doc comments of `tld-runtime`,
 //! `tld-macros` and `tld-bpf-build` (```` ```c libtld ```` and ```` ```c fragment ```` blocks are
 //! not BPF programs: see `tests/tests/docs.rs` for the convention). Each is compiled on its own, with the header generated from the demo's hints
-//! crate on the include path (the README's hints), and its object is loaded with libbpf: the
+//! crate on the include path (the demo's hints), and its object is loaded with libbpf: the
 //! verifier must accept every program in it. Loading needs root (or CAP_BPF + CAP_PERFMON) on
 //! Linux 6.13 or later; without them the loading part says SKIPPED, and under
 //! `TLD_REQUIRE_BPF=1` it fails instead.

@@ -248,6 +248,10 @@ struct tld_status {
 	__u32 parts;			/* copies of the runtime sharing it (1 for libtld alone) */
 	int sharing;			/* enum tld_sharing */
 	__u64 runtime_id;		/* the same in every part that shares the runtime */
+	/* Added after the first release: a caller built before them passes a smaller @size. */
+	__u64 registration_failures;	/* threads whose registration in a map failed */
+	char last_registration_error[256]; /* the last such failure, or "" */
+	int watcher;			/* 1 while the watcher thread runs (tld_set_watcher()) */
 };
 
 /*
@@ -255,6 +259,15 @@ struct tld_status {
  * Returns 0, or -EINVAL for a NULL @status.
  */
 int tld_get_status(struct tld_status *status, size_t size);
+
+/*
+ * tld_set_watcher() - allow (@on non-zero, the default) or forbid the watcher thread,
+ * "tld-watch", which follows the map's pin (a scheduler started later, or restarted) and the
+ * guard's repairs. Forbidden, a running watcher ends at its next wake, and the runtime changes
+ * map only when asked (tld_connect_fd(), tld_connect_pinned()). TLD_WATCH_INTERVAL_MS=0 in the
+ * environment forbids it too.
+ */
+void tld_set_watcher(int on);
 
 /* A compiler barrier: the typed helpers read and write the value where it lies, every time. */
 #define TLD__BARRIER() __asm__ __volatile__("" ::: "memory")

@@ -333,6 +333,18 @@ pub struct TldStatus {
     pub sharing: c_int,
     /// The runtime's identity.
     pub runtime_id: u64,
+    /// Threads whose registration in a map failed.
+    pub registration_failures: u64,
+    /// The last such failure, in words.
+    pub last_registration_error: [c_char; 256],
+    /// 1 while the watcher thread runs.
+    pub watcher: c_int,
+}
+
+/// `tld_set_watcher()`: see `tld.h`.
+#[no_mangle]
+pub extern "C" fn tld_set_watcher(on: c_int) {
+    tld_runtime::set_watcher(on != 0);
 }
 
 /// Copies `text` into `field`, truncated, NUL-terminated.
@@ -378,7 +390,13 @@ pub unsafe extern "C" fn tld_get_status(status: *mut TldStatus, size: usize) -> 
             _ => 3,
         },
         runtime_id: s.runtime_id,
+        registration_failures: s.registration_failures,
+        last_registration_error: [0; 256],
+        watcher: c_int::from(s.watcher),
     };
+    if let Some(e) = &s.last_registration_error {
+        put(&mut out.last_registration_error, &e.to_string());
+    }
     match &s.connection {
         Connection::Connected {
             map_id, map_name, ..
@@ -447,5 +465,34 @@ mod tests {
         assert_eq!(st.live_threads, 1);
         assert_eq!((st.sharing, st.parts), (0, 1));
         assert!(st.published_keys >= 1);
+
+        // The watcher switch, seen through the status: a running watcher ends at its next wake
+        // (the watch interval, 1 s by default).
+        tld_set_watcher(0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let watcher = loop {
+            let mut st = std::mem::MaybeUninit::<TldStatus>::zeroed();
+            // SAFETY: `st` has room for the whole struct.
+            assert_eq!(unsafe { tld_get_status(st.as_mut_ptr(), size) }, 0);
+            // SAFETY: fully written above.
+            let watcher = unsafe { st.assume_init() }.watcher;
+            if watcher == 0 || std::time::Instant::now() > deadline {
+                break watcher;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(
+            watcher, 0,
+            "the watcher still runs 10 s after tld_set_watcher(0)"
+        );
+        tld_set_watcher(1);
+
+        // A caller built before the fields added at the end passes a smaller size: nothing
+        // past it is written.
+        let old = std::mem::offset_of!(TldStatus, registration_failures);
+        let mut buf = vec![0xaau8; size];
+        // SAFETY: `buf` has room for `old` bytes (and more).
+        assert_eq!(unsafe { tld_get_status(buf.as_mut_ptr().cast(), old) }, 0);
+        assert!(buf[old..].iter().all(|&b| b == 0xaa));
     }
 }

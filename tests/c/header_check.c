@@ -5,9 +5,11 @@
  * status. Built by tests/tests/libtld_header.rs against libtld.so and libtld.a. Exits 0 if
  * every check held.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep() under -std=c11 */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <tld.h>
 
 struct window {
@@ -108,6 +110,22 @@ int main(void)
 	EXPECT(tld_thread_init() == st.error);
 	EXPECT(tld_connect_fd(-1) == -EBADF && tld_connect_pinned("/nonexistent/pin") < 0);
 	EXPECT(tld_get_status(NULL, 0) == -EINVAL);
+
+	/*
+	 * The fields added at the end sit where the library writes them. A running watcher
+	 * ends at its next wake (the watch interval, 1 s by default): wait up to 10 s.
+	 */
+	tld_set_watcher(0);
+	for (int i = 0; i < 500; i++) {
+		memset(&st, 0xff, sizeof(st));
+		EXPECT(tld_get_status(&st, sizeof(st)) == 0);
+		if (st.watcher == 0)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
+	}
+	EXPECT(st.watcher == 0 && st.registration_failures == 0 &&
+	       st.last_registration_error[0] == 0);
+	tld_set_watcher(1);
 	EXPECT(sizeof(struct tld_data_u) == 8 && TLD_ROUND_UP(13, 8) == 16 && TLD_NAME_LEN == 62);
 
 	printf("%s: %d failures (%s)\n", __FILE__, failures, st.reason);

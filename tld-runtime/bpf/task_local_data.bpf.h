@@ -117,7 +117,7 @@
  * TLD_GUARD and tld_guard_enabled set, bpf_tld_init() uses an element only if
  * its stamp is right for the task's process, and returns -EPERM otherwise, on
  * every path. A process may still set whatever hints it likes for its own
- * threads: hints stay trusted per process. See the README's threat model.
+ * threads: hints stay trusted per process. See docs/guarantees.md, "The guard".
  *
  *
  * USE

@@ -1,5 +1,4 @@
-//! The report as Markdown: the ratio table and the notes after it (the README's Performance
-//! section).
+//! The report as Markdown: the ratio table and the notes after it (`docs/performance.md`).
 
 use std::fmt::Write as _;
 

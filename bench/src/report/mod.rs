@@ -1,5 +1,5 @@
 //! The report of `tld-bench-report`: every measurement of the suite (P1–P6, G1, S1–S2, C1–C2,
-//! L1–L2) run in one process, the ratio table as Markdown (the README's Performance section)
+//! L1–L2) run in one process, the ratio table as Markdown (`docs/performance.md`)
 //! and the figures as JSON (`tld-bench.json`, one object per id).
 //!
 //! Its modules:

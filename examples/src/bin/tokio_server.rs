@@ -28,8 +28,8 @@
 //! for a worker thread therefore sees, at any instant, the request that worker is running.
 //! Under scx_tld, a worker preempted in the middle of an interactive request's poll goes ahead
 //! of everything else, and stays ahead while it keeps polling interactive requests; a worker
-//! busy with a batch request waits its turn with the rest of the load (see the README,
-//! "Scheduling with hints").
+//! busy with a batch request waits its turn with the rest of the load (see
+//! `docs/scheduling.md`).
 //!
 //! The reply tells what the handler itself read at each of its polls, e.g.
 //! `ok interactive polls=8 priority=-5..-5 class=interactive..interactive result=0x1f3a…
@@ -43,8 +43,8 @@
 //! threads that only burn CPU meanwhile: load that carries no hint, against which a scheduler
 //! that honours the hints can favour the workers while they poll interactive requests.
 //!
-//! The runtime connects to a `tld_data_map` pinned by a scheduler on its own (see the README,
-//! "Connecting to the kernel"); without one, the hints work as thread-locals and the server
+//! The runtime connects to a `tld_data_map` pinned by a scheduler on its own (see
+//! `docs/rust.md`, "Connecting to the kernel"); without one, the hints work as thread-locals and the server
 //! says so at start.
 
 use std::net::SocketAddr;

@@ -366,7 +366,7 @@ fn p7_verdict(figures: &[(String, String)]) -> Option<String> {
         if met {
             "met"
         } else {
-            "MISSED (on a busy host these are the host's figures; see the README)"
+            "MISSED (on a busy host these are the host's figures; see docs/scheduling.md)"
         }
     ))
 }

@@ -44,7 +44,7 @@ const BOOST_CPU_SHARE: f64 = 0.5;
 /// Starvation: 8 threads of one process claim to be interactive (latency hint, priority -20)
 /// and try every way around the hog rule while burning CPU: sleeping 1 µs every 79 ms,
 /// toggling the hint, starting new critical threads. Beside them, 4 unhinted CPU-bound
-/// threads run for 30 s. The unhinted threads get at least the share the README promises
+/// threads run for 30 s. The unhinted threads get at least the share `docs/scheduling.md` promises
 /// (half of their weighted fair share, counting the hostile threads' capped boost of their
 /// weight and every hostile thread alive at once), none of them stops for long, and the
 /// scheduler is neither ejected by the watchdog nor exits.
