@@ -47,6 +47,9 @@ class Status(ctypes.Structure):
         ("parts", ctypes.c_uint32),
         ("sharing", ctypes.c_int),
         ("runtime_id", ctypes.c_uint64),
+        ("registration_failures", ctypes.c_uint64),
+        ("last_registration_error", ctypes.c_char * 256),
+        ("watcher", ctypes.c_int),
     ]
 
     CONNECTED = 1
@@ -90,6 +93,8 @@ def _load():
     lib.tld_thread_init.restype = ctypes.c_int
     lib.tld_get_status.argtypes = [ctypes.POINTER(Status), ctypes.c_size_t]
     lib.tld_get_status.restype = ctypes.c_int
+    lib.tld_set_watcher.argtypes = [ctypes.c_int]
+    lib.tld_set_watcher.restype = None
     return lib
 
 
@@ -160,6 +165,11 @@ def thread_init():
 def free():
     """Gives the calling thread's page back now (it is given back as the thread ends)."""
     _lib.tld_free()
+
+
+def set_watcher(on):
+    """Allows (the default) or forbids the watcher thread, which follows the map's pin."""
+    _lib.tld_set_watcher(1 if on else 0)
 
 
 def status():
