@@ -480,6 +480,15 @@ mod guard_vm {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        let st = tld_runtime::status();
+        eprintln!(
+            "{REPORT}{mode}: own values back after {:.0} ms; {} repairs so far, {} failed \
+             registrations (last: {:?})",
+            stopped.elapsed().as_secs_f64() * 1000.0,
+            st.guard_repairs,
+            st.registration_failures,
+            st.last_registration_error
+        );
         (reads, said, stopped.elapsed())
     }
 

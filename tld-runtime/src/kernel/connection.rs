@@ -564,7 +564,7 @@ impl Runtime {
                     if stale {
                         // Only where the new guard's stamps count: the map it guards.
                         for map in conn.maps().filter(|m| m.guarded()) {
-                            self.register_in(map, |_| true);
+                            let _ = self.register_in(map, |_| true);
                         }
                     }
                 }
@@ -577,7 +577,6 @@ impl Runtime {
         if spoofs <= guard.seen {
             return;
         }
-        guard.seen = spoofs;
         // The threads whose elements carry the guard's mark of a spoofed one, found without
         // the lock (a lookup each), then registered again under it.
         let maps: Vec<Arc<TldMap>> = read(&self.conn)
@@ -589,15 +588,26 @@ impl Runtime {
         let mut conn = write(&self.conn);
         conn.guard_repairs += 1;
         drop(conn);
+        let mut whole = true;
         for map in maps {
             let spoofed: Vec<i32> = tids.iter().copied().filter(|&t| map.spoofed(t)).collect();
             if spoofed.is_empty() {
                 continue;
             }
             let conn = write(&self.conn);
-            if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
-                self.register_in(&map, |tid| spoofed.contains(&tid));
+            if !conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
+                continue;
             }
+            let failed = self.register_in(&map, |tid| spoofed.contains(&tid));
+            drop(conn);
+            // A registration that failed (the element's lock contended by the attacker's
+            // updates, say) leaves the mark, and no new spoof may come to count: look again.
+            whole &= failed.is_empty() && !spoofed.iter().any(|&t| map.spoofed(t));
+        }
+        // Until every mark is gone, the count is taken as unseen, and the next tick repairs
+        // what is left.
+        if whole {
+            guard.seen = spoofs;
         }
     }
 
@@ -622,16 +632,19 @@ impl Runtime {
             }
             let conn = write(&self.conn);
             if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
-                self.register_in(&map, |tid| missing.contains(&tid));
+                let failed = self.register_in(&map, |tid| missing.contains(&tid));
+                map.look_again(&failed);
             }
         }
     }
 
     /// Registers again in `map`, with their own pages, the threads for whose id `which` says
-    /// so. The caller holds the connection's write lock, under which every record is whole.
-    fn register_in(&self, map: &TldMap, which: impl Fn(i32) -> bool) {
+    /// so, and returns those whose registration failed (but for threads that are exiting).
+    /// The caller holds the connection's write lock, under which every record is whole.
+    fn register_in(&self, map: &TldMap, which: impl Fn(i32) -> bool) -> Vec<i32> {
+        let mut failed = Vec::new();
         let Ok(meta) = self.published() else {
-            return;
+            return failed;
         };
         let start = self.layout.plan.start;
         // A thread that is exiting fails with ESRCH, and that is fine; any other failure is
@@ -639,11 +652,15 @@ impl Runtime {
         for (_, record) in self.threads.iter() {
             if which(record.tid) {
                 match map.register(record.tid, record.block.addr() as u64, meta, start) {
-                    Err(e) if e.errno() != Some(libc::ESRCH) => self.registration_errors.record(&e),
+                    Err(e) if e.errno() != Some(libc::ESRCH) => {
+                        self.registration_errors.record(&e);
+                        failed.push(record.tid);
+                    }
                     _ => {}
                 }
             }
         }
+        failed
     }
 }
 

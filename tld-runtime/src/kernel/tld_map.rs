@@ -152,6 +152,15 @@ impl TldMap {
         std::mem::take(&mut *lock(&self.pending))
     }
 
+    /// Puts threads back among those whose stamps the watcher looks for: their registration
+    /// again failed (the element's lock was contended, say), so their elements are as they
+    /// were and are looked at next time.
+    pub fn look_again(&self, tids: &[i32]) {
+        if self.guarded() && !tids.is_empty() {
+            lock(&self.pending).extend_from_slice(tids);
+        }
+    }
+
     /// Whether thread `tid`'s element lacks the guard's stamp: the guard's program, which
     /// stamps an element right after the update, was skipped (the kernel skips a tracing
     /// program while another run of it holds the CPU). `false` if the thread is gone or its
