@@ -15,6 +15,7 @@
 //! memory access, whatever the phase.
 
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 
 use crate::threads::thread_table::SlotId;
 
@@ -126,8 +127,21 @@ struct Fallback {
     id: usize,
     /// The value's length in bytes.
     len: usize,
-    /// Its storage, at least `len` bytes, 8-aligned.
-    buf: Box<[u64]>,
+    /// Its storage, at least `len` bytes, 8-aligned: a boxed slice of words, held by a raw
+    /// pointer rather than a `Box`. The thread keeps pointers into it while the record moves
+    /// (the vector grows) and is found again by `iter_mut`; a `Box` would assert unique access
+    /// each time, which invalidates those pointers under Rust's aliasing rules (miri found
+    /// it).
+    buf: NonNull<[u64]>,
+}
+
+impl Drop for Fallback {
+    fn drop(&mut self) {
+        // SAFETY: `buf` comes from `Box::into_raw` in `fallback_slot`, and only this drop frees
+        // it, once. The thread's pointers into it are not used after its fallback storage is
+        // destroyed (the storage lives as long as the thread's thread-locals).
+        drop(unsafe { Box::from_raw(self.buf.as_ptr()) });
+    }
 }
 
 /// Per-thread storage for a value that has no place in the thread's block: a hint that the
@@ -143,19 +157,14 @@ pub fn fallback_slot(id: usize, init: &[u8]) -> Option<*mut u8> {
     FALLBACK
         .try_with(|slots| {
             let mut slots = slots.try_borrow_mut().ok()?;
-            if let Some(slot) = slots.iter_mut().find(|s| s.id == id && s.len == init.len()) {
-                return Some(slot.buf.as_mut_ptr().cast::<u8>());
+            if let Some(slot) = slots.iter().find(|s| s.id == id && s.len == init.len()) {
+                return Some(slot.buf.as_ptr().cast::<u8>());
             }
-            let mut buf = vec![0u64; init.len().div_ceil(8).max(1)].into_boxed_slice();
+            let words = vec![0u64; init.len().div_ceil(8).max(1)].into_boxed_slice();
+            let buf = NonNull::from(Box::leak(words));
+            let p = buf.as_ptr().cast::<u8>();
             // SAFETY: `buf` has at least `init.len()` bytes, and the two do not overlap.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    init.as_ptr(),
-                    buf.as_mut_ptr().cast::<u8>(),
-                    init.len(),
-                )
-            };
-            let p = buf.as_mut_ptr().cast::<u8>();
+            unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), p, init.len()) };
             slots.push(Fallback {
                 id,
                 len: init.len(),
