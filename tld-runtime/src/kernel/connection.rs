@@ -575,8 +575,12 @@ impl Runtime {
             return;
         };
         if spoofs <= guard.seen {
+            self.audit(guard);
             return;
         }
+        let now = Instant::now();
+        guard.audit_until = Some(now + AUDIT_FOR);
+        guard.audited = Some(now);
         // The threads whose elements carry the guard's mark of a spoofed one, found without
         // the lock (a lookup each), then registered again under it.
         let maps: Vec<Arc<TldMap>> = read(&self.conn)
@@ -608,6 +612,50 @@ impl Runtime {
         // what is left.
         if whole {
             guard.seen = spoofs;
+        }
+    }
+
+    /// While an attack goes on (a spoof seen in the last [`AUDIT_FOR`]), every
+    /// [`AUDIT_EVERY`] looks at every thread's element in the guarded maps and registers again
+    /// the threads whose elements carry no stamp, the mark of a spoofed one, or are gone:
+    /// updates by another process for which the guard's program was skipped, or deletions,
+    /// leave no count to follow.
+    fn audit(&self, guard: &mut GuardEvents) {
+        let Some(until) = guard.audit_until else {
+            return;
+        };
+        let now = Instant::now();
+        if now >= until {
+            guard.audit_until = None;
+            return;
+        }
+        if guard
+            .audited
+            .is_some_and(|at| now.duration_since(at) < AUDIT_EVERY)
+        {
+            return;
+        }
+        guard.audited = Some(now);
+        let maps: Vec<Arc<TldMap>> = read(&self.conn)
+            .maps()
+            .filter(|m| m.guarded())
+            .cloned()
+            .collect();
+        let tids: Vec<i32> = self.threads.iter().map(|(_, r)| r.tid).collect();
+        for map in maps {
+            let broken: Vec<i32> = tids
+                .iter()
+                .copied()
+                .filter(|&t| map.needs_repair(t))
+                .collect();
+            if broken.is_empty() {
+                continue;
+            }
+            let conn = write(&self.conn);
+            if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
+                let failed = self.register_in(&map, |tid| broken.contains(&tid));
+                map.look_again(&failed);
+            }
         }
     }
 
@@ -748,7 +796,20 @@ struct GuardEvents {
     seen: u64,
     /// The id of the map the guard guards, as it says (key 0 of its event map).
     map_id: Option<u32>,
+    /// Until when every thread's element is audited ([`AUDIT_FOR`] after the last spoof seen).
+    audit_until: Option<Instant>,
+    /// When the last audit ran.
+    audited: Option<Instant>,
 }
+
+/// How long after the last spoofed update seen the watcher audits every thread's element.
+/// When the guard's program is skipped for an attacker's update (the kernel skips a tracing
+/// program while another run of it holds the CPU), nothing marks the element and no count
+/// moves: only a look at each element finds it, unstamped.
+const AUDIT_FOR: Duration = Duration::from_secs(10);
+
+/// How often the watcher audits while an attack goes on: a lookup per thread each time.
+const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
 impl GuardEvents {
     /// Opens the pin again if it appeared, went, or was replaced since the last look, and says

@@ -263,6 +263,30 @@ impl TldMap {
         })
     }
 
+    /// Whether thread `tid`'s element must be registered again while an attack goes on: it
+    /// carries the guard's mark of a spoofed element, or no stamp at all (the guard's program
+    /// was skipped for another process's update, so nothing marked it), or it is gone (another
+    /// process deleted it). `false` if the thread is gone or the element cannot be read.
+    pub fn needs_repair(&self, tid: i32) -> bool {
+        let Ok(pidfd) = sys::pidfd_open_thread(tid) else {
+            return false;
+        };
+        let mut value = [0u8; wire::MAP_VALUE_MAX];
+        match sys::map_lookup_int_key(
+            self.fd.as_fd(),
+            pidfd.as_raw_fd(),
+            self.value_size(),
+            &mut value,
+        ) {
+            Ok(()) => {
+                let stamp = &value[wire::MAP_VALUE_START_OFFSET + 2..wire::MAP_VALUE_SIZE_7];
+                stamp.iter().all(|&b| b == 0) || stamp.iter().all(|&b| b == 0xff)
+            }
+            Err(libc::ENOENT) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Whether thread `tid`'s element carries the guard's mark of a spoofed element (all ones
     /// where the stamp goes: the guard writes it on an element another process registered,
     /// and no right stamp takes that value). `false` if the thread is gone or its element

@@ -176,7 +176,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    for _ in 0..20_000 {
+                    for _ in 0..if cfg!(miri) { 200 } else { 20_000 } {
                         let Some(i) = stack.pop(|i| &links[i as usize]) else {
                             continue;
                         };
