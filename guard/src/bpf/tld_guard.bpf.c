@@ -116,13 +116,20 @@ struct {
 /*
  * Key 0 of tld_guard_events (no process has thread group id 0) describes the
  * guard itself: its spoofed member holds guarded_map_id, so that a runtime
- * checks its registrations for the stamp in the guarded map only.
- * tld_guard_publish writes it; the loader runs it once, after loading.
+ * checks its registrations for the stamp in the guarded map only, and its
+ * last_writer the loader's thread group id: the guard's programs stay
+ * attached while that process lives (its links end with it), which is how a
+ * runtime tells a dead guard's leftover pin from a live guard whose program
+ * the kernel skipped now and then. tld_guard_publish writes it; the loader
+ * runs it once, after loading.
  */
 SEC("syscall")
 int tld_guard_publish(void *ctx)
 {
-	struct tld_guard_event self = { .spoofed = guarded_map_id };
+	struct tld_guard_event self = {
+		.spoofed = guarded_map_id,
+		.last_writer = bpf_get_current_pid_tgid() >> 32,
+	};
 	__u32 zero = 0;
 
 	return bpf_map_update_elem(&tld_guard_events, &zero, &self, 0 /* BPF_ANY */);

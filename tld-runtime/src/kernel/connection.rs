@@ -570,7 +570,7 @@ impl Runtime {
                 }
             }
         }
-        self.verify_stamps();
+        self.verify_stamps(guard);
         let Some(spoofs) = guard.spoofs() else {
             return;
         };
@@ -663,7 +663,7 @@ impl Runtime {
     /// look, and registers again those that lack it (the guard's program was skipped). The
     /// looks are made without the connection's lock; a thread registered again is looked at
     /// again next time.
-    fn verify_stamps(&self) {
+    fn verify_stamps(&self, guard: &GuardEvents) {
         let maps: Vec<Arc<TldMap>> = read(&self.conn)
             .maps()
             .filter(|m| m.has_pending())
@@ -676,6 +676,12 @@ impl Runtime {
                 .filter(|&tid| map.guarded() && map.stamp_missing(tid))
                 .collect();
             if missing.is_empty() {
+                continue;
+            }
+            // Stamps missing in a row from a guard whose loader has exited: its pin outlived
+            // it, and nothing stamps any more.
+            if map.many_misses() && guard.maybe_gone() {
+                map.set_guarded(false);
                 continue;
             }
             let conn = write(&self.conn);
@@ -796,6 +802,9 @@ struct GuardEvents {
     seen: u64,
     /// The id of the map the guard guards, as it says (key 0 of its event map).
     map_id: Option<u32>,
+    /// The thread group id of the process that loaded the guard, as it says (key 0 of its
+    /// event map): the guard's programs stay attached while it lives.
+    loader: Option<i32>,
     /// Until when every thread's element is audited ([`AUDIT_FOR`] after the last spoof seen).
     audit_until: Option<Instant>,
     /// When the last audit ran.
@@ -847,12 +856,30 @@ impl GuardEvents {
             fd,
             ..GuardEvents::default()
         };
-        // Key 0 (no process's id) names the guarded map, in its first word.
+        // Key 0 (no process's id) names the guarded map, in its first word, and the loader.
         events.map_id = events
             .entry(0)
             .and_then(|v| u32::try_from(v.unwrap_or(0)).ok())
             .filter(|&id| id != 0);
+        events.loader = events.loader_of_key0();
         events
+    }
+
+    /// The loader's thread group id in key 0's `last_writer` (0: a guard that does not say).
+    fn loader_of_key0(&self) -> Option<i32> {
+        use std::os::fd::AsFd;
+        let fd = self.fd.as_ref()?;
+        let mut value = [0u8; 24];
+        crate::kernel::sys::map_lookup_int_key(fd.as_fd(), 0, value.len(), &mut value).ok()?;
+        let pid = i32::from_ne_bytes(value[20..24].try_into().ok()?);
+        (pid > 0).then_some(pid)
+    }
+
+    /// Whether the guard may be gone: it does not say who loaded it, or its loader has exited
+    /// (its links, and with them its programs, ended with it).
+    fn maybe_gone(&self) -> bool {
+        self.loader
+            .is_none_or(|pid| !crate::kernel::sys::process_exists(pid))
     }
 
     /// Whether registrations in map `id` should check for this guard's stamp: a guard is

@@ -269,6 +269,18 @@ pub fn map_delete_int_key(map: BorrowedFd<'_>, key: i32) -> Result<(), i32> {
     unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) }.map(drop)
 }
 
+/// Whether a process with thread group id `pid` exists (`kill(pid, 0)`: it may belong to
+/// another user, which `EPERM` says).
+pub fn process_exists(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it takes its arguments by value and touches no
+    // user memory.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || errno() != libc::ESRCH
+}
+
 /// `pidfd_open(tid, PIDFD_THREAD)`: a pidfd for one thread of this process.
 pub fn pidfd_open_thread(tid: i32) -> Result<OwnedFd, i32> {
     // SAFETY: pidfd_open takes a pid and flags by value and touches no user memory.

@@ -30,11 +30,13 @@ pub struct TldMap {
     misses: AtomicU32,
 }
 
-/// Stamps in a row found missing after which the guard is taken to be gone (a scheduler killed
-/// before it could remove the guard's pin): registrations stop being checked until a guard's
-/// pin appears again. A live guard misses a stamp only when its program is skipped (another
-/// run of it holds the CPU), which never happens this often in a row.
-const GUARD_GONE_AFTER: u32 = 16;
+/// Stamps in a row found missing after which the connection's watcher asks whether the guard
+/// is gone (a scheduler killed before it could remove the guard's pin): if the guard's loader
+/// no longer runs, or the guard does not say who loaded it, registrations stop being checked
+/// until a guard's pin appears again. A live guard misses stamps when the kernel skips its
+/// program (another run of it holds the CPU), which under an attack on a busy machine can
+/// happen many times in a row: misses alone never decide.
+pub const GUARD_GONE_AFTER: u32 = 16;
 
 impl TldMap {
     /// Duplicates `fd` and checks that it is a task local data map.
@@ -164,19 +166,23 @@ impl TldMap {
     /// Whether thread `tid`'s element lacks the guard's stamp: the guard's program, which
     /// stamps an element right after the update, was skipped (the kernel skips a tracing
     /// program while another run of it holds the CPU). `false` if the thread is gone or its
-    /// element cannot be read. Enough misses in a row and the map is taken to be guarded no
-    /// more ([`GUARD_GONE_AFTER`]).
+    /// element cannot be read. Misses in a row are counted ([`TldMap::many_misses`]).
     pub fn stamp_missing(&self, tid: i32) -> bool {
         let Ok(pidfd) = sys::pidfd_open_thread(tid) else {
             return false;
         };
         let missing = !self.stamped(pidfd.as_fd());
-        if !missing {
+        if missing {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        } else {
             self.misses.store(0, Ordering::Relaxed);
-        } else if self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= GUARD_GONE_AFTER {
-            self.set_guarded(false);
         }
         missing
+    }
+
+    /// Whether [`GUARD_GONE_AFTER`] stamps or more in a row were found missing.
+    pub fn many_misses(&self) -> bool {
+        self.misses.load(Ordering::Relaxed) >= GUARD_GONE_AFTER
     }
 
     /// The kernel's id of the map.
