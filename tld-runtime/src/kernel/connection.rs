@@ -627,6 +627,22 @@ impl Runtime {
         let now = Instant::now();
         if now >= until {
             guard.audit_until = None;
+            // The attack is over: every thread registers again once. A spoof for which the
+            // guard's program was skipped, with stamp bytes copied from the victim's element,
+            // looks right to user space (the page pointers are hidden from it), and only a new
+            // registration replaces it.
+            let maps: Vec<Arc<TldMap>> = read(&self.conn)
+                .maps()
+                .filter(|m| m.guarded())
+                .cloned()
+                .collect();
+            for map in maps {
+                let conn = write(&self.conn);
+                if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
+                    let failed = self.register_in(&map, |_| true);
+                    map.look_again(&failed);
+                }
+            }
             return;
         }
         if guard
@@ -811,11 +827,12 @@ struct GuardEvents {
     audited: Option<Instant>,
 }
 
-/// How long after the last spoofed update seen the watcher audits every thread's element.
-/// When the guard's program is skipped for an attacker's update (the kernel skips a tracing
-/// program while another run of it holds the CPU), nothing marks the element and no count
-/// moves: only a look at each element finds it, unstamped.
-const AUDIT_FOR: Duration = Duration::from_secs(10);
+/// How long after the last spoofed update seen the watcher audits every thread's element, and
+/// then registers every thread again once. When the guard's program is skipped for an
+/// attacker's update (the kernel skips a tracing program while another run of it holds the
+/// CPU), nothing marks the element and no count moves: a look at each element finds it if it
+/// is unstamped, and the final registration replaces it if its stamp bytes were copied.
+const AUDIT_FOR: Duration = Duration::from_secs(5);
 
 /// How often the watcher audits while an attack goes on: a lookup per thread each time.
 const AUDIT_EVERY: Duration = Duration::from_secs(1);
