@@ -56,11 +56,12 @@ fn a_rust_plugin_joins_the_executables_runtime() {
     // SAFETY: loading the test plugin runs no initializer that could conflict with this test.
     let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     assert!(!handle.is_null(), "dlopen of the plugin");
-    // SAFETY: the types of tests/c/plugin.h.
-    let (set, info): (
+    type PluginFns = (
         extern "C" fn(u64, u32),
         unsafe extern "C" fn(*mut PluginInfo),
-    ) = unsafe {
+    );
+    // SAFETY: the types of tests/c/plugin.h.
+    let (set, info): PluginFns = unsafe {
         (
             function(handle, "plugin_a_set"),
             function(handle, "plugin_a_info"),

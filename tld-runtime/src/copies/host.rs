@@ -148,11 +148,10 @@ impl Runtime {
             value[..hint.init.len()].copy_from_slice(&hint.init);
             template[offset..offset + hint.size].copy_from_slice(&value);
             for (_, record) in self.threads.iter() {
-                // SAFETY: the record is a live thread's block (the write lock keeps every
-                // record as it is), a mapped page of `block_size` bytes; `offset + size` lies
-                // in its data area (checked against the metadata page above). Nothing else
-                // of this process uses these bytes: the key is not published yet, or its part
-                // left. BPF may race on a published key, hence volatile writes.
+                // Nothing else of this process uses these bytes: the key is not published yet,
+                // or its part left. BPF may race on a published key, hence volatile writes.
+                // SAFETY: a live thread's block (the write lock keeps every record whole), with
+                // `offset + size` in its data area (checked against the metadata page above).
                 unsafe { write_bytes_volatile((record.block.addr() + offset) as *mut u8, &value) };
             }
             if placement == Placement::New {

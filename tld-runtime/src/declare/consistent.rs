@@ -184,11 +184,11 @@ impl<T: TldType> ConsistentTaskLocal<T> {
         // SAFETY: only the layout places the hint (through `Hint::place`), for its
         // `Hint::size()` bytes at a multiple of 8; the entry stays within them.
         let p = unsafe { self.core.slot() }?;
-        // SAFETY: `p` is 8-aligned and the entry's word and both copies lie inside the block;
-        // `T::Raw` has `T`'s alignment (<= 8) and is `Pod`. The word is only accessed through
-        // `Entry`. The entry is used only within the calling thread's current access (every
-        // caller drops it before returning), and a thread's page (or fallback storage) stays
-        // while the thread runs an access: it goes only when the thread ends or releases it.
+        // The entry lives only for the calling thread's current access (every caller drops it
+        // before returning), and a thread's page (or fallback storage) stays while the thread
+        // runs an access: it goes only when the thread ends or releases it.
+        // SAFETY: `p` is 8-aligned, the word and both copies lie inside the block, `T::Raw` has
+        // `T`'s alignment (<= 8) and is `Pod`; the word is only accessed through `Entry`.
         Some(unsafe { Entry::at(p) })
     }
 
@@ -383,10 +383,10 @@ unsafe impl<T: TldType> Hint for ConsistentTaskLocal<T> {
         true
     }
     fn init_bytes(&self) -> &[u8] {
-        // SAFETY: `InitEntry` is `repr(C)`: the word's 8 bytes, then `[T; 2]` at offset 8 (its
-        // alignment is at most 8), two `T`s with nothing between them, which `TldType`
-        // promises have no padding; so the first `8 + 2 * size_of::<T>()` bytes are
-        // initialized. Trailing padding is left out.
+        // `InitEntry` is `repr(C)`: the word's 8 bytes, then `[T; 2]` at offset 8 (alignment at
+        // most 8), two `T`s with nothing between them. Trailing padding is left out.
+        // SAFETY: so the first `8 + 2 * size_of::<T>()` bytes are initialized (`TldType`
+        // promises `T` has no padding), and they lie inside `self.core.init`.
         unsafe {
             std::slice::from_raw_parts(
                 (&self.core.init as *const InitEntry<T>).cast::<u8>(),
