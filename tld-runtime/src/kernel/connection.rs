@@ -583,27 +583,14 @@ impl Runtime {
         guard.audited = Some(now);
         // The threads whose elements carry the guard's mark of a spoofed one, found without
         // the lock (a lookup each), then registered again under it.
-        let maps: Vec<Arc<TldMap>> = read(&self.conn)
-            .maps()
-            .filter(|m| m.guarded())
-            .cloned()
-            .collect();
-        let tids: Vec<i32> = self.threads.iter().map(|(_, r)| r.tid).collect();
-        let mut conn = write(&self.conn);
-        conn.guard_repairs += 1;
-        drop(conn);
+        write(&self.conn).guard_repairs += 1;
+        let tids = self.thread_ids();
         let mut whole = true;
-        for map in maps {
+        for map in self.maps_where(TldMap::guarded) {
             let spoofed: Vec<i32> = tids.iter().copied().filter(|&t| map.spoofed(t)).collect();
-            if spoofed.is_empty() {
+            let Some(failed) = self.register_again(&map, &spoofed) else {
                 continue;
-            }
-            let conn = write(&self.conn);
-            if !conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
-                continue;
-            }
-            let failed = self.register_in(&map, |tid| spoofed.contains(&tid));
-            drop(conn);
+            };
             // A registration that failed (the element's lock contended by the attacker's
             // updates, say) leaves the mark, and no new spoof may come to count: look again.
             whole &= failed.is_empty() && !spoofed.iter().any(|&t| map.spoofed(t));
@@ -631,15 +618,9 @@ impl Runtime {
             // guard's program was skipped, with stamp bytes copied from the victim's element,
             // looks right to user space (the page pointers are hidden from it), and only a new
             // registration replaces it.
-            let maps: Vec<Arc<TldMap>> = read(&self.conn)
-                .maps()
-                .filter(|m| m.guarded())
-                .cloned()
-                .collect();
-            for map in maps {
-                let conn = write(&self.conn);
-                if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
-                    let failed = self.register_in(&map, |_| true);
+            let tids = self.thread_ids();
+            for map in self.maps_where(TldMap::guarded) {
+                if let Some(failed) = self.register_again(&map, &tids) {
                     map.look_again(&failed);
                 }
             }
@@ -652,24 +633,14 @@ impl Runtime {
             return;
         }
         guard.audited = Some(now);
-        let maps: Vec<Arc<TldMap>> = read(&self.conn)
-            .maps()
-            .filter(|m| m.guarded())
-            .cloned()
-            .collect();
-        let tids: Vec<i32> = self.threads.iter().map(|(_, r)| r.tid).collect();
-        for map in maps {
+        let tids = self.thread_ids();
+        for map in self.maps_where(TldMap::guarded) {
             let broken: Vec<i32> = tids
                 .iter()
                 .copied()
                 .filter(|&t| map.needs_repair(t))
                 .collect();
-            if broken.is_empty() {
-                continue;
-            }
-            let conn = write(&self.conn);
-            if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
-                let failed = self.register_in(&map, |tid| broken.contains(&tid));
+            if let Some(failed) = self.register_again(&map, &broken) {
                 map.look_again(&failed);
             }
         }
@@ -680,12 +651,7 @@ impl Runtime {
     /// looks are made without the connection's lock; a thread registered again is looked at
     /// again next time.
     fn verify_stamps(&self, guard: &GuardEvents) {
-        let maps: Vec<Arc<TldMap>> = read(&self.conn)
-            .maps()
-            .filter(|m| m.has_pending())
-            .cloned()
-            .collect();
-        for map in maps {
+        for map in self.maps_where(TldMap::has_pending) {
             let missing: Vec<i32> = map
                 .take_pending()
                 .into_iter()
@@ -700,12 +666,37 @@ impl Runtime {
                 map.set_guarded(false);
                 continue;
             }
-            let conn = write(&self.conn);
-            if conn.maps().any(|m| Arc::ptr_eq(m, &map)) {
-                let failed = self.register_in(&map, |tid| missing.contains(&tid));
+            if let Some(failed) = self.register_again(&map, &missing) {
                 map.look_again(&failed);
             }
         }
+    }
+
+    /// The connected maps that `keep` selects, taken out from under the lock, so that their
+    /// elements are looked at (a lookup each) without it.
+    fn maps_where(&self, keep: impl Fn(&TldMap) -> bool) -> Vec<Arc<TldMap>> {
+        read(&self.conn)
+            .maps()
+            .filter(|m| keep(m))
+            .cloned()
+            .collect()
+    }
+
+    /// The ids of the threads that have a block.
+    fn thread_ids(&self) -> Vec<i32> {
+        self.threads.iter().map(|(_, r)| r.tid).collect()
+    }
+
+    /// Registers again in `map`, under the connection's write lock, the threads in `tids`:
+    /// those whose registration failed, or `None` if `map` is no longer connected (or there
+    /// was nobody to register).
+    fn register_again(&self, map: &Arc<TldMap>, tids: &[i32]) -> Option<Vec<i32>> {
+        if tids.is_empty() {
+            return None;
+        }
+        let conn = write(&self.conn);
+        let connected = conn.maps().any(|m| Arc::ptr_eq(m, map));
+        connected.then(|| self.register_in(map, |tid| tids.contains(&tid)))
     }
 
     /// Registers again in `map`, with their own pages, the threads for whose id `which` says

@@ -38,6 +38,21 @@ pub struct TldMap {
 /// happen many times in a row: misses alone never decide.
 pub const GUARD_GONE_AFTER: u32 = 16;
 
+/// Where the guard's stamp lies in a 7.x value: the bytes after `start`, to the value's end.
+const STAMP_AT: usize = wire::MAP_VALUE_START_OFFSET + 2;
+/// The stamp's length in bytes (48 bits).
+const STAMP_LEN: usize = wire::MAP_VALUE_SIZE_7 - STAMP_AT;
+
+/// Whether stamp bytes are all zero: what a registration writes, and no guard has stamped.
+fn stamp_is_zero(stamp: &[u8]) -> bool {
+    stamp.iter().all(|&b| b == 0)
+}
+
+/// Whether stamp bytes are the guard's mark of a spoofed element (all ones).
+fn stamp_is_spoofed(stamp: &[u8]) -> bool {
+    stamp.iter().all(|&b| b == 0xff)
+}
+
 impl TldMap {
     /// Duplicates `fd` and checks that it is a task local data map.
     pub fn from_fd(fd: BorrowedFd<'_>) -> Result<TldMap, Error> {
@@ -274,22 +289,10 @@ impl TldMap {
     /// was skipped for another process's update, so nothing marked it), or it is gone (another
     /// process deleted it). `false` if the thread is gone or the element cannot be read.
     pub fn needs_repair(&self, tid: i32) -> bool {
-        let Ok(pidfd) = sys::pidfd_open_thread(tid) else {
-            return false;
-        };
-        let mut value = [0u8; wire::MAP_VALUE_MAX];
-        match sys::map_lookup_int_key(
-            self.fd.as_fd(),
-            pidfd.as_raw_fd(),
-            self.value_size(),
-            &mut value,
-        ) {
-            Ok(()) => {
-                let stamp = &value[wire::MAP_VALUE_START_OFFSET + 2..wire::MAP_VALUE_SIZE_7];
-                stamp.iter().all(|&b| b == 0) || stamp.iter().all(|&b| b == 0xff)
-            }
-            Err(libc::ENOENT) => true,
-            Err(_) => false,
+        match self.stamp_of_thread(tid) {
+            Some(Ok(stamp)) => stamp_is_zero(&stamp) || stamp_is_spoofed(&stamp),
+            Some(Err(e)) => e == libc::ENOENT,
+            None => false,
         }
     }
 
@@ -298,39 +301,37 @@ impl TldMap {
     /// and no right stamp takes that value). `false` if the thread is gone or its element
     /// cannot be read.
     pub fn spoofed(&self, tid: i32) -> bool {
-        let Ok(pidfd) = sys::pidfd_open_thread(tid) else {
-            return false;
-        };
+        matches!(self.stamp_of_thread(tid), Some(Ok(stamp)) if stamp_is_spoofed(&stamp))
+    }
+
+    /// Whether the element of the thread behind `pidfd` carries a stamp: the guard's bytes after
+    /// `start`, which a registration writes as zeros (a real stamp is zero once in 2^48).
+    fn stamped(&self, pidfd: BorrowedFd<'_>) -> bool {
+        // An element that cannot be read cannot tell: do not insist.
+        self.stamp_of(pidfd)
+            .map_or(true, |stamp| !stamp_is_zero(&stamp))
+    }
+
+    /// The stamp bytes of thread `tid`'s element, or the lookup's errno; `None` if the thread
+    /// is gone.
+    fn stamp_of_thread(&self, tid: i32) -> Option<Result<[u8; STAMP_LEN], i32>> {
+        let pidfd = sys::pidfd_open_thread(tid).ok()?;
+        Some(self.stamp_of(pidfd.as_fd()))
+    }
+
+    /// The stamp bytes (the guard's, after `start`) of the element of the thread behind
+    /// `pidfd`, or the lookup's errno.
+    fn stamp_of(&self, pidfd: BorrowedFd<'_>) -> Result<[u8; STAMP_LEN], i32> {
         let mut value = [0u8; wire::MAP_VALUE_MAX];
         sys::map_lookup_int_key(
             self.fd.as_fd(),
             pidfd.as_raw_fd(),
             self.value_size(),
             &mut value,
-        )
-        .is_ok_and(|()| {
-            value[wire::MAP_VALUE_START_OFFSET + 2..wire::MAP_VALUE_SIZE_7]
-                .iter()
-                .all(|&b| b == 0xff)
-        })
-    }
-
-    /// Whether the element of the thread behind `pidfd` carries a stamp: the guard's bytes after
-    /// `start`, which a registration writes as zeros (a real stamp is zero once in 2^48).
-    fn stamped(&self, pidfd: BorrowedFd<'_>) -> bool {
-        let mut value = [0u8; wire::MAP_VALUE_MAX];
-        match sys::map_lookup_int_key(
-            self.fd.as_fd(),
-            pidfd.as_raw_fd(),
-            self.value_size(),
-            &mut value,
-        ) {
-            Ok(()) => value[wire::MAP_VALUE_START_OFFSET + 2..wire::MAP_VALUE_SIZE_7]
-                .iter()
-                .any(|&b| b != 0),
-            // Cannot tell: do not insist.
-            Err(_) => true,
-        }
+        )?;
+        let mut stamp = [0u8; STAMP_LEN];
+        stamp.copy_from_slice(&value[STAMP_AT..STAMP_AT + STAMP_LEN]);
+        Ok(stamp)
     }
 
     /// Deletes thread `tid`'s storage. A thread that is already gone is not an error.
